@@ -1,0 +1,122 @@
+"""The contract every KGE decoder (scoring function) in :mod:`mmgnn.nn.kge` follows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+# Elements of the largest (B, chunk, d) intermediate that a chunked 1-to-all scorer may build:
+# 2**22 floats = 16 MiB, which keeps the working set near the CPU caches and the peak memory flat.
+DEFAULT_CHUNK_ELEMENTS = 2**22
+
+
+class KGEDecoder(torch.nn.Module):
+    r"""Base class of link-prediction heads.
+
+    A decoder owns its **relation** parameters and scores **entity representations given from
+    outside** (an embedding table, a GNN encoder or a fusion module), so it serves as the
+    link-prediction head of any PyG model. Higher scores mean more plausible triples.
+
+    Subclasses implement :meth:`score_hrt` and, where the model allows a faster form than the
+    generic chunked one, :meth:`score_t` / :meth:`score_h` (a matrix product for bilinear models,
+    :math:`\|q\|^2 + \|e\|^2 - 2 q \cdot e` for squared distances). No 1-to-all scorer ever
+    materialises a :obj:`(B, N, d)` tensor: the generic path works on candidate chunks whose
+    :obj:`(B, chunk, d)` intermediate stays under ``chunk_elements``.
+
+    Args:
+        num_relations (int): Number of relations (include inverses if the model uses them).
+        hidden_channels (int): Embedding size (complex models: number of complex dimensions).
+        chunk_elements (int, optional): Bound on the elements of the intermediate of chunked
+            1-to-all scoring. (default: :obj:`2**22`)
+
+    Shapes:
+        - **score_hrt:** heads :math:`(B, F)`, relations :math:`(B,)`, tails :math:`(B, F)`
+          :math:`\rightarrow (B,)`, where :math:`F` is :attr:`entity_channels`.
+        - **score_t:** heads :math:`(B, F)`, relations :math:`(B,)`, candidates :math:`(N, F)`
+          :math:`\rightarrow (B, N)`.
+        - **score_h:** relations :math:`(B,)`, tails :math:`(B, F)`, candidates :math:`(N, F)`
+          :math:`\rightarrow (B, N)`.
+        - **forward:** node features :math:`(|V|, F)`, edges :math:`(2, E)`, edge types
+          :math:`(E,)` :math:`\rightarrow (E,)`.
+    """
+
+    def __init__(self, num_relations: int, hidden_channels: int,
+                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> None:
+        super().__init__()
+        if num_relations <= 0 or hidden_channels <= 0:
+            raise ValueError(
+                f"{type(self).__name__} needs num_relations > 0 and hidden_channels > 0, got "
+                f"{num_relations} and {hidden_channels}"
+            )
+        self.num_relations = num_relations
+        self.hidden_channels = hidden_channels
+        self.chunk_elements = chunk_elements
+
+    # ------------------------------------------------------------ parameters
+    @property
+    def entity_channels(self) -> int:
+        """Width of the entity representations this decoder scores (2 × hidden for complex)."""
+        return self.hidden_channels
+
+    def reset_parameters(self) -> None:
+        """Resets the relation parameters to the paper's initialisation."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def reset_entity_parameters(self, weight: Tensor) -> None:
+        """Initialises an entity embedding table the way the decoder's paper does."""
+        torch.nn.init.xavier_uniform_(weight)
+
+    @torch.no_grad()
+    def constrain_entities_(self, weight: Tensor) -> None:
+        """Applies the paper's constraint to an entity table after each step (default: none)."""
+
+    def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
+        """Per-dimension magnitudes of the factors of each triple, for N3-style regularisation
+        (Lacroix et al., 2018). Decoders without a meaningful regulariser return ``[]``."""
+        return []
+
+    # --------------------------------------------------------------- scoring
+    def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        """Scores of the triples ``(h[i], r[i], t[i])``: :obj:`(B,)`.
+
+        Must broadcast over leading dimensions (``h`` :obj:`(B, 1, F)`, ``r`` :obj:`(B, 1)`,
+        ``t`` :obj:`(1, C, F)` gives :obj:`(B, C)`): the generic chunked 1-to-all scorers rely
+        on it.
+        """
+        raise NotImplementedError
+
+    def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        """Scores of ``(h[i], r[i], candidates[j])`` for every query ``i`` and candidate ``j``."""
+        return self._chunked(lambda c: self.score_hrt(h[:, None], r[:, None], c[None]),
+                             len(h), candidates)
+
+    def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
+        """Scores of ``(candidates[j], r[i], t[i])`` for every query ``i`` and candidate ``j``."""
+        return self._chunked(lambda c: self.score_hrt(c[None], r[:, None], t[:, None]),
+                             len(t), candidates)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        """Scores the edges of a PyG graph: edge ``(src, dst)`` of type ``r`` is the triple
+        ``(x[src], r, x[dst])``."""
+        return self.score_hrt(x[edge_index[0]], edge_type, x[edge_index[1]])
+
+    def _chunked(self, block: Callable[[Tensor], Tensor], num_queries: int,
+                 candidates: Tensor) -> Tensor:
+        """Runs ``block`` on slices of ``candidates`` small enough for the memory bound."""
+        width = max(candidates.size(-1), 1)
+        chunk = max(1, self.chunk_elements // max(num_queries * width, 1))
+        if chunk >= len(candidates):
+            return block(candidates)
+        return torch.cat([block(c) for c in candidates.split(chunk)], dim=1)
+
+    def extra_repr_args(self) -> str:
+        """Extra ``key=value`` pairs for ``repr`` (e.g. ``p_norm=1``)."""
+        return ""
+
+    def __repr__(self) -> str:
+        extra = self.extra_repr_args()
+        return (f"{type(self).__name__}(num_relations={self.num_relations}, "
+                f"hidden_channels={self.hidden_channels}{', ' + extra if extra else ''})")

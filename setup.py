@@ -1,0 +1,30 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="mmgnn",
+    version="0.1.0",
+    description="Multimodal knowledge graphs on PyTorch Geometric: layers, published systems, "
+    "KGE decoders and filtered link-prediction evaluation.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["mmgnn", "mmgnn.*"]),
+    package_data={"mmgnn.data": ["registry.tsv"]},
+    install_requires=[
+        # torch is not pinned: install the build you want first (CI: `pip install torch==2.13.0`).
+        "torch>=2.1",
+        "torch_geometric>=2.5",
+        "transformers>=4.40",
+        "numpy>=1.24",
+        "tqdm>=4.60",
+        "matplotlib>=3.7",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        # Peers that the benchmarks compare against; never needed to use mmgnn.
+        "bench": ["pykeen>=1.10"],
+        "dev": ["pytest>=7", "ruff>=0.5", "pykeen>=1.10"],
+    },
+    entry_points={"console_scripts": ["mmgnn=mmgnn.cli:main"]},
+)
