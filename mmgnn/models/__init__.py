@@ -1,0 +1,37 @@
+"""Link-prediction models: the structure-only baseline and the published systems."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mmgnn.models.base import LinkPredictor
+from mmgnn.models.kge_model import KGEModel
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
+    from mmgnn.train.config import TrainConfig
+
+
+def available_models() -> list[str]:
+    """Names accepted by :func:`build_model` (and ``mmgnn train --model``)."""
+    from mmgnn.nn.kge import DECODERS
+
+    return sorted(DECODERS)
+
+
+def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
+    """Builds the model a :class:`~mmgnn.train.TrainConfig` names, sized for ``kg``.
+
+    A decoder name (``transe``, ``rotate``, ...) gives a :class:`KGEModel` with that decoder.
+    """
+    from mmgnn.nn.kge import DECODERS, build_decoder
+
+    name = config.model.lower()
+    if name in DECODERS:
+        num_rel = kg.num_relations * (2 if config.reciprocal else 1)
+        decoder = build_decoder(name, num_rel, config.dim, **config.model_args)
+        return KGEModel(kg.num_entities, kg.num_relations, decoder, reciprocal=config.reciprocal)
+    raise ValueError(f"unknown model {config.model!r}; available: {', '.join(available_models())}")
+
+
+__all__ = ["LinkPredictor", "KGEModel", "build_model", "available_models"]

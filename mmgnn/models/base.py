@@ -36,9 +36,10 @@ class LinkPredictor(torch.nn.Module):
         super().__init__()
         expected = 2 * num_relations if reciprocal else num_relations
         if decoder.num_relations != expected:
+            inverses = " and their inverses" if reciprocal else ""
             raise ValueError(
                 f"{type(decoder).__name__} holds {decoder.num_relations} relations, expected "
-                f"{expected} ({num_relations} relations{' and their inverses' if reciprocal else ''})"
+                f"{expected} ({num_relations} relations{inverses})"
             )
         self.num_entities = num_entities
         self.num_relations = num_relations

@@ -1,0 +1,13 @@
+"""Filtered link-prediction evaluation."""
+
+from mmgnn.eval.ranking import (
+    HITS,
+    SIDES,
+    TIES,
+    RankingMetrics,
+    RankingResult,
+    evaluate,
+    rank_of_gold,
+)
+
+__all__ = ["HITS", "SIDES", "TIES", "RankingMetrics", "RankingResult", "evaluate", "rank_of_gold"]

@@ -1,0 +1,9 @@
+"""Negative samplers and 1-to-all batches."""
+
+from mmgnn.sampling.base import NegativeSampler
+from mmgnn.sampling.bernoulli import BernoulliSampler
+from mmgnn.sampling.one_to_all import OneToAllBatch, OneToAllBatches
+from mmgnn.sampling.uniform import UniformSampler
+
+__all__ = ["NegativeSampler", "UniformSampler", "BernoulliSampler", "OneToAllBatch",
+           "OneToAllBatches"]

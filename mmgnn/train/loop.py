@@ -1,0 +1,285 @@
+"""The training loop: plain, readable, resumable."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mmgnn.data.kg import MultiModalKG
+from mmgnn.eval.ranking import RankingResult, evaluate
+from mmgnn.models.base import LinkPredictor
+from mmgnn.nn.losses import NEGATIVE_SAMPLING_LOSSES, ONE_TO_ALL_LOSSES, n3_penalty
+from mmgnn.sampling import BernoulliSampler, NegativeSampler, OneToAllBatches, UniformSampler
+from mmgnn.train.checkpoint import load_checkpoint, save_checkpoint, save_json
+from mmgnn.train.config import TrainConfig
+from mmgnn.train.plot import plot_history
+
+CHECKPOINT = "checkpoint.pt"  # last state, for --resume
+BEST = "best.pt"  # model weights with the best validation MRR
+METRICS = "metrics.json"
+PLOT = "training.png"
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seeds Python, NumPy and torch; returns the generator that drives the run's sampling."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_sampler(kg: MultiModalKG, config: TrainConfig) -> NegativeSampler:
+    flt = kg.filter_index() if config.filtered_negatives else None
+    if config.sampler == "bernoulli":
+        return BernoulliSampler(kg.train, kg.num_entities, kg.num_relations,
+                                config.num_negatives, flt)
+    return UniformSampler(kg.num_entities, config.num_negatives, flt)
+
+
+class Trainer:
+    r"""Trains a :class:`~mmgnn.models.base.LinkPredictor` on a :class:`MultiModalKG`.
+
+    Each epoch shuffles the training triples (or 1-to-all queries), takes optimiser steps with a
+    progress bar, and every ``eval_every`` epochs ranks the **validation** split (filtered, both
+    sides). The model with the best validation MRR is kept in ``best.pt``; the test split is
+    never looked at during training. With an output folder, every epoch ends with an atomic
+    checkpoint (``checkpoint.pt``), the metrics log (``metrics.json``) and the training-curve
+    plot (``training.png``); :meth:`fit` with ``resume=True`` continues from the checkpoint with
+    the same random stream.
+
+    Args:
+        model (LinkPredictor): The model.
+        kg (MultiModalKG): The graph.
+        config (TrainConfig): The run's settings.
+        out_dir (str | Path, optional): Run folder. (default: no files)
+        progress (bool): Show progress bars. (default: :obj:`True`)
+        extra_state (dict, optional): Saved into ``metrics.json`` (dataset name, root, ...).
+    """
+
+    def __init__(self, model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,
+                 out_dir: str | Path | None = None, progress: bool = True,
+                 extra_state: dict | None = None) -> None:
+        self.config = config
+        self.generator = seed_everything(config.seed)
+        self.device = torch.device(config.device)
+        self.model = model.to(self.device)
+        self.kg = kg
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.progress = progress
+        self.extra_state = extra_state or {}
+        self.optimizer = build_optimizer(self.model, config)
+        self.train_triples = kg.train.to(self.device)
+        if config.regime == "negative":
+            self.loss_fn = NEGATIVE_SAMPLING_LOSSES[config.loss](
+                **({"margin": config.margin} if config.loss == "margin" else {}),
+                **({"margin": config.margin, "temperature": config.adversarial_temperature}
+                   if config.loss == "self_adversarial" else {}))
+            self.sampler = build_sampler(kg, config)
+        else:
+            self.loss_fn = ONE_TO_ALL_LOSSES[config.loss](label_smoothing=config.label_smoothing)
+            self.batches = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations,
+                                           reciprocal=model.reciprocal, mode=config.regime)
+        self.history: list[dict] = []
+        self.epoch = 0
+        self.elapsed = 0.0  # seconds of training and validation, summed over resumed sessions
+        self.best_mrr = float("-inf")
+        self.best_epoch = 0
+        self.evals_without_gain = 0
+
+    # ------------------------------------------------------------------ steps
+    def _negative_epoch(self, bar) -> float:
+        cfg, total, count = self.config, 0.0, 0
+        perm = torch.randperm(len(self.train_triples), generator=self.generator)
+        for idx in perm.split(cfg.batch_size):
+            pos = self.train_triples[idx.to(self.device)]
+            neg = self.sampler.sample(pos.cpu(), self.generator).to(self.device)
+            x = self.model.encode()
+            h, r, t = pos.unbind(1)
+            pos_score = self.model.score_hrt(x, h, r, t)
+            neg_score = self.model.score_hrt(x, neg[..., 0], neg[..., 1], neg[..., 2])
+            loss = self.loss_fn(pos_score, neg_score)
+            if cfg.n3:
+                loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
+            total += self._step(loss) * len(idx)
+            count += len(idx)
+            if self._tick(bar, loss):
+                break
+        return total / max(count, 1)
+
+    def _one_to_all_epoch(self, bar) -> float:
+        cfg, total, count = self.config, 0.0, 0
+        n = self.kg.num_entities
+        for batch in self.batches.epoch(cfg.batch_size, self.generator):
+            e, r = batch.entity.to(self.device), batch.relation.to(self.device)
+            x = self.model.encode()
+            scores = self.model.score_t(x, e, r) if batch.side == "tail" \
+                else self.model.score_h(x, r, e)
+            if batch.gold is not None:
+                gold = batch.gold.to(self.device)
+                if cfg.loss == "ce":
+                    loss = self.loss_fn(scores, gold)
+                else:
+                    target = torch.zeros_like(scores)
+                    target[torch.arange(len(gold), device=self.device), gold] = 1.0
+                    loss = self.loss_fn(scores, target)
+                if cfg.n3:
+                    h, t = (e, gold) if batch.side == "tail" else (gold, e)
+                    loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
+            else:
+                loss = self.loss_fn(scores, batch.targets(n).to(self.device))
+            total += self._step(loss) * len(e)
+            count += len(e)
+            if self._tick(bar, loss):
+                break
+        return total / max(count, 1)
+
+    def _step(self, loss: torch.Tensor) -> float:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {float(loss)} in epoch {self.epoch + 1}; lower the "
+                f"learning rate (now {self.config.lr}) or check the inputs for NaN")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.model.after_step()
+        return float(loss)
+
+    def _tick(self, bar, loss: torch.Tensor) -> bool:
+        """Advances the progress bar; True when the wall-time budget is spent."""
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        return self._budget_spent()
+
+    def _budget_spent(self) -> bool:
+        budget = self.config.max_minutes
+        return budget is not None and self._now() > 60 * budget
+
+    def _now(self) -> float:
+        return self.elapsed + time.perf_counter() - self._session_start
+
+    # ------------------------------------------------------------------- loop
+    def validate(self) -> RankingResult:
+        return evaluate(self.model, self.kg, "valid", ties=self.config.ties,
+                        batch_size=self.config.eval_batch_size, progress=self.progress)
+
+    def fit(self, resume: bool = False) -> list[dict]:
+        """Trains until ``epochs``, early stopping or the time budget; returns the history."""
+        cfg = self.config
+        if resume:
+            self._restore()
+        self._session_start = time.perf_counter()
+        num_batches = (-(-len(self.train_triples) // cfg.batch_size)
+                       if cfg.regime == "negative" else self.batches.num_batches(cfg.batch_size))
+        stop = False
+        while self.epoch < cfg.epochs and not stop:
+            self.model.train()
+            with tqdm(total=num_batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+                      disable=not self.progress, leave=False) as bar:
+                loss = (self._negative_epoch(bar) if cfg.regime == "negative"
+                        else self._one_to_all_epoch(bar))
+            self.epoch += 1
+            record = {"epoch": self.epoch, "loss": loss}
+            stop = self._budget_spent()
+            last = self.epoch == cfg.epochs or stop
+            if (cfg.eval_every and self.epoch % cfg.eval_every == 0) or last:
+                result = self.validate()
+                record.update(valid_mrr=result.mrr, valid=result.to_dict())
+                if result.mrr > self.best_mrr:
+                    self.best_mrr, self.best_epoch, self.evals_without_gain = \
+                        result.mrr, self.epoch, 0
+                    if self.out_dir is not None:
+                        save_checkpoint(self.out_dir / BEST, {"model": self.model.state_dict(),
+                                                              "epoch": self.epoch})
+                else:
+                    self.evals_without_gain += 1
+                    stop = stop or bool(cfg.patience and self.evals_without_gain >= cfg.patience)
+            record["minutes"] = self._now() / 60
+            self.history.append(record)
+            self._log(record)
+            self._save()
+        if self.out_dir is not None and not (self.out_dir / BEST).exists():
+            save_checkpoint(self.out_dir / BEST, {"model": self.model.state_dict(),
+                                                  "epoch": self.epoch})
+        return self.history
+
+    def _log(self, record: dict) -> None:
+        if not self.progress:
+            return
+        msg = f"epoch {record['epoch']:>4}  loss {record['loss']:.5f}"
+        if "valid_mrr" in record:
+            v = record["valid"]["both"]
+            msg += (f"  valid MRR {v['mrr']:.4f}  H@1 {v['hits@1']:.4f}  H@10 {v['hits@10']:.4f}"
+                    + ("  *" if self.best_epoch == record["epoch"] else ""))
+        tqdm.write(msg + f"  [{self._now() / 60:.1f} min]")
+
+    # ------------------------------------------------------------ checkpoints
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "epoch": self.epoch,
+            "elapsed": self._now(),
+            "history": self.history,
+            "best_mrr": self.best_mrr,
+            "best_epoch": self.best_epoch,
+            "evals_without_gain": self.evals_without_gain,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+        }
+
+    def metrics(self) -> dict:
+        return {**self.extra_state, "config": self.config.to_dict(), "epochs": self.epoch,
+                "minutes": self._now() / 60, "best_epoch": self.best_epoch,
+                "best_valid_mrr": self.best_mrr, "history": self.history}
+
+    def _save(self) -> None:
+        if self.out_dir is None:
+            return
+        save_checkpoint(self.out_dir / CHECKPOINT, self.state())
+        save_json(self.out_dir / METRICS, self.metrics())
+        plot_history(self.history, self.out_dir / PLOT,
+                     title=f"{self.extra_state.get('dataset', '')} {self.config.model}".strip())
+
+    def _restore(self) -> None:
+        if self.out_dir is None:
+            raise ValueError("resume needs the run folder (out_dir) that holds checkpoint.pt")
+        state = load_checkpoint(self.out_dir / CHECKPOINT, map_location=self.device)
+        saved = TrainConfig.from_dict(state["config"])
+        if saved.model != self.config.model or saved.dim != self.config.dim:
+            raise ValueError(
+                f"{self.out_dir / CHECKPOINT} holds a {saved.model} model of dim {saved.dim}, "
+                f"not {self.config.model} of dim {self.config.dim}; resume with the same "
+                f"settings or start a new --out folder")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.elapsed, self.history = state["epoch"], state["elapsed"], state["history"]
+        self.best_mrr, self.best_epoch = state["best_mrr"], state["best_epoch"]
+        self.evals_without_gain = state["evals_without_gain"]
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+
+
+def fit(model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,
+        out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
+        extra_state: dict | None = None) -> Trainer:
+    """Trains ``model`` on ``kg`` with ``config`` (see :class:`Trainer`); returns the trainer,
+    whose ``history``, ``best_mrr`` and ``model`` hold the outcome. The model keeps the last
+    weights; ``best.pt`` in ``out_dir`` holds the best validation weights."""
+    trainer = Trainer(model, kg, config, out_dir, progress, extra_state)
+    trainer.fit(resume=resume)
+    return trainer
