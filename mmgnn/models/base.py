@@ -51,8 +51,11 @@ class LinkPredictor(torch.nn.Module):
         raise NotImplementedError
 
     def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        """Scores :obj:`(B,)` of the triples with entity ids ``h``, ``t`` and relation ids ``r``."""
-        return self.decoder.score_hrt(x[h], r, x[t])
+        """Scores of the triples with entity ids ``h``, ``t`` and relation ids ``r`` (any equal
+        shapes, e.g. :obj:`(B,)` or :obj:`(B, K)`)."""
+        # One gather for both sides: its backward writes one dense gradient, not two.
+        ht = x[torch.stack([h, t])]
+        return self.decoder.score_hrt(ht[0], r, ht[1])
 
     def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
         """Scores :obj:`(B, N)` of every entity as the tail of ``(h, r, ?)``."""

@@ -34,12 +34,15 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser of the run; the fused kernels (same update, one pass over the parameters,
+    several times faster on CPU for embedding tables) where this torch build has them."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adagrad":
-        return torch.optim.Adagrad(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+    cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad,
+           "sgd": torch.optim.SGD}[config.optimizer]
+    try:
+        return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def build_sampler(kg: MultiModalKG, config: TrainConfig) -> NegativeSampler:
@@ -108,15 +111,16 @@ class Trainer:
             pos = self.train_triples[idx.to(self.device)]
             neg = self.sampler.sample(pos.cpu(), self.generator).to(self.device)
             x = self.model.encode()
-            h, r, t = pos.unbind(1)
-            pos_score = self.model.score_hrt(x, h, r, t)
-            neg_score = self.model.score_hrt(x, neg[..., 0], neg[..., 1], neg[..., 2])
-            loss = self.loss_fn(pos_score, neg_score)
+            # Positives and negatives scored in one call: column 0 holds the positive.
+            both = torch.cat([pos[:, None, :], neg], dim=1)
+            scores = self.model.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
+            loss = self.loss_fn(scores[:, 0], scores[:, 1:])
             if cfg.n3:
+                h, r, t = pos.unbind(1)
                 loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
-            total += self._step(loss) * len(idx)
-            count += len(idx)
-            if self._tick(bar, loss):
+            value = self._step(loss)
+            total, count = total + value * len(idx), count + len(idx)
+            if self._tick(bar, value):
                 break
         return total / max(count, 1)
 
@@ -141,9 +145,9 @@ class Trainer:
                     loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
             else:
                 loss = self.loss_fn(scores, batch.targets(n).to(self.device))
-            total += self._step(loss) * len(e)
-            count += len(e)
-            if self._tick(bar, loss):
+            value = self._step(loss)
+            total, count = total + value * len(e), count + len(e)
+            if self._tick(bar, value):
                 break
         return total / max(count, 1)
 
@@ -156,12 +160,12 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.model.after_step()
-        return float(loss)
+        return float(loss.detach())
 
-    def _tick(self, bar, loss: torch.Tensor) -> bool:
+    def _tick(self, bar, loss: float) -> bool:
         """Advances the progress bar; True when the wall-time budget is spent."""
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+        bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         return self._budget_spent()
 
     def _budget_spent(self) -> bool:
