@@ -16,11 +16,12 @@ SPLITS = ("train", "valid", "test")
 class MultiModalKG:
     r"""A multimodal knowledge graph with one entity node type.
 
-    Triples are :obj:`LongTensor` of shape :obj:`(n, 3)` in **(head, relation, tail)** order, whatever
-    the order on disk. Every non-structural modality ``m`` is a feature tensor ``features[m]`` with one
-    row per entity (:obj:`(N, d)`, or :obj:`(N, L, d)` for token/patch sequences) and a boolean
-    presence mask ``masks[m]`` of shape :obj:`(N,)`. Rows of absent entities are zeros and must not
-    be read as data: missing modalities are the normal case in these benchmarks.
+    Triples are :obj:`LongTensor` of shape :obj:`(n, 3)` in **(head, relation, tail)** order,
+    whatever the order on disk. Every non-structural modality ``m`` is a feature tensor
+    ``features[m]`` with one row per entity (:obj:`(N, d)`, or :obj:`(N, L, d)` for token/patch
+    sequences) and a boolean presence mask ``masks[m]`` of shape :obj:`(N,)`. Rows of absent
+    entities are zeros and must not be read as data: missing modalities are the normal case in
+    these benchmarks.
 
     Raw side information that an encoder in :mod:`mmgnn.modalities` turns into features (entity
     names, descriptions, glosses) lives in ``texts[kind]``, a list with one string or :obj:`None`
@@ -38,6 +39,9 @@ class MultiModalKG:
         texts (dict[str, list[str | None]]): Raw per-entity text by kind. (default: empty)
         quirks (dict[str, int]): Counts of irregularities found while reading, as released
             (duplicate rows, split overlaps, ...). (default: empty)
+        extras (dict[str, object]): Side information that is neither a feature matrix nor text,
+            e.g. ``extras["numeric"]``, the :class:`~mmgnn.data.side_info.NumericAttributes`
+            with the per-attribute :obj:`(N, A)` mask and names. (default: empty)
     """
 
     entity_names: list[str]
@@ -50,6 +54,7 @@ class MultiModalKG:
     masks: dict[str, Tensor] = field(default_factory=dict)
     texts: dict[str, list[str | None]] = field(default_factory=dict)
     quirks: dict[str, int] = field(default_factory=dict)
+    extras: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for split in SPLITS:

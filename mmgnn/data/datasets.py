@@ -1,0 +1,562 @@
+"""The benchmark datasets by name, user folders by path, and their quirks.
+
+:func:`load_dataset` turns a known name (``FB15k-237``, ``DB15K``, ``DB15K-IMF``, ``MKG-W``,
+``TIVA``, ``KVC16K``, ``WN18RR``, ``WN18-IMG``, ``Nations``) or a folder of triples into a
+:class:`~mmgnn.data.kg.MultiModalKG` with the dataset's side information attached. The dataset
+cards in ``datasets/`` describe each source, format, statistics and quirk.
+
+Quirks of a release (duplicate rows within a split, evaluation triples that also occur in
+train, entities seen only in valid/test, side-information rows naming unknown entities) are
+counted in ``kg.quirks`` and summarised in **one** :class:`DatasetQuirkWarning` per load. Rows
+are kept as released unless ``drop_duplicates=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mmgnn.data.download import default_cache_dir, download_dataset
+from mmgnn.data.kg import SPLITS, MultiModalKG
+from mmgnn.data.readers import (
+    _NTRIPLE,
+    PathLike,
+    build_vocabulary,
+    encode_triples,
+    read_id_triples,
+    read_id_vocab,
+    read_lines,
+    read_ntriples,
+    read_string_triples,
+)
+from mmgnn.data.side_info import (
+    names_from_uris,
+    read_entity_text,
+    read_numeric_triples,
+    read_wikidata_json,
+    read_wordnet_text,
+)
+
+ID_FILES = ("entity2id.txt", "relation2id.txt", "train2id.txt", "valid2id.txt", "test2id.txt")
+STRING_FILES = ("train.txt", "valid.txt", "test.txt")
+
+
+class DatasetQuirkWarning(UserWarning):
+    """Irregularities of a dataset release (duplicates, split overlaps, skipped side rows)."""
+
+
+# A side-information loader attaches texts/modalities to ``kg`` from data root ``root`` and
+# returns ``(quirk key, count, phrase)`` for everything it skipped.
+Note = tuple[str, int, str]
+SideInfoLoader = Callable[[MultiModalKG, Path], list[Note]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What mmgnn knows about one benchmark.
+
+    Args:
+        name (str): Display name, also ``kg.name``.
+        folder (str): Folder under the data root (and in the download registry).
+        layout (str): ``2id`` (OpenKE), ``tsv`` (tab-separated strings) or ``imf`` (the IMF
+            split of DB15K).
+        side_files (tuple[str, ...]): Side-information files read, as ``folder/file`` under
+            the data root.
+        side_info (callable, optional): Attaches the side information.
+        texts (tuple[str, ...]): Text kinds attached.
+        modalities (tuple[str, ...]): Feature modalities attached.
+        expected (tuple[int, ...]): Entities, relations, train, valid, test as published; shown
+            by :func:`dataset_statistics` when the data is not on this machine.
+    """
+
+    name: str
+    folder: str
+    layout: str
+    side_files: tuple[str, ...] = ()
+    side_info: SideInfoLoader | None = None
+    texts: tuple[str, ...] = ()
+    modalities: tuple[str, ...] = ()
+    expected: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
+    aliases: tuple[str, ...] = field(default=())
+
+    def structure_files(self) -> list[str]:
+        """Files (``folder/file`` under the data root) holding vocabularies and triples."""
+        if self.layout == "2id":
+            return [f"{self.folder}/{f}" for f in ID_FILES]
+        if self.layout == "tsv":
+            return [f"{self.folder}/{f}" for f in STRING_FILES]
+        return ([f"{self.folder}/{f}" for f in ID_FILES]
+                + [f"{self.folder}/imf_split/{f}"
+                   for f in ("entity2id.txt", "relation2id.txt", "val.txt", "test.txt")])
+
+    def required_files(self, add_side_info: bool = True) -> list[str]:
+        return self.structure_files() + (list(self.side_files) if add_side_info else [])
+
+
+# ------------------------------------------------------------------ side information loaders
+def _skip_note(key: str, skipped: int, file: str, what: str, why: str = "") -> list[Note]:
+    if not skipped:
+        return []
+    return [(key, skipped, f"skipped {skipped:,} {what} of {file} naming entities outside the "
+                           f"graph{why}")]
+
+
+def _fb15k237_side(kg: MultiModalKG, root: Path) -> list[Note]:
+    folder = root / "FB15k-237"
+    index = {n: i for i, n in enumerate(kg.entity_names)}
+    names = read_entity_text(folder / "entity2text.txt", index, kind="name", warn=False)
+    wikidata = read_wikidata_json(folder / "entity2wikidata.json", index, warn=False)
+    numeric = read_numeric_triples(folder / "numeric" / "FB15K_NumericalTriples.txt", index,
+                                   warn=False)
+    names.attach_to(kg)
+    wikidata.attach_to(kg)
+    numeric.attach_to(kg)
+    return (_skip_note("entity2text_rows_skipped", names.skipped, "entity2text.txt", "rows")
+            + _skip_note("wikidata_entries_skipped", wikidata.skipped, "entity2wikidata.json",
+                         "entries")
+            + _skip_note("numeric_rows_skipped", numeric.skipped,
+                         "numeric/FB15K_NumericalTriples.txt", "rows",
+                         " (the file covers FB15K, a superset of FB15k-237)"))
+
+
+def _uri_names(kg: MultiModalKG, root: Path) -> list[Note]:
+    names_from_uris(kg.entity_names).attach_to(kg)
+    return []
+
+
+def _own_names(kg: MultiModalKG, root: Path) -> list[Note]:
+    kg.texts["name"] = list(kg.entity_names)
+    return []
+
+
+def _wordnet_side(kg: MultiModalKG, root: Path) -> list[Note]:
+    texts = read_wordnet_text(root / "WN18RR" / "wordnet_entity2text.txt", kg.entity_names,
+                              warn=False)
+    texts.attach_to(kg)
+    return _skip_note("wordnet_rows_skipped", texts.skipped, "WN18RR/wordnet_entity2text.txt",
+                      "rows")
+
+
+def _nations_side(kg: MultiModalKG, root: Path) -> list[Note]:
+    numeric = read_numeric_triples(root / "Nations-literal" / "literals.txt", kg.entity_names,
+                                   warn=False)
+    numeric.attach_to(kg)
+    return _skip_note("numeric_rows_skipped", numeric.skipped, "literals.txt", "rows")
+
+
+SPECS: tuple[DatasetSpec, ...] = (
+    DatasetSpec("FB15k-237", "FB15k-237", "tsv",
+                ("FB15k-237/entity2text.txt", "FB15k-237/entity2wikidata.json",
+                 "FB15k-237/numeric/FB15K_NumericalTriples.txt"),
+                _fb15k237_side, ("name", "label", "description"), ("numeric",),
+                (14541, 237, 272115, 17535, 20466)),
+    DatasetSpec("DB15K", "DB15K", "2id", (), _uri_names, ("name",), (),
+                (12842, 279, 79222, 9904, 9902)),
+    DatasetSpec("DB15K-IMF", "DB15K", "imf", (), _uri_names, ("name",), (),
+                (12842, 279, 60559, 9903, 19806)),
+    DatasetSpec("MKG-W", "MKG-W", "2id", (), _uri_names, ("name",), (),
+                (15000, 169, 34196, 4276, 4274)),
+    DatasetSpec("TIVA", "TIVA", "2id", (), _own_names, ("name",), (),
+                (11858, 16, 20071, 2000, 2000)),
+    DatasetSpec("KVC16K", "KVC16K", "2id", (), _own_names, ("name",), (),
+                (16015, 4, 180190, 22523, 22525), aliases=("kuai16k",)),
+    DatasetSpec("WN18RR", "WN18RR", "tsv", ("WN18RR/wordnet_entity2text.txt",), _wordnet_side,
+                ("name", "description"), (), (40943, 11, 86835, 3034, 3134)),
+    DatasetSpec("WN18-IMG", "WN18-IMG", "2id", ("WN18RR/wordnet_entity2text.txt",),
+                _wordnet_side, ("name", "description"), (), (40943, 18, 141442, 5000, 5000)),
+    DatasetSpec("Nations", "Nations-literal", "tsv", ("Nations-literal/literals.txt",),
+                _nations_side, (), ("numeric",), (14, 55, 1592, 199, 201),
+                aliases=("nationsliteral",)),
+)
+
+
+def _canonical(name: str) -> str:
+    return "".join(c for c in name.lower() if c not in "-_ ")
+
+
+_BY_KEY = {key: spec for spec in SPECS for key in (_canonical(spec.name), *spec.aliases)}
+
+
+def list_datasets() -> list[str]:
+    """Names of the known datasets, as :func:`load_dataset` accepts them."""
+    return [spec.name for spec in SPECS]
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` of a known name (case-insensitive; ``-``, ``_``, spaces
+    ignored)."""
+    spec = _BY_KEY.get(_canonical(name))
+    if spec is None:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())} (or "
+                         f"pass the path of a folder of triples)")
+    return spec
+
+
+# ------------------------------------------------------------------------------ structure
+def _load_2id(folder: Path, split_files: tuple[str, ...] = ID_FILES[2:],
+              ) -> tuple[list[str], list[str], list[Tensor]]:
+    entities = read_id_vocab(folder / "entity2id.txt")
+    relations = read_id_vocab(folder / "relation2id.txt")
+    splits = [read_id_triples(folder / f, num_entities=len(entities),
+                              num_relations=len(relations)) for f in split_files]
+    return entities, relations, splits
+
+
+def _load_strings(paths: list[Path], reader: Callable[[Path], list[tuple[str, str, str]]],
+                  ) -> tuple[list[str], list[str], list[Tensor]]:
+    rows = [reader(p) for p in paths]
+    entities, relations = build_vocabulary(*rows)
+    e_idx = {n: i for i, n in enumerate(entities)}
+    r_idx = {n: i for i, n in enumerate(relations)}
+    return entities, relations, [encode_triples(r, e_idx, r_idx, source=p)
+                                 for r, p in zip(rows, paths, strict=True)]
+
+
+def _keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
+    h, r, t = triples.t()
+    return (h * num_relations + r) * num_entities + t
+
+
+def _first_occurrence(keys: Tensor) -> Tensor:
+    """Boolean mask keeping the first row of every distinct key."""
+    if len(keys) == 0:
+        return torch.ones(0, dtype=torch.bool)
+    _, inverse = torch.unique(keys, return_inverse=True)
+    first = torch.full((int(inverse.max()) + 1,), len(keys), dtype=torch.long)
+    first.scatter_reduce_(0, inverse, torch.arange(len(keys)), reduce="amin")
+    return first[inverse] == torch.arange(len(keys))
+
+
+def _load_imf(root: Path) -> tuple[list[str], list[str], list[Tensor]]:
+    """The IMF split: its own vocabularies, its val/test, and train = DB15K minus val, test."""
+    db, imf = root / "DB15K", root / "DB15K" / "imf_split"
+    entities = read_id_vocab(imf / "entity2id.txt")
+    relations = read_id_vocab(imf / "relation2id.txt")
+    e_idx = {n: i for i, n in enumerate(entities)}
+    r_idx = {n: i for i, n in enumerate(relations)}
+    valid = encode_triples(read_ntriples(imf / "val.txt"), e_idx, r_idx, source=imf / "val.txt")
+    test = encode_triples(read_ntriples(imf / "test.txt"), e_idx, r_idx,
+                          source=imf / "test.txt")
+    db_entities, db_relations, db_splits = _load_2id(db)
+    maps = []
+    for names, index, kind in ((db_entities, e_idx, "entity"), (db_relations, r_idx, "relation")):
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise ValueError(f"{db / f'{kind}2id.txt'}: {len(missing)} {kind} names are not in "
+                             f"{imf / f'{kind}2id.txt'} (e.g. {missing[0]!r}); the IMF train "
+                             f"split is derived from DB15K through shared names")
+        maps.append(torch.tensor([index[n] for n in names], dtype=torch.long))
+    e_map, r_map = maps
+    every = torch.cat(db_splits)
+    every = torch.stack([e_map[every[:, 0]], r_map[every[:, 1]], e_map[every[:, 2]]], dim=1)
+    n, r = len(entities), len(relations)
+    keys = _keys(every, n, r)
+    keep = _first_occurrence(keys) & ~torch.isin(keys, _keys(torch.cat([valid, test]), n, r))
+    return entities, relations, [every[keep], valid, test]
+
+
+def detect_format(folder: PathLike) -> str:
+    """The triple format of a user folder: ``2id``, ``tsv`` or ``ntriples``.
+
+    ``2id`` needs ``entity2id.txt``, ``relation2id.txt``, ``train2id.txt``, ``valid2id.txt``
+    and ``test2id.txt``. Otherwise ``train.txt``, ``valid.txt`` (or ``val.txt``) and
+    ``test.txt`` hold string triples, tab-separated or N-Triples, told apart by the first line
+    of ``train.txt``. Anything else raises a :class:`ValueError` listing the files found and
+    the files expected.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: not a folder (expected a folder of triples)")
+    found = sorted(p.name for p in folder.iterdir())
+    expected = (f"expected either the OpenKE files {', '.join(ID_FILES)} or the string "
+                f"triples train.txt, valid.txt (or val.txt), test.txt (tab-separated "
+                f"'head relation tail' or N-Triples '<h> <r> <t> .')")
+    if "train2id.txt" in found or "entity2id.txt" in found:
+        missing = [f for f in ID_FILES if f not in found]
+        if missing:
+            raise ValueError(f"{folder}: looks like OpenKE 2id data but lacks {missing}; found "
+                             f"{found}; {expected}")
+        return "2id"
+    if "train.txt" in found:
+        missing = [f for f in ("test.txt",) if f not in found]
+        if "valid.txt" not in found and "val.txt" not in found:
+            missing.insert(0, "valid.txt")
+        if missing:
+            raise ValueError(f"{folder}: has train.txt but lacks {missing}; found {found}; "
+                             f"{expected}")
+        lines = read_lines(folder / "train.txt")
+        first = lines[0] if lines else ""
+        if _NTRIPLE.match(first):
+            return "ntriples"
+        if len(first.split("\t")) == 3:
+            return "tsv"
+        raise ValueError(f"{folder / 'train.txt'} line 1: expected 'head<TAB>relation<TAB>"
+                         f"tail' or '<head> <relation> <tail> .', got {first[:80]!r}")
+    raise ValueError(f"cannot detect the format of {folder}: found {found}; {expected}")
+
+
+def _load_folder(folder: Path) -> tuple[list[str], list[str], list[Tensor]]:
+    fmt = detect_format(folder)
+    if fmt == "2id":
+        return _load_2id(folder)
+    valid = folder / ("valid.txt" if (folder / "valid.txt").is_file() else "val.txt")
+    paths = [folder / "train.txt", valid, folder / "test.txt"]
+    return _load_strings(paths, read_ntriples if fmt == "ntriples" else read_string_triples)
+
+
+def _load_structure(spec: DatasetSpec, root: Path) -> tuple[list[str], list[str], list[Tensor]]:
+    folder = root / spec.folder
+    if spec.layout == "2id":
+        return _load_2id(folder)
+    if spec.layout == "tsv":
+        return _load_strings([folder / f for f in STRING_FILES], read_string_triples)
+    return _load_imf(root)
+
+
+# --------------------------------------------------------------------------------- quirks
+def split_quirks(splits: dict[str, Tensor], num_entities: int,
+                 num_relations: int) -> list[Note]:
+    """Irregularities of released splits, as ``(key, count, phrase)`` with nonzero counts.
+
+    Keys: ``duplicates_<split>`` (rows minus distinct rows), ``<a>_in_<b>`` (distinct
+    triples of split ``a`` that occur in ``b``; the convention of the dataset READMEs) with
+    ``<a>_rows_in_<b>`` (rows), ``entities_only_in_eval`` / ``relations_only_in_eval`` (in valid
+    or test but never in train) and ``entities_without_triples`` (in the vocabulary only).
+    """
+    keys = {s: _keys(t, num_entities, num_relations) for s, t in splits.items()}
+    notes: list[Note] = []
+    for s in SPLITS:
+        dup = len(keys[s]) - len(torch.unique(keys[s]))
+        if dup:
+            notes.append((f"duplicates_{s}", dup, f"{s} has {dup:,} duplicate rows"))
+    for a, b in (("valid", "train"), ("test", "train"), ("test", "valid")):
+        hit = torch.isin(keys[a], keys[b])
+        rows, distinct = int(hit.sum()), len(torch.unique(keys[a][hit]))
+        if rows:
+            extra = f" ({rows:,} rows)" if rows != distinct else ""
+            notes.append((f"{a}_in_{b}", distinct,
+                          f"{distinct:,} distinct {a} triples{extra} also occur in {b}"))
+            notes.append((f"{a}_rows_in_{b}", rows, ""))
+    train = splits["train"]
+    evals = torch.cat([splits["valid"], splits["test"]])
+    for label, cols, n in (("entities", [0, 2], num_entities), ("relations", [1], num_relations)):
+        seen_train = torch.zeros(n, dtype=torch.bool)
+        seen_train[train[:, cols].reshape(-1)] = True
+        seen_eval = torch.zeros(n, dtype=torch.bool)
+        seen_eval[evals[:, cols].reshape(-1)] = True
+        only = int((seen_eval & ~seen_train).sum())
+        if only:
+            noun = label if only > 1 else {"entities": "entity", "relations": "relation"}[label]
+            verb = "occur" if only > 1 else "occurs"
+            notes.append((f"{label}_only_in_eval", only,
+                          f"{only:,} {noun} {verb} in valid/test but never in train"))
+        if label == "entities":
+            unused = int((~seen_eval & ~seen_train).sum())
+            if unused:
+                notes.append(("entities_without_triples", unused,
+                              f"{unused:,} vocabulary entities occur in no split"))
+    return notes
+
+
+def _drop_duplicates(splits: dict[str, Tensor], num_entities: int,
+                     num_relations: int) -> list[Note]:
+    """Drops repeated rows within each split and valid/test rows whose triple is in train."""
+    notes: list[Note] = []
+    train_keys = None
+    for s in SPLITS:
+        keys = _keys(splits[s], num_entities, num_relations)
+        keep = _first_occurrence(keys)
+        if train_keys is not None:
+            keep &= ~torch.isin(keys, train_keys)
+        else:
+            train_keys = keys
+        dropped = int((~keep).sum())
+        if dropped:
+            splits[s] = splits[s][keep]
+            why = "repeated" if s == "train" else "repeated or in train"
+            notes.append((f"dropped_{s}", dropped, f"{dropped:,} {s} rows ({why})"))
+    return notes
+
+
+def _warn(name: str, found: list[Note], dropped: list[Note], drop_duplicates: bool) -> None:
+    phrases = [p for _, _, p in found if p]
+    if not phrases:
+        return
+    message = f"{name}: " + "; ".join(phrases) + "."
+    removable = any(k.startswith(("duplicates_", "valid_in_train", "test_in_train"))
+                    for k, _, _ in found)
+    if drop_duplicates:
+        message += " Dropped " + ("; ".join(p for _, _, p in dropped) or "nothing") + "."
+    elif removable:
+        message += (" Rows are kept as released; pass drop_duplicates=True to drop duplicate "
+                    "rows and valid/test triples that occur in train.")
+    message += " Counts are in kg.quirks."
+    warnings.warn(message, DatasetQuirkWarning, stacklevel=3)
+
+
+# --------------------------------------------------------------------------------- locate
+def _candidates(root: PathLike | None) -> list[Path]:
+    out = [Path(root).expanduser()] if root is not None else []
+    env = os.environ.get("MMGNN_DATA")
+    if env:
+        out.append(Path(env).expanduser())
+    out.append(default_cache_dir())
+    return out
+
+
+def find_local(name: str, root: PathLike | None = None, *,
+               add_side_info: bool = True) -> Path | None:
+    """The data root holding every file a dataset needs, or :obj:`None`.
+
+    Looks in ``root``, then ``$MMGNN_DATA``, then the download cache (``$MMGNN_CACHE``, default
+    ``~/.cache/mmgnn/datasets``). Files found are trusted; see :func:`mmgnn.data.verify`.
+    """
+    spec = get_spec(name)
+    need = spec.required_files(add_side_info)
+    for candidate in _candidates(root):
+        if all((candidate / f).is_file() for f in need):
+            return candidate
+    return None
+
+
+def _locate(spec: DatasetSpec, root: PathLike | None, add_side_info: bool,
+            download: bool) -> Path:
+    found = find_local(spec.name, root, add_side_info=add_side_info)
+    if found is not None:
+        return found
+    need = spec.required_files(add_side_info)
+    places = ", ".join(str(c) for c in _candidates(root))
+    if not download:
+        raise FileNotFoundError(f"{spec.name}: {', '.join(need)} not found under any of "
+                                f"{places}; pass download=True to fetch them")
+    target = Path(root).expanduser() if root is not None else default_cache_dir()
+    download_dataset(spec.folder, target)
+    for path in need:  # files of other folders (WN18-IMG reads WN18RR's WordNet text)
+        folder, file = path.split("/", 1)
+        if folder != spec.folder:
+            download_dataset(folder, target, files=[file])
+    return target
+
+
+# ----------------------------------------------------------------------------------- load
+def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, *,
+                 drop_duplicates: bool = False, download: bool = True,
+                 add_side_info: bool = True) -> MultiModalKG:
+    r"""Loads a benchmark by name, or a folder of triples by path.
+
+    **Known names** (case-insensitive; ``-``, ``_`` and spaces ignored): see
+    :func:`list_datasets`. The dataset folder is looked for in ``root``, then ``$MMGNN_DATA``,
+    then the download cache; if it is in none of them and ``download`` is set, its files are
+    downloaded into ``root`` (or the cache when ``root`` is :obj:`None`) and checked against
+    the registry checksums (see :mod:`mmgnn.data.download`). With ``add_side_info`` the
+    dataset's texts and numeric attributes are attached:
+
+    ============  =====================================================================
+    FB15k-237     texts ``name`` (entity2text), ``label``, ``description`` (Wikidata);
+                  modality ``numeric`` (116 MMKB attributes; ``kg.extras["numeric"]``)
+    DB15K(-IMF)   text ``name`` from the DBpedia URIs
+    MKG-W         text ``name``: the Wikidata ids (no natural-language names exist)
+    TIVA, KVC16K  text ``name``: the entity names (English; Chinese)
+    WN18RR,       texts ``name`` (lemma) and ``description`` (gloss) from
+    WN18-IMG      ``WN18RR/wordnet_entity2text.txt``
+    Nations       modality ``numeric`` (2 PyKEEN literals)
+    ============  =====================================================================
+
+    ``DB15K-IMF`` is the IMF paper's split: its own ``entity2id``/``relation2id``, its
+    ``val.txt``/``test.txt``, and as train every distinct DB15K triple (DB15K's train, valid,
+    test in that order) that is in neither; IMF published no train file.
+
+    **A path** is a folder in one of the formats (:func:`detect_format`); it is loaded without
+    side information. For string triples the vocabularies follow the order of first
+    appearance over train, valid, test (:func:`~mmgnn.data.readers.build_vocabulary`).
+
+    Args:
+        name_or_path (str or PathLike): A known name or a folder.
+        root (str or PathLike, optional): Folder holding the dataset folders.
+        drop_duplicates (bool): Drop repeated rows within each split and valid/test rows whose
+            triple occurs in train; the counts go to ``kg.quirks["dropped_<split>"]``.
+            Overlaps between valid and test are reported, not dropped. (default: :obj:`False`)
+        download (bool): Download a known dataset that is not found. (default: :obj:`True`)
+        add_side_info (bool): Attach texts and numeric attributes. (default: :obj:`True`)
+
+    Returns:
+        MultiModalKG: with ``kg.quirks`` holding the nonzero counts of :func:`split_quirks`
+        and of skipped side-information rows (a missing key means zero).
+    """
+    spec = None
+    text = os.fspath(name_or_path)
+    if not isinstance(name_or_path, os.PathLike) and "/" not in text and os.sep not in text:
+        spec = _BY_KEY.get(_canonical(text))
+    if spec is None:
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{text!r} is neither a known dataset "
+                                    f"({', '.join(list_datasets())}) nor a folder of triples")
+        name = folder.resolve().name
+        entities, relations, parts = _load_folder(folder)
+    else:
+        name = spec.name
+        data_root = _locate(spec, root, add_side_info, download)
+        entities, relations, parts = _load_structure(spec, data_root)
+    splits = dict(zip(SPLITS, parts, strict=True))
+    found = split_quirks(splits, len(entities), len(relations))
+    dropped = (_drop_duplicates(splits, len(entities), len(relations)) if drop_duplicates
+               else [])
+    kg = MultiModalKG(entities, relations, splits["train"], splits["valid"], splits["test"],
+                      name=name)
+    if spec is not None and add_side_info and spec.side_info is not None:
+        found += spec.side_info(kg, data_root)
+    kg.quirks.update({k: n for k, n, _ in found + dropped})
+    _warn(name, found, dropped, drop_duplicates)
+    return kg
+
+
+# ----------------------------------------------------------------------------- statistics
+def dataset_statistics(root: PathLike | None = None, *, load: bool = True,
+                       ) -> list[dict[str, object]]:
+    """One row per known dataset for ``mmgnn datasets``.
+
+    Keys: ``dataset``, ``entities``, ``relations``, ``train``, ``valid``, ``test``,
+    ``side information`` (text kinds and modalities) and ``local`` (the data root holding it,
+    or ``""``). Datasets found locally are loaded (``load=True``) and measured; the others
+    show the published sizes.
+    """
+    rows = []
+    for spec in SPECS:
+        local = find_local(spec.name, root)
+        entities, relations, train, valid, test = spec.expected
+        if local is not None and load:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DatasetQuirkWarning)
+                kg = load_dataset(spec.name, local, download=False)
+            entities, relations = kg.num_entities, kg.num_relations
+            train, valid, test = len(kg.train), len(kg.valid), len(kg.test)
+        side = [f"text:{k}" for k in spec.texts] + list(spec.modalities)
+        rows.append({"dataset": spec.name, "entities": entities, "relations": relations,
+                     "train": train, "valid": valid, "test": test,
+                     "side information": ", ".join(side) or "-",
+                     "local": str(local) if local is not None else ""})
+    return rows
+
+
+def dataset_table(root: PathLike | None = None, *, load: bool = True) -> str:
+    """:func:`dataset_statistics` as an aligned text table."""
+    rows = dataset_statistics(root, load=load)
+    for row in rows:
+        row["local"] = row["local"] or "not downloaded"
+    columns = list(rows[0])
+    cells = [[f"{v:,}" if isinstance(v, int) else str(v) for v in row.values()] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    numeric = {"entities", "relations", "train", "valid", "test"}
+
+    def fmt(values: list[str]) -> str:
+        return "  ".join(v.rjust(w) if c in numeric else v.ljust(w)
+                         for v, w, c in zip(values, widths, columns, strict=True)).rstrip()
+
+    return "\n".join([fmt(columns), fmt(["-" * w for w in widths])] + [fmt(r) for r in cells])
