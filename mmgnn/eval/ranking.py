@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from mmgnn.data.filter import FilterIndex
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.models.base import LinkPredictor
+from mmgnn.progress import progress_bar
 
 TIES = ("optimistic", "pessimistic", "realistic")
 SIDES = ("head", "tail")
@@ -187,7 +187,7 @@ def evaluate(
         triples = triples.to(device)
         ranks: dict[str, list[Tensor]] = {s: [] for s in sides}
         batches = [(s, b) for s in sides for b in triples.split(batch_size)]
-        for side, batch in tqdm(batches, desc=f"ranking {split}", disable=not progress,
+        for side, batch in progress_bar(batches, desc=f"ranking {split}", disable=not progress,
                                 leave=False):
             h, r, t = batch.unbind(1)
             if side == "tail":

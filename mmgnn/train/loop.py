@@ -14,6 +14,7 @@ from mmgnn.data.kg import MultiModalKG
 from mmgnn.eval.ranking import RankingResult, evaluate
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.losses import NEGATIVE_SAMPLING_LOSSES, ONE_TO_ALL_LOSSES, n3_penalty
+from mmgnn.progress import progress_bar
 from mmgnn.sampling import BernoulliSampler, NegativeSampler, OneToAllBatches, UniformSampler
 from mmgnn.train.checkpoint import load_checkpoint, save_checkpoint, save_json
 from mmgnn.train.config import TrainConfig
@@ -191,7 +192,7 @@ class Trainer:
         stop = False
         while self.epoch < cfg.epochs and not stop:
             self.model.train()
-            with tqdm(total=num_batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
+            with progress_bar(total=num_batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
                       disable=not self.progress, leave=False) as bar:
                 loss = (self._negative_epoch(bar) if cfg.regime == "negative"
                         else self._one_to_all_epoch(bar))

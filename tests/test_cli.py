@@ -1,0 +1,98 @@
+"""The command line, end to end on the real Nations graph."""
+
+import json
+
+import pytest
+import torch
+
+from mmgnn.cli import main
+from mmgnn.data import load_dataset
+from mmgnn.eval import evaluate
+from mmgnn.models import build_model
+from mmgnn.train import TrainConfig, load_checkpoint
+
+
+def _train(tmp_path, data_root, model, *extra):
+    out = tmp_path / model
+    argv = ["train", "--dataset", "Nations", "--root", str(data_root), "--model", model,
+            "--dim", "8", "--epochs", "2", "--eval-every", "1", "--batch-size", "256",
+            "--out", str(out), "--quiet", *extra]
+    assert main(argv) == 0
+    return out
+
+
+def test_help_of_every_command(capsys):
+    for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["export", "--help"],
+                 ["datasets", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert "--resume" in capsys.readouterr().out
+
+
+def test_train_evaluate_resume(tmp_path, data_root, capsys):
+    out = _train(tmp_path, data_root, "distmult", "--regime", "1vsall", "--reciprocal")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["final"]) == {"valid", "test"}
+    assert metrics["final"]["test"]["both"]["count"] == 2 * 201
+    assert (out / "training.png").exists() and (out / "best.pt").exists()
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--split", "test", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    saved = json.loads((out / "eval_test.json").read_text())
+    assert saved["both"]["mrr"] == pytest.approx(metrics["final"]["test"]["both"]["mrr"])
+    assert f"{saved['both']['mrr']:.4f}" in printed
+    with pytest.raises(SystemExit, match="already holds a run"):
+        _train(tmp_path, data_root, "distmult")
+    # Resuming a finished run trains no further and keeps the history.
+    assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 2
+
+
+def test_train_errors_are_clear(tmp_path, data_root):
+    with pytest.raises(SystemExit, match="does not fit regime"):
+        main(["train", "--dataset", "Nations", "--root", str(data_root), "--regime", "kvsall",
+              "--loss", "margin", "--out", str(tmp_path / "x")])
+    with pytest.raises(ValueError, match="unknown model"):
+        main(["train", "--dataset", "Nations", "--root", str(data_root), "--model", "transx",
+              "--out", str(tmp_path / "y"), "--quiet"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["train", "--dataset", "Nations", "--arg", "p_norm", "--out", str(tmp_path / "z")])
+    with pytest.raises(SystemExit, match="config.json"):
+        main(["evaluate", str(tmp_path / "nothing")])
+
+
+@pytest.mark.parametrize("model,extra", [("transe", ["--arg", "p_norm=1"]), ("rotate", []),
+                                         ("complex", ["--reciprocal", "--regime", "1vsall"])])
+def test_export_reproduces_scores(tmp_path, data_root, model, extra):
+    out = _train(tmp_path, data_root, model, *extra)
+    file = tmp_path / f"{model}.pt"
+    assert main(["export", str(out), "--out", str(file)]) == 0
+    payload = torch.load(file)
+    kg = load_dataset("Nations", root=data_root, add_side_info=False)
+    assert payload["model"] == model
+    assert payload["entity_names"] == kg.entity_names
+    assert payload["relation_names"] == kg.relation_names
+    ent, rel = payload["entity"], payload["relation"]
+    assert ent.shape == (kg.num_entities, 8) and rel.shape[0] == kg.num_relations
+    # Score the test triples from the exported tensors alone, with the paper's formula.
+    h, r, t = kg.test.t()
+    if model == "transe":
+        assert payload["p"] == 1 and not ent.is_complex()
+        ref = -(ent[h] + rel[r] - ent[t]).abs().sum(-1)
+    elif model == "rotate":
+        assert ent.is_complex() and payload["p"] == 1
+        torch.testing.assert_close(rel.abs(), torch.ones_like(rel.abs()))
+        ref = payload["margin"] - (ent[h] * rel[r] - ent[t]).abs().sum(-1)
+    else:
+        assert ent.is_complex() and payload["p"] is None
+        assert payload["relation_inverse"].shape == rel.shape
+        ref = (ent[h] * rel[r] * ent[t].conj()).real.sum(-1)
+    saved = json.loads((out / "config.json").read_text())
+    trained = build_model(TrainConfig.from_dict(saved["train"]), kg)
+    trained.load_state_dict(load_checkpoint(out / "best.pt")["model"])
+    trained.eval()
+    with torch.no_grad():
+        got = trained.score_hrt(trained.encode(), h, r, t)
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    assert evaluate(trained, kg, "test", progress=False).mrr > 0
