@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -72,12 +73,17 @@ class Trainer:
         out_dir (str | Path, optional): Run folder. (default: no files)
         progress (bool): Show progress bars. (default: :obj:`True`)
         extra_state (dict, optional): Saved into ``metrics.json`` (dataset name, root, ...).
+        callbacks (list, optional): Functions ``f(trainer, record)`` called after every epoch
+            with that epoch's history record (e.g. to log extra metrics into it); their time
+            is not counted in the run's wall time or budget.
     """
 
     def __init__(self, model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
-                 extra_state: dict | None = None) -> None:
+                 extra_state: dict | None = None,
+                 callbacks: list[Callable[[Trainer, dict], None]] | None = None) -> None:
         self.config = config
+        self.callbacks = callbacks or []
         self.generator = seed_everything(config.seed)
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
@@ -213,6 +219,10 @@ class Trainer:
                     self.evals_without_gain += 1
                     stop = stop or bool(cfg.patience and self.evals_without_gain >= cfg.patience)
             record["minutes"] = self._now() / 60
+            paused = time.perf_counter()
+            for callback in self.callbacks:
+                callback(self, record)
+            self._session_start += time.perf_counter() - paused
             self.history.append(record)
             self._log(record)
             self._save()
@@ -281,10 +291,11 @@ class Trainer:
 
 def fit(model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,
         out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
-        extra_state: dict | None = None) -> Trainer:
+        extra_state: dict | None = None,
+        callbacks: list[Callable[[Trainer, dict], None]] | None = None) -> Trainer:
     """Trains ``model`` on ``kg`` with ``config`` (see :class:`Trainer`); returns the trainer,
     whose ``history``, ``best_mrr`` and ``model`` hold the outcome. The model keeps the last
     weights; ``best.pt`` in ``out_dir`` holds the best validation weights."""
-    trainer = Trainer(model, kg, config, out_dir, progress, extra_state)
+    trainer = Trainer(model, kg, config, out_dir, progress, extra_state, callbacks)
     trainer.fit(resume=resume)
     return trainer

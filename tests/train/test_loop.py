@@ -90,3 +90,20 @@ def test_config_validation():
         TrainConfig(regime="kvsall", loss="margin")
     with pytest.raises(ValueError, match="unknown training settings"):
         TrainConfig.from_dict({"modle": "transe"})
+
+
+def test_callbacks_see_each_epoch_and_are_not_timed():
+    import time
+
+    kg = random_kg()
+    seen = []
+
+    def slow(trainer, record):
+        seen.append(record["epoch"])
+        record["extra"] = trainer.epoch
+        time.sleep(0.3)
+
+    trainer = fit(distmult_model(kg), kg, TrainConfig(**SMALL), progress=False, callbacks=[slow])
+    assert seen == [1, 2, 3, 4]
+    assert [h["extra"] for h in trainer.history] == [1, 2, 3, 4]
+    assert trainer.history[-1]["minutes"] * 60 < 1.0  # the 1.2 s of sleeping is not counted
