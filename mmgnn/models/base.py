@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from mmgnn.nn.kge.base import KGEDecoder
@@ -53,8 +54,10 @@ class LinkPredictor(torch.nn.Module):
     def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Scores of the triples with entity ids ``h``, ``t`` and relation ids ``r`` (any equal
         shapes, e.g. :obj:`(B,)` or :obj:`(B, K)`)."""
-        # One gather for both sides: its backward writes one dense gradient, not two.
-        ht = x[torch.stack([h, t])]
+        # One gather for both sides, through F.embedding: its backward sorts the indices and
+        # sums repeated rows in one pass, where x[idx] scatters with atomic accumulation
+        # (several times slower with many negatives per positive).
+        ht = F.embedding(torch.stack([h, t]), x)
         return self.decoder.score_hrt(ht[0], r, ht[1])
 
     def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:

@@ -6,10 +6,38 @@ from collections.abc import Callable
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 # Elements of the largest (B, chunk, d) intermediate that a chunked 1-to-all scorer may build:
 # 2**22 floats = 16 MiB, which keeps the working set near the CPU caches and the peak memory flat.
 DEFAULT_CHUNK_ELEMENTS = 2**22
+
+
+def chunked_one_to_all(block: Callable[[Tensor], Tensor], num_queries: int, candidates: Tensor,
+                       chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tensor:
+    r"""Runs ``block`` (candidates :obj:`(C, F)` :math:`\rightarrow` scores :obj:`(B, C)`) on
+    slices of ``candidates`` whose :obj:`(B, C, F)` intermediate has at most ``chunk_elements``
+    elements, and concatenates the score columns.
+
+    When gradients are recorded, each slice runs under :func:`torch.utils.checkpoint.checkpoint`:
+    autograd would otherwise keep every slice's intermediate alive until the backward pass, which
+    adds up to the full :obj:`(B, N, F)` tensor the chunking exists to avoid. The slice is
+    recomputed during the backward pass instead (one extra forward, bounded memory).
+
+    Args:
+        block (Callable): Scores of all queries against a slice of candidates.
+        num_queries (int): :math:`B`.
+        candidates (Tensor): :obj:`(N, F)`.
+        chunk_elements (int): Bound on :math:`B \cdot C \cdot F`. (default: :obj:`2**22`)
+    """
+    width = max(candidates.size(-1), 1)
+    chunk = max(1, chunk_elements // max(num_queries * width, 1))
+    if chunk >= len(candidates):
+        return block(candidates)
+    if torch.is_grad_enabled():
+        return torch.cat([checkpoint(block, c, use_reentrant=False)
+                          for c in candidates.split(chunk)], dim=1)
+    return torch.cat([block(c) for c in candidates.split(chunk)], dim=1)
 
 
 class KGEDecoder(torch.nn.Module):
@@ -23,7 +51,10 @@ class KGEDecoder(torch.nn.Module):
     generic chunked one, :meth:`score_t` / :meth:`score_h` (a matrix product for bilinear models,
     :math:`\|q\|^2 + \|e\|^2 - 2 q \cdot e` for squared distances). No 1-to-all scorer ever
     materialises a :obj:`(B, N, d)` tensor: the generic path works on candidate chunks whose
-    :obj:`(B, chunk, d)` intermediate stays under ``chunk_elements``.
+    :obj:`(B, chunk, d)` intermediate stays under ``chunk_elements`` (checkpointed when
+    gradients are recorded, so the backward pass is bounded too; see
+    :func:`chunked_one_to_all`). Distances that are not a matrix product (L1, sums of complex
+    moduli) have fused kernels in :mod:`mmgnn.nn.kge.distances`.
 
     Args:
         num_relations (int): Number of relations (include inverses if the model uses them).
@@ -105,12 +136,9 @@ class KGEDecoder(torch.nn.Module):
 
     def _chunked(self, block: Callable[[Tensor], Tensor], num_queries: int,
                  candidates: Tensor) -> Tensor:
-        """Runs ``block`` on slices of ``candidates`` small enough for the memory bound."""
-        width = max(candidates.size(-1), 1)
-        chunk = max(1, self.chunk_elements // max(num_queries * width, 1))
-        if chunk >= len(candidates):
-            return block(candidates)
-        return torch.cat([block(c) for c in candidates.split(chunk)], dim=1)
+        """Runs ``block`` on slices of ``candidates`` small enough for the memory bound (see
+        :func:`chunked_one_to_all`)."""
+        return chunked_one_to_all(block, num_queries, candidates, self.chunk_elements)
 
     def extra_repr_args(self) -> str:
         """Extra ``key=value`` pairs for ``repr`` (e.g. ``p_norm=1``)."""

@@ -16,11 +16,21 @@ class DistMult(KGEDecoder):
         f(h, r, t) = \langle \mathbf{e}_h, \mathbf{w}_r, \mathbf{e}_t \rangle
         = \sum_k e_{h,k}\, w_{r,k}\, e_{t,k}
 
-    1-to-all scoring is the matrix product :math:`(\mathbf{e}_h \odot \mathbf{w}_r)\mathbf{E}^\top`.
+    The score is symmetric in :math:`h` and :math:`t`. 1-to-all scoring is the matrix product
+    :math:`(\mathbf{e}_h \odot \mathbf{w}_r)\mathbf{E}^\top` (tails) or
+    :math:`(\mathbf{e}_t \odot \mathbf{w}_r)\mathbf{E}^\top` (heads). Entities and relations
+    are initialised with Glorot & Bengio (2010) as in the paper; :meth:`factors` returns
+    :math:`|\mathbf{e}_h|, |\mathbf{w}_r|, |\mathbf{e}_t|` for the N3 regulariser of Lacroix
+    et al. (2018).
 
     Args:
         num_relations (int): Number of relations.
         hidden_channels (int): Embedding size :math:`d`.
+        **kwargs: ``chunk_elements`` of :class:`~mmgnn.nn.kge.base.KGEDecoder`.
+
+    Shapes:
+        - **entities:** :math:`(*, d)`; scores as in :class:`~mmgnn.nn.kge.base.KGEDecoder`
+          (:meth:`score_hrt` broadcasts over leading dimensions).
     """
 
     def __init__(self, num_relations: int, hidden_channels: int, **kwargs) -> None:

@@ -1,0 +1,261 @@
+r"""Exact 1-to-all distance kernels of the distance-based decoders (TransE, RotatE, PairRE).
+
+A distance decoder scores :math:`B` queries against :math:`N` candidates through a distance
+matrix :math:`D \in \mathbb{R}^{B \times N}`. Squared-L2 distances reduce to a matrix product;
+L1 distances and sums of complex moduli do not, and the naive broadcast
+``(q[:, None] - c[None]).abs().sum(-1)`` builds a :obj:`(B, N, d)` tensor. The functions here
+never do: they pick, per call, the fastest *exact* path (same formula; only the floating-point
+summation order differs):
+
+* ``"compiled"``: the broadcast formula compiled by :func:`torch.compile` (TorchInductor), which
+  fuses subtraction, modulus and sum into one loop nest with no intermediate at all, run on
+  transposed blocks of ~512 KiB of candidates so that every query sweeps a block while it sits
+  in the L2 cache. On a 2-core AVX-512 CPU (B=1024, N=14,541, d=200) it is ~4.5x faster than
+  :func:`torch.cdist` for L1 and ~8x faster than the chunked broadcast for the complex modulus
+  and the weighted L1 (``benchmarks/decoder_kernels.py``).
+  The first call compiles (about 15 s, cached on disk across processes); if compilation fails
+  for any reason, a warning is issued once and the eager path is used from then on.
+* ``"eager"``: :func:`torch.cdist` (``p=1``) for the unweighted L1 distance: it computes the
+  distances, and their gradient, without a :obj:`(B, N, d)` intermediate; the chunked
+  broadcast of :func:`~mmgnn.nn.kge.base.chunked_one_to_all` for the other two.
+* ``"auto"`` (default): ``"compiled"`` when the call is worth a compilation (at least
+  :data:`COMPILE_MIN_ELEMENTS` = :math:`B \cdot N \cdot d` elements) and no gradient is needed,
+  ``"eager"`` otherwise, so small problems (unit tests, toy graphs) never compile.
+
+Whenever gradients are needed the eager path is used whatever ``kernel`` says (the compiled
+kernels are forward-only); the chunked broadcast then checkpoints its chunks, so its memory stays
+bounded in the backward pass too.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from mmgnn.nn.kge.base import DEFAULT_CHUNK_ELEMENTS, chunked_one_to_all
+
+KERNELS = ("auto", "compiled", "eager")
+
+# Below this many (query, candidate, coordinate) triples a call takes milliseconds in eager mode,
+# less than a compilation costs; "auto" then stays eager.
+COMPILE_MIN_ELEMENTS = 2**26
+
+# Candidate rows per compiled call: a block of this many bytes stays in the (>= 1 MiB) L2 cache
+# while all queries sweep it. Measured on the benchmark shapes: 256 KiB-1 MiB are equally fast;
+# one unblocked call is 1.4-2x slower (the candidate table streams from memory once per query).
+_BLOCK_BYTES = 2**19
+
+# One kernel serves all shapes (dynamic=True), but Inductor sizes its OpenMP parallelism from the
+# shapes of the first call, and its on-disk cache may hand a kernel first compiled for a tiny
+# call (a unit test) to a large one: a serial loop, 2x slower on 2 cores. dynamic_threads keeps a
+# parallel loop in every kernel and leaves the thread count to the OpenMP runtime.
+_INDUCTOR_OPTIONS = {"cpp.dynamic_threads": True}
+
+
+def check_kernel(kernel: str) -> str:
+    """Validates a ``kernel`` argument of a distance decoder."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
+
+
+class _SafeSqrt(torch.autograd.Function):
+    r""":math:`\sqrt{\max(x, 0)}` whose gradient is 0 where the result is 0 (the subgradient
+    :func:`torch.linalg.vector_norm` uses) instead of :math:`\infty \cdot 0` = NaN; only the
+    result is kept for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        out = x.clamp_min(0.0).sqrt_()
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (out,) = ctx.saved_tensors
+        return torch.where(out > 0, grad / (2 * out), torch.zeros_like(grad))
+
+
+def safe_sqrt(x: Tensor) -> Tensor:
+    r"""Element-wise :math:`\sqrt{\max(x, 0)}` (exact forward) with gradient 0 where
+    :math:`x \le 0`."""
+    return _SafeSqrt.apply(x)
+
+
+# ------------------------------------------------------------------ broadcast formulas
+# Each maps queries (B, ...) and a slice of candidates (C, ...) to distances (B, C), eagerly
+# (the unweighted L1 distance needs none: torch.cdist computes it without an intermediate).
+# Without autograd they work in place: one or two (B, C, d) allocations instead of three or
+# four, which halves their time on the benchmark shapes.
+def _weighted_l1(q: Tensor, c: Tensor, w: Tensor) -> Tensor:
+    if torch.is_grad_enabled():
+        return (q[:, None, :] - w[:, None, :] * c[None, :, :]).abs().sum(-1)
+    return (w[:, None, :] * c[None, :, :]).sub_(q[:, None, :]).abs_().sum(-1)
+
+
+def _complex_modulus(q: Tensor, c: Tensor) -> Tensor:
+    d = q.size(-1) // 2
+    re = q[:, None, :d] - c[None, :, :d]
+    im = q[:, None, d:] - c[None, :, d:]
+    if torch.is_grad_enabled():
+        return safe_sqrt(re * re + im * im).sum(-1)
+    return re.mul_(re).addcmul_(im, im).sqrt_().sum(-1)
+
+
+# The same formulas on a transposed candidate block (d, C), handed to torch.compile: Inductor
+# then vectorises along the candidates and sums over d without a horizontal reduction per output
+# (~20% faster than compiling the row-major formulas for L1; equal for the complex modulus).
+def _l1_t(q: Tensor, ct: Tensor) -> Tensor:
+    return (q[:, :, None] - ct[None, :, :]).abs().sum(1)
+
+
+def _weighted_l1_t(q: Tensor, ct: Tensor, w: Tensor) -> Tensor:
+    return (q[:, :, None] - w[:, :, None] * ct[None, :, :]).abs().sum(1)
+
+
+def _complex_modulus_t(q: Tensor, ct: Tensor) -> Tensor:
+    d = q.size(-1) // 2
+    re = q[:, :d, None] - ct[None, :d, :]
+    im = q[:, d:, None] - ct[None, d:, :]
+    return (re * re + im * im).sqrt().sum(1)
+
+
+class _CompiledKernel:
+    """A transposed broadcast formula compiled lazily on first use and run on blocks of
+    candidates; on any failure it warns once and reports itself unavailable, so callers fall
+    back to the eager path."""
+
+    def __init__(self, fn: Callable[..., Tensor]) -> None:
+        self.fn = fn
+        self.compiled: Callable[..., Tensor] | None = None
+        self.failed = False
+
+    def __call__(self, q: Tensor, candidates: Tensor, *extra: Tensor) -> Tensor | None:
+        if self.failed or q.numel() == 0 or candidates.numel() == 0:
+            return None
+        row_bytes = candidates.size(-1) * candidates.element_size()
+        rows = max(16, _BLOCK_BYTES // row_bytes)
+        try:
+            if self.compiled is None:
+                self.compiled = torch.compile(self.fn, dynamic=True, options=_INDUCTOR_OPTIONS)
+            out = [self.compiled(q, c.t().contiguous(), *extra) for c in candidates.split(rows)]
+        except Exception as err:  # any compiler or toolchain error means "fall back"
+            self.failed = True
+            warnings.warn(f"mmgnn.nn.kge.distances: torch.compile of {self.fn.__name__} failed "
+                          f"({type(err).__name__}: {err}); using the eager kernels instead",
+                          RuntimeWarning, stacklevel=3)
+            return None
+        return out[0] if len(out) == 1 else torch.cat(out, dim=1)
+
+
+_COMPILED = {"l1": _CompiledKernel(_l1_t), "weighted_l1": _CompiledKernel(_weighted_l1_t),
+             "complex_modulus": _CompiledKernel(_complex_modulus_t)}
+
+
+def compiled_available(name: str) -> bool:
+    """Whether the compiled kernel ``name`` (``"l1"``, ``"weighted_l1"`` or
+    ``"complex_modulus"``) has not failed so far."""
+    return not _COMPILED[name].failed
+
+
+def _try_compiled(name: str, kernel: str, q: Tensor, candidates: Tensor,
+                  *extra: Tensor) -> Tensor | None:
+    """Runs the compiled kernel if ``kernel`` and the call allow it, else returns ``None``."""
+    if kernel == "eager" or torch.compiler.is_compiling():
+        return None  # inside an outer torch.compile the eager formula gets fused anyway
+    if _needs_grad(q, candidates, *extra):
+        return None
+    if kernel == "auto" and q.size(0) * candidates.numel() < COMPILE_MIN_ELEMENTS:
+        return None
+    return _COMPILED[name](q, candidates, *extra)
+
+
+def _needs_grad(*tensors: Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+
+
+# ------------------------------------------------------------------ public kernels
+def l1_distance(q: Tensor, candidates: Tensor, weight: Tensor | None = None, *,
+                kernel: str = "auto", chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tensor:
+    r"""All-pairs (weighted) L1 distances
+
+    .. math::
+        D_{bn} = \sum_k |q_{bk} - w_{bk}\, c_{nk}|
+
+    (:math:`w = 1` when ``weight`` is ``None``: TransE; a per-query weight gives PairRE's
+    :math:`\|\hat{h} \circ r^H - \hat{t} \circ r^T\|_1` against every tail :math:`\hat t`).
+
+    Args:
+        q (Tensor): Queries :obj:`(B, d)`.
+        candidates (Tensor): Candidates :obj:`(N, d)`.
+        weight (Tensor, optional): Per-query coordinate weights :obj:`(B, d)`.
+            (default: :obj:`None`)
+        kernel (str): ``"auto"``, ``"compiled"`` or ``"eager"`` (see the module docstring).
+            (default: :obj:`"auto"`)
+        chunk_elements (int): Memory bound of the chunked path. (default: :obj:`2**22`)
+
+    Returns:
+        Tensor: :obj:`(B, N)`.
+    """
+    if weight is None:
+        out = _try_compiled("l1", kernel, q, candidates)
+        if out is not None:
+            return out
+        return torch.cdist(q, candidates, p=1.0)
+    out = _try_compiled("weighted_l1", kernel, q, candidates, weight)
+    if out is not None:
+        return out
+    return chunked_one_to_all(lambda c: _weighted_l1(q, c, weight), len(q), candidates,
+                              chunk_elements)
+
+
+def complex_distance(q: Tensor, candidates: Tensor, *, kernel: str = "auto",
+                     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tensor:
+    r"""All-pairs sums of complex moduli (RotatE's distance)
+
+    .. math::
+        D_{bn} = \sum_{k=1}^{d} |q_{bk} - c_{nk}|, \qquad
+        |z| = \sqrt{\operatorname{Re}(z)^2 + \operatorname{Im}(z)^2}
+
+    for complex vectors stored as real tensors laid out :obj:`[re | im]`. The gradient of a
+    zero modulus is 0, as with :func:`torch.linalg.vector_norm` in the official RotatE code.
+
+    Args:
+        q (Tensor): Queries :obj:`(B, 2d)`.
+        candidates (Tensor): Candidates :obj:`(N, 2d)`.
+        kernel (str): ``"auto"``, ``"compiled"`` or ``"eager"``. (default: :obj:`"auto"`)
+        chunk_elements (int): Memory bound of the chunked path. (default: :obj:`2**22`)
+
+    Returns:
+        Tensor: :obj:`(B, N)`.
+    """
+    out = _try_compiled("complex_modulus", kernel, q, candidates)
+    if out is not None:
+        return out
+    return chunked_one_to_all(lambda c: _complex_modulus(q, c), len(q), candidates,
+                              chunk_elements)
+
+
+def l2_distance(q: Tensor, candidates: Tensor) -> Tensor:
+    r"""All-pairs Euclidean distances by one matrix product
+
+    .. math::
+        D_{bn} = \sqrt{\max(0,\ \|q_b\|^2 + \|c_n\|^2 - 2\, q_b \cdot c_n)}
+
+    (clamped at 0 against cancellation; the gradient of a zero distance is 0).
+
+    Args:
+        q (Tensor): Queries :obj:`(B, d)`.
+        candidates (Tensor): Candidates :obj:`(N, d)`.
+
+    Returns:
+        Tensor: :obj:`(B, N)`.
+    """
+    norms = q.square().sum(-1, keepdim=True) + candidates.square().sum(-1)
+    squared = torch.addmm(norms, q, candidates.t(), alpha=-2.0)
+    if _needs_grad(q, candidates):
+        return safe_sqrt(squared)
+    return squared.clamp_min_(0.0).sqrt_()

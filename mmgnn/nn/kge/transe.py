@@ -1,0 +1,107 @@
+"""TransE (Bordes et al., 2013)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmgnn.nn.kge.base import KGEDecoder
+from mmgnn.nn.kge.distances import check_kernel, l1_distance, l2_distance
+
+
+class TransE(KGEDecoder):
+    r"""The translational decoder from `"Translating Embeddings for Modeling Multi-relational
+    Data" <https://papers.nips.cc/paper_files/paper/2013/hash/
+    1cecc7a77928ca8133fa24680a88d2f9-Abstract.html>`_ (Bordes et al., 2013, Sec. 2)
+
+    .. math::
+        f(h, r, t) = -\|\mathbf{e}_h + \mathbf{r}_r - \mathbf{e}_t\|_p,
+        \qquad p \in \{1, 2\}
+
+    Initialisation and constraint as in Algorithm 1 of the paper: entities and relations are
+    drawn from :math:`\mathcal{U}(-6/\sqrt{d}, 6/\sqrt{d})`, relations are L2-normalised once,
+    and entities are kept at unit L2 norm (re-normalised after every optimiser step through
+    :meth:`constrain_entities_`; ``normalize_entities=False`` lifts the constraint). PyG's
+    :class:`torch_geometric.nn.kge.TransE` instead normalises relations with the
+    :math:`p`-norm at initialisation and head/tail rows with the :math:`p`-norm inside every
+    score; feeding it :math:`p`-normalised rows gives identical scores.
+
+    1-to-all scoring never builds a :obj:`(B, N, d)` tensor. For :math:`p = 2` it is one
+    matrix product, :math:`\|q\|^2 + \|e\|^2 - 2\, q \cdot e`
+    (:func:`~mmgnn.nn.kge.distances.l2_distance`); for :math:`p = 1` it is
+    :func:`~mmgnn.nn.kge.distances.l1_distance` (a compiled fused kernel or
+    :func:`torch.cdist`; see ``kernel``). Head queries use
+    :math:`\|\mathbf{e}_c + \mathbf{r} - \mathbf{e}_t\| =
+    \|\mathbf{e}_c - (\mathbf{e}_t - \mathbf{r})\|`.
+
+    Args:
+        num_relations (int): Number of relations.
+        hidden_channels (int): Embedding size :math:`d`.
+        p_norm (int): The norm :math:`p` of the distance, 1 or 2. (default: :obj:`1`)
+        normalize_entities (bool): Keep entity rows at unit L2 norm (the paper's constraint).
+            (default: :obj:`True`)
+        kernel (str): 1-to-all L1 kernel: ``"auto"``, ``"compiled"`` or ``"eager"`` (see
+            :mod:`mmgnn.nn.kge.distances`). (default: :obj:`"auto"`)
+        **kwargs: ``chunk_elements`` of :class:`~mmgnn.nn.kge.base.KGEDecoder`.
+
+    Shapes:
+        - **entities:** :math:`(*, d)`; scores as in :class:`~mmgnn.nn.kge.base.KGEDecoder`
+          (:meth:`score_hrt` broadcasts over leading dimensions).
+    """
+
+    def __init__(self, num_relations: int, hidden_channels: int, p_norm: int = 1,
+                 normalize_entities: bool = True, kernel: str = "auto", **kwargs) -> None:
+        super().__init__(num_relations, hidden_channels, **kwargs)
+        if p_norm not in (1, 2):
+            raise ValueError(f"TransE supports p_norm=1 or p_norm=2, got {p_norm!r}")
+        self.p_norm = int(p_norm)
+        self.normalize_entities = normalize_entities
+        self.kernel = check_kernel(kernel)
+        self.rel_emb = torch.nn.Embedding(num_relations, hidden_channels)
+        self.reset_parameters()
+
+    @property
+    def bound(self) -> float:
+        r"""Half-width :math:`6/\sqrt{d}` of the uniform initialisation."""
+        return 6.0 / math.sqrt(self.hidden_channels)
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.uniform_(self.rel_emb.weight, -self.bound, self.bound)
+        with torch.no_grad():
+            self.rel_emb.weight.copy_(F.normalize(self.rel_emb.weight, p=2.0, dim=-1))
+
+    @torch.no_grad()
+    def reset_entity_parameters(self, weight: Tensor) -> None:
+        torch.nn.init.uniform_(weight, -self.bound, self.bound)
+        self.constrain_entities_(weight)
+
+    @torch.no_grad()
+    def constrain_entities_(self, weight: Tensor) -> None:
+        if self.normalize_entities:
+            weight.copy_(F.normalize(weight, p=2.0, dim=-1))
+
+    def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        diff = h + self.rel_emb(r) - t
+        return -torch.linalg.vector_norm(diff, ord=self.p_norm, dim=-1)
+
+    def _distance(self, q: Tensor, candidates: Tensor) -> Tensor:
+        if self.p_norm == 2:
+            return l2_distance(q, candidates)
+        return l1_distance(q, candidates, kernel=self.kernel, chunk_elements=self.chunk_elements)
+
+    def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return -self._distance(h + self.rel_emb(r), candidates)
+
+    def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
+        return -self._distance(t - self.rel_emb(r), candidates)
+
+    def extra_repr_args(self) -> str:
+        args = [f"p_norm={self.p_norm}"]
+        if not self.normalize_entities:
+            args.append("normalize_entities=False")
+        if self.kernel != "auto":
+            args.append(f"kernel={self.kernel!r}")
+        return ", ".join(args)

@@ -1,0 +1,163 @@
+"""TuckER (Balažević et al., 2019)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from mmgnn.nn.kge.base import KGEDecoder
+
+
+class TuckER(KGEDecoder):
+    r"""The Tucker-decomposition decoder from `"TuckER: Tensor Factorization for Knowledge
+    Graph Completion" <https://arxiv.org/abs/1901.09590>`_ (Balažević et al., 2019, Eq. 2)
+
+    .. math::
+        f(h, r, t) = \mathcal{W} \times_1 \mathbf{w}_r \times_2 \mathbf{e}_h
+        \times_3 \mathbf{e}_t
+        = \sum_{j, i, k} \mathcal{W}_{jik}\, w_{r,j}\, e_{h,i}\, e_{t,k}
+
+    with a core tensor :math:`\mathcal{W} \in \mathbb{R}^{d_r \times d_e \times d_e}` shared by
+    all relations. As in the official code (``ibalazevic/TuckER``, ``model.py``) the score of a
+    query is computed as
+
+    .. math::
+        \mathbf{x} = \mathrm{BN}_0(\mathbf{e}_h) \rightarrow \mathrm{drop}_{in}
+        \rightarrow \mathbf{x}\, \mathrm{drop}_1(\mathbf{W}_r) \rightarrow \mathrm{BN}_1
+        \rightarrow \mathrm{drop}_2, \qquad f = \mathbf{x} \cdot \mathbf{e}_t,
+        \qquad \mathbf{W}_r = \textstyle\sum_j w_{r,j}\, \mathcal{W}_j,
+
+    so 1-to-all tail scoring is the matrix product :math:`\mathbf{X}\mathbf{E}^\top`. Defaults
+    and initialisation follow the official code: dropouts 0.3 / 0.4 / 0.5, relations and
+    entities :math:`\mathcal{N}` with Xavier scaling, :math:`\mathcal{W} \sim
+    \mathcal{U}(-1, 1)`. Batch norm and dropout make scores depend on the batch in training
+    mode; in evaluation mode every path below computes the same function.
+
+    :math:`\mathbf{W}_r` is built once per distinct relation of a batch and gathered per row in
+    chunks of at most ``chunk_elements`` elements (the row-wise :math:`\mathrm{drop}_1` mask of
+    the official code needs one matrix per row); with gradients each chunk is checkpointed, so
+    memory stays bounded for negative-sampling batches as well.
+
+    **Head queries.** TuckER is not symmetric in head and tail and the paper answers
+    :math:`(?, r, t)` through reciprocal relations (``reciprocal=True`` of
+    :class:`~mmgnn.models.KGEModel`). :meth:`score_h` nevertheless scores every candidate head
+    exactly, by contracting :math:`\mathcal{W}` the other way: with the batch norms written as
+    affine maps :math:`\mathrm{BN}(x) = a \odot x + b`,
+
+    .. math::
+        f(c, r, t) = \mathrm{BN}_0(\mathbf{e}_c) \cdot \big(\mathbf{W}_r (a_1 \odot
+        \mathbf{e}_t)\big) + b_1 \cdot \mathbf{e}_t,
+
+    one matrix product over the candidates. In training mode :math:`\mathrm{BN}_0` normalises
+    the candidates with their batch statistics (they are the heads of the batch), while
+    :math:`\mathrm{BN}_1` uses its running statistics and :math:`\mathrm{drop}_2` masks
+    :math:`\mathbf{e}_t` per query: batch statistics and masks per (query, candidate) pair would
+    need the :obj:`(B, N, d_e)` intermediate this form avoids.
+
+    Args:
+        num_relations (int): Number of relations.
+        hidden_channels (int): Entity embedding size :math:`d_e`.
+        relation_channels (int, optional): Relation embedding size :math:`d_r`
+            (default: :obj:`hidden_channels`).
+        input_dropout (float): Dropout on :math:`\mathrm{BN}_0(\mathbf{e}_h)`.
+            (default: :obj:`0.3`)
+        hidden_dropout1 (float): Dropout on :math:`\mathbf{W}_r`. (default: :obj:`0.4`)
+        hidden_dropout2 (float): Dropout on the query after :math:`\mathrm{BN}_1`.
+            (default: :obj:`0.5`)
+        **kwargs: ``chunk_elements`` of :class:`~mmgnn.nn.kge.base.KGEDecoder`.
+
+    Shapes:
+        - **entities:** :math:`(*, d_e)`; scores as in :class:`~mmgnn.nn.kge.base.KGEDecoder`
+          (:meth:`score_hrt` broadcasts over leading dimensions).
+    """
+
+    def __init__(self, num_relations: int, hidden_channels: int,
+                 relation_channels: int | None = None, input_dropout: float = 0.3,
+                 hidden_dropout1: float = 0.4, hidden_dropout2: float = 0.5, **kwargs) -> None:
+        super().__init__(num_relations, hidden_channels, **kwargs)
+        self.relation_channels = relation_channels or hidden_channels
+        self.rel_emb = torch.nn.Embedding(num_relations, self.relation_channels)
+        self.core = torch.nn.Parameter(
+            torch.empty(self.relation_channels, hidden_channels, hidden_channels))
+        self.bn0 = torch.nn.BatchNorm1d(hidden_channels)
+        self.bn1 = torch.nn.BatchNorm1d(hidden_channels)
+        self.input_dropout = torch.nn.Dropout(input_dropout)
+        self.hidden_dropout1 = torch.nn.Dropout(hidden_dropout1)
+        self.hidden_dropout2 = torch.nn.Dropout(hidden_dropout2)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.xavier_normal_(self.rel_emb.weight)
+        torch.nn.init.uniform_(self.core, -1.0, 1.0)
+        self.bn0.reset_parameters()
+        self.bn1.reset_parameters()
+
+    @torch.no_grad()
+    def reset_entity_parameters(self, weight: Tensor) -> None:
+        torch.nn.init.xavier_normal_(weight)
+
+    # ------------------------------------------------------------ contractions
+    def _contract(self, x: Tensor, r: Tensor, transpose: bool = False) -> Tensor:
+        r"""Rows :math:`\mathbf{x}_m \mathrm{drop}_1(\mathbf{W}_{r_m})` (or
+        :math:`\mathrm{drop}_1(\mathbf{W}_{r_m})\, \mathbf{x}_m` if ``transpose``):
+        :obj:`(M, d_e)`, :obj:`(M,)` :math:`\rightarrow` :obj:`(M, d_e)`."""
+        d = self.hidden_channels
+        uniq, inverse = torch.unique(r, return_inverse=True)
+        mats = (self.rel_emb(uniq) @ self.core.view(self.relation_channels, -1)).view(-1, d, d)
+
+        def rows(x_c: Tensor, idx: Tensor) -> Tensor:
+            w = self.hidden_dropout1(mats[idx])
+            if transpose:
+                return torch.bmm(w, x_c[:, :, None]).squeeze(-1)
+            return torch.bmm(x_c[:, None, :], w).squeeze(1)
+
+        step = max(1, self.chunk_elements // (d * d))
+        if len(x) <= step:
+            return rows(x, inverse)
+        grad = torch.is_grad_enabled()
+        return torch.cat([checkpoint(rows, x_c, i_c, use_reentrant=False) if grad
+                          else rows(x_c, i_c)
+                          for x_c, i_c in zip(x.split(step), inverse.split(step),
+                                             strict=True)])
+
+    @staticmethod
+    def _affine(bn: torch.nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
+        """:math:`(a, b)` with ``bn(x) = a * x + b`` under the running statistics."""
+        scale = torch.rsqrt(bn.running_var + bn.eps)
+        a = bn.weight * scale if bn.affine else scale
+        shift = -bn.running_mean * a
+        return a, (shift + bn.bias if bn.affine else shift)
+
+    def _batch_norm(self, bn: torch.nn.BatchNorm1d, x: Tensor) -> Tensor:
+        """``bn`` over all leading dimensions of ``x``."""
+        return bn(x.reshape(-1, x.size(-1))).view(x.shape)
+
+    def query(self, h: Tensor, r: Tensor) -> Tensor:
+        r"""The tail query :math:`\mathbf{x}(h, r)` :obj:`(..., d_e)` (broadcast over the
+        leading dimensions of ``h`` and ``r``), with :math:`f = \mathbf{x} \cdot \mathbf{e}_t`."""
+        d = self.hidden_channels
+        x = self.input_dropout(self._batch_norm(self.bn0, h))
+        shape = torch.broadcast_shapes(x.shape[:-1], r.shape)
+        x = self._contract(x.expand(*shape, d).reshape(-1, d), r.expand(shape).reshape(-1))
+        return self.hidden_dropout2(self.bn1(x)).view(*shape, d)
+
+    # ------------------------------------------------------------ scoring
+    def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return (self.query(h, r) * t).sum(dim=-1)
+
+    def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
+        return self.query(h, r) @ candidates.t()
+
+    def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
+        a1, b1 = self._affine(self.bn1)
+        t = self.hidden_dropout2(t)
+        v = self._contract(a1 * t, r, transpose=True)
+        heads = self.input_dropout(self.bn0(candidates))
+        return v @ heads.t() + (t * b1).sum(dim=-1, keepdim=True)
+
+    def extra_repr_args(self) -> str:
+        return (f"relation_channels={self.relation_channels}, "
+                f"input_dropout={self.input_dropout.p}, "
+                f"hidden_dropout1={self.hidden_dropout1.p}, "
+                f"hidden_dropout2={self.hidden_dropout2.p}")

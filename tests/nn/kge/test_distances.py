@@ -1,0 +1,137 @@
+"""The 1-to-all distance kernels: compiled, cdist and chunked paths agree with the broadcast
+formulas written out here, gradients are safe at zero distance, and compilation falls back."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from mmgnn.nn.kge import PairRE, RotatE, TransE
+from mmgnn.nn.kge import distances as D
+
+
+def _inputs(b: int = 5, n: int = 50, d: int = 8, seed: int = 0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return tuple(torch.randn(rows, d, generator=g, dtype=dtype) for rows in (b, n, b))
+
+
+def _reference(name: str, q, c, w):
+    """The distances by explicit broadcasting over (B, N, d)."""
+    if name == "l1":
+        return (q[:, None] - c[None]).abs().sum(-1)
+    if name == "weighted_l1":
+        return (q[:, None] - w[:, None] * c[None]).abs().sum(-1)
+    half = q.size(-1) // 2
+    zq, zc = torch.complex(q[:, :half], q[:, half:]), torch.complex(c[:, :half], c[:, half:])
+    return (zq[:, None] - zc[None]).abs().sum(-1)
+
+
+def _call(name: str, q, c, w, **kwargs):
+    if name == "l1":
+        return D.l1_distance(q, c, **kwargs)
+    if name == "weighted_l1":
+        return D.l1_distance(q, c, w, **kwargs)
+    return D.complex_distance(q, c, **kwargs)
+
+
+NAMES = ["l1", "weighted_l1", "complex"]
+COMPILED = {"l1": "l1", "weighted_l1": "weighted_l1", "complex": "complex_modulus"}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_eager_paths_match_reference(name):
+    q, c, w = _inputs(dtype=torch.float64)
+    expected = _reference(name, q, c, w)
+    for grad in (True, False):  # out-of-place formulas for autograd, in-place ones without
+        with torch.set_grad_enabled(grad):
+            torch.testing.assert_close(_call(name, q, c, w, kernel="eager"), expected)
+            torch.testing.assert_close(_call(name, q, c, w, kernel="eager", chunk_elements=1),
+                                       expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compiled_kernel_matches_reference(name, monkeypatch):
+    monkeypatch.setattr(D, "_BLOCK_BYTES", 64)  # 16 candidate rows per call: several blocks
+    q, c, w = _inputs()
+    out = _call(name, q, c, w, kernel="compiled")
+    if not D.compiled_available(COMPILED[name]):
+        pytest.skip("torch.compile does not work here; the fallback is tested below")
+    torch.testing.assert_close(out, _reference(name, q, c, w))
+    q, c, w = _inputs(b=3, n=7, seed=1)  # other sizes reuse the dynamic-shape kernel
+    torch.testing.assert_close(_call(name, q, c, w, kernel="compiled"),
+                               _reference(name, q, c, w))
+
+
+def test_decoders_agree_across_kernels():
+    g = torch.Generator().manual_seed(0)
+    for cls, kwargs in ((TransE, {}), (RotatE, {}), (PairRE, {})):
+        torch.manual_seed(0)
+        eager = cls(4, 8, kernel="eager", **kwargs)
+        compiled = cls(4, 8, kernel="compiled", **kwargs)
+        compiled.load_state_dict(eager.state_dict())
+        e = torch.randn(6, eager.entity_channels, generator=g)
+        cand = torch.randn(40, eager.entity_channels, generator=g)
+        r = torch.randint(4, (6,), generator=g)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled.score_t(e, r, cand), eager.score_t(e, r, cand))
+            torch.testing.assert_close(compiled.score_h(r, e, cand), eager.score_h(r, e, cand))
+
+
+def _forbid_compile(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("torch.compile must not be called here")
+    monkeypatch.setattr(torch, "compile", fail)
+    for name in D._COMPILED:  # fresh, not yet compiled kernels
+        monkeypatch.setitem(D._COMPILED, name, D._CompiledKernel(D._COMPILED[name].fn))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_auto_does_not_compile_small_problems_or_gradients(name, monkeypatch):
+    _forbid_compile(monkeypatch)
+    q, c, w = _inputs()
+    torch.testing.assert_close(_call(name, q, c, w), _reference(name, q, c, w))
+    # gradients always take the eager autograd path, whatever the kernel
+    c.requires_grad_()
+    out = _call(name, q, c, w, kernel="compiled")
+    expected = _reference(name, q, c.detach().requires_grad_(), w)
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_failed_compilation_warns_once_and_falls_back(name, monkeypatch):
+    def broken(fn, **kwargs):
+        raise RuntimeError("no C++ compiler")
+    monkeypatch.setattr(torch, "compile", broken)
+    kernel_name = COMPILED[name]
+    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(D._COMPILED[kernel_name].fn))
+    q, c, w = _inputs()
+    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+        out = _call(name, q, c, w, kernel="compiled")
+    torch.testing.assert_close(out, _reference(name, q, c, w))
+    assert not D.compiled_available(kernel_name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no second warning
+        _call(name, q, c, w, kernel="compiled")
+
+
+def test_l2_distance_matches_cdist():
+    q, c, _ = _inputs(dtype=torch.float64)
+    torch.testing.assert_close(D.l2_distance(q, c), torch.cdist(q, c))
+
+
+def test_zero_distances_have_zero_gradient():
+    x = torch.tensor([0.0, 4.0], requires_grad=True)
+    D.safe_sqrt(x).sum().backward()
+    torch.testing.assert_close(x.grad, torch.tensor([0.0, 0.25]))
+    q, c, _ = _inputs(dtype=torch.float64)
+    c = torch.cat([q, c]).requires_grad_()  # candidate i equals query i: distance 0
+    for dist in (D.l2_distance(q, c), D.complex_distance(q, c, kernel="eager")):
+        (grad,) = torch.autograd.grad(dist.sum(), c)
+        assert torch.isfinite(grad).all()
+
+
+def test_unknown_kernel_is_rejected():
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        TransE(3, 4, kernel="triton")
