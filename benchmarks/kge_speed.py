@@ -7,8 +7,9 @@ against PyG's ``torch_geometric.nn.kge`` and PyKEEN, on FB15k-237 and DB15K.
 Every (library, phase) runs in a fresh child process (this script with a hidden ``--phase``
 flag): the child times only the measured work and reports its peak RSS, from which the peak RSS
 of a baseline child (torch imported, dataset loaded) is subtracted. Children run one after the
-other in the same run and, for training, in interleaved rounds (best round reported), so that
-the load of a shared machine hits every library alike; the load average is printed.
+other in the same run and, for training, in rounds that run every library back to back: the
+per-round ratios compare libraries under about the same load of a shared machine, and their
+median drops a round that a busy spell skewed; the load average is printed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,21 +28,17 @@ from pathlib import Path
 
 import torch
 from _peers import (
+    METRICS,
+    SIDES,
     SPECS,
-    copy_to_pyg,
-    copy_to_pykeen,
+    TIES,
     mmgnn_model,
-    pyg_model,
-    pykeen_model,
-    score_difference,
+    pyg_test_seconds,
+    pykeen_rank,
     train_steps,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METRICS = (("mrr", "inverse_harmonic_mean_rank"), ("mr", "arithmetic_mean_rank"),
-           ("hits@1", "hits_at_1"), ("hits@3", "hits_at_3"), ("hits@10", "hits_at_10"))
-TIES = ("realistic", "optimistic", "pessimistic")
-SIDES = ("head", "tail", "both")
 LIBS = {"mmgnn": "mmgnn", "pyg": "PyG", "pykeen": "PyKEEN"}
 
 
@@ -97,7 +95,7 @@ def phase_eval(p: dict, kg) -> dict:
             model.entity.weight.copy_(state["entity"])
             model.decoder.rel_emb.weight.copy_(state["relation"])
     model.eval()
-    test = kg.test[: p["limit"]] if p["limit"] else kg.test
+    test = kg.test[: p["eval_limit"] or None]
     out: dict = {"queries": 2 * len(test)}
     if p["lib"] == "mmgnn":
         out["gflops"] = matmul_gflops(n, model.decoder.entity_channels)
@@ -113,29 +111,10 @@ def phase_eval(p: dict, kg) -> dict:
                 ties: evaluate(model, kg, triples=test, ties=ties, progress=False).to_dict()
                 for ties in TIES[1:]}
     elif p["lib"] == "pykeen":
-        from pykeen.evaluation import RankBasedEvaluator
-        from pykeen.triples import CoreTriplesFactory
-
-        tf = CoreTriplesFactory.create(mapped_triples=kg.train, num_entities=n, num_relations=r)
-        pk = pykeen_model(spec, tf, p["dim"], p["seed"])
-        copy_to_pykeen(model, pk, spec)
-        if spec.same_function:
-            out["score_check"] = score_difference(model, pk, test[:1000])
-        start = time.perf_counter()  # batch 32: what PyKEEN picks on CPU when given none
-        result = RankBasedEvaluator(filtered=True).evaluate(
-            pk, test, batch_size=32, additional_filter_triples=[kg.train, kg.valid, kg.test],
-            use_tqdm=False)
-        out["seconds"] = time.perf_counter() - start
-        out["metrics"] = {ties: {side: {ours: result.get_metric(f"{side}.{ties}.{theirs}")
-                                        for ours, theirs in METRICS} for side in SIDES}
-                          for ties in TIES}
+        out.update(pykeen_rank(model, spec, kg, test, p["dim"], p["seed"]))
     else:  # PyG's test(): tail queries only, unfiltered, one triple at a time
-        pg = pyg_model(spec, n, r, p["dim"])
-        copy_to_pyg(model, pg, spec)
-        sample = test[: p["pyg_queries"]]
-        start = time.perf_counter()
-        pg.test(sample[:, 0], sample[:, 1], sample[:, 2], batch_size=20000, log=False)
-        measured = time.perf_counter() - start
+        sample = test[: p["pyg_eval_queries"]]
+        measured = pyg_test_seconds(model, spec, kg, sample, p["dim"])
         out.update(measured_s=measured, measured_queries=len(sample),
                    seconds=measured / len(sample) * out["queries"])
     return out
@@ -222,29 +201,38 @@ def ratio(a: dict, b: dict, key: str) -> float:
     return a[key] / b[key] if key in a and key in b else float("nan")
 
 
+def median(values) -> float:
+    """Median of the values that are not NaN (NaN if none)."""
+    values = sorted(v for v in values if v == v)
+    return statistics.median(values) if values else float("nan")
+
+
 def bench_training(name: str, args, common: dict, base: float,
                    ratios: list) -> tuple[list[dict], str]:
     plan = [(lib, k) for k in args.negatives for lib in LIBS if k == 1 or lib != "pyg"]
     runs: dict[tuple[str, int], list[dict]] = {key: [] for key in plan}
-    for rnd in range(args.repeats):  # interleaved rounds: a busy spell slows one round of all
+    for rnd in range(args.repeats):
         for lib, k in plan:
             log(f"{name}: training {LIBS[lib]}, {k} negative(s), round {rnd + 1}/{args.repeats}")
             runs[lib, k].append(child({**common, "kind": "train", "lib": lib, "negatives": k}))
     rows, lines = [], []
     for (lib, k), outs in runs.items():
-        good = [o for o in outs if "error" not in o]
-        r = {"library": lib, "negatives": k, **(min(good, key=lambda o: o["seconds"])
-                                                 if good else outs[0]),
-             "all_seconds": [o.get("seconds") for o in outs]}
-        mm = next(m for m in rows + [r] if m["library"] == "mmgnn" and m["negatives"] == k)
-        r["mmgnn_over_peer"] = {x: ratio(mm, r, f"{x}_per_s") for x in ("positives", "scored")}
+        # A round runs the libraries back to back, under about the same load: the ratio within
+        # a round, and its median over rounds, resists a busy spell better than best-of times.
+        per_round = {x: [ratio(m, o, f"{x}_per_s") for m, o in zip(runs["mmgnn", k], outs,
+                                                                   strict=True)]
+                     for x in ("positives", "scored")}
+        r = {"library": lib, "negatives": k, "rounds": outs,
+             **{key: median(o[key] for o in outs if key in o)
+                for key in ("seconds", "positives_per_s", "scored_per_s", "peak_rss_mib")},
+             "mmgnn_over_peer": {x: median(v) for x, v in per_round.items()},
+             "mmgnn_over_peer_per_round": per_round}
         shown = [f"{v:.2f}x" if lib != "mmgnn" else "" for v in r["mmgnn_over_peer"].values()]
         if lib != "mmgnn":
             ratios.append([name, f"training, K={k}", f"mmgnn / {LIBS[lib]}", *shown])
         rows.append(r)
-        lines.append([k, LIBS[lib], r.get("positives_per_s", "FAILED"), r.get("scored_per_s", "-"),
-                      1e3 * r.get("seconds", float("nan")) / args.steps, rss_delta(r, base),
-                      *shown])
+        lines.append([k, LIBS[lib], r["positives_per_s"], r["scored_per_s"],
+                      1e3 * r["seconds"] / args.steps, rss_delta(r, base), *shown])
     return rows, table(["K", "library", "positives/s", "scored/s", "ms/step", "RSS+ MiB",
                         "mmgnn/peer positives/s", "mmgnn/peer scored/s"], lines)
 
@@ -341,7 +329,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--steps", type=int, default=60, help="timed optimiser steps per training run")
     add("--warmup", type=int, default=2, help="untimed optimiser steps before the timed ones")
     add("--repeats", type=int, default=3,
-        help="interleaved rounds of every training run; the fastest round is reported")
+        help="rounds of training runs, each running every library once, back to back; "
+             "medians are reported")
     add("--eval-models", nargs="+", choices=["transe-l1", "transe-l2", "distmult", "rotate"],
         default=["transe-l1", "transe-l2", "distmult", "rotate"],
         help="models whose filtered evaluation is timed (RotatE: dim/2 complex dimensions)")
@@ -383,7 +372,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average at start {os.getloadavg()[0]:.1f}")
     print(f"training: {SPECS[args.model].label}, dim {args.dim}, batch {args.batch}, Adam lr "
           f"{args.lr:g}, margin ranking loss (margin 1); {args.steps} timed steps after "
-          f"{args.warmup} warm-up steps, best of {args.repeats} interleaved rounds; PyG uses its "
+          f"{args.warmup} warm-up steps; medians of {args.repeats} rounds, each running the "
+          f"libraries back to back (ratios: median of the per-round ratios); PyG uses its "
           f"own model.loss (1 corruption per positive, 2 scored triples), mmgnn and PyKEEN score "
           f"1 + K. RSS+ = peak RSS (VmHWM) of the child minus that of a child that only "
           f"loaded the dataset (so it includes importing the library).")
@@ -396,11 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             if (args.warmup + args.steps) * args.batch > len(kg.train):
                 raise SystemExit(f"{name} has {len(kg.train):,} training triples, fewer than "
                                  f"(--warmup + --steps) * --batch")
-            common = {"dataset": name, "model": args.model, "tmp": tmp,
-                      "limit": args.eval_limit, "pyg_queries": args.pyg_eval_queries,
-                      "export": args.export, **{k: getattr(args, k) for k in (
-                          "dim", "batch", "lr", "steps", "warmup", "seed", "agree_epochs",
-                          "agree_lr", "threads")}}
+            common = {**vars(args), "json": None, "dataset": name, "tmp": tmp}
             log(f"{name}: baseline child (imports torch, loads the dataset)")
             base = child({**common, "kind": "baseline"}).get("peak_rss_mib", 0.0)
             train_rows, train_text = bench_training(name, args, common, base, ratios)
@@ -410,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
                              "train": len(kg.train), "test": len(kg.test),
                              "baseline_rss_mib": base, "training": train_rows,
                              "evaluation": evaluation, "agreement": agree}
-            failed |= any("error" in r for r in train_rows + evaluation["rows"])
+            failed |= any("error" in o for r in train_rows for o in r["rounds"])
+            failed |= any("error" in r for r in evaluation["rows"])
             failed |= agree is not None and not agree["agree"]
             print(f"\n=== {name}: {kg.num_entities:,} entities, {kg.num_relations} relations, "
                   f"{len(kg.train):,} train, {len(kg.test):,} test triples; baseline RSS "
