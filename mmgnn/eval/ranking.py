@@ -45,7 +45,9 @@ def rank_of_gold(scores: Tensor, gold: Tensor, ties: str = "realistic",
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
-    if torch.isnan(scores).any():
+    # A sum is one cheap pass; NaN anywhere makes it NaN (so does +inf with -inf: then look
+    # element-wise before failing).
+    if torch.isnan(scores.sum()) and torch.isnan(scores).any():
         raise FloatingPointError(
             "the model produced NaN scores; ranks would be meaningless (check the learning rate, "
             "the input features for NaN, or the model's numerical stability)")
@@ -55,11 +57,11 @@ def rank_of_gold(scores: Tensor, gold: Tensor, ties: str = "realistic",
         scores[filter_rows, filter_cols] = float("-inf")
     scores[rows, gold] = float("-inf")
     gold_score = gold_score[:, None]
-    greater = (scores > gold_score).sum(dim=1)
+    greater = (scores > gold_score).sum(dim=1, dtype=torch.int32)
     if ties == "optimistic":
         return 1.0 + greater.float()
     # The gold's own (masked) entry and filtered entries can only tie with a -inf gold score.
-    equal = (scores == gold_score).sum(dim=1)
+    equal = (scores == gold_score).sum(dim=1, dtype=torch.int32)
     if ties == "pessimistic":
         return 1.0 + (greater + equal).float()
     return 1.0 + greater.float() + 0.5 * equal.float()

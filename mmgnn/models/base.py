@@ -57,8 +57,10 @@ class LinkPredictor(torch.nn.Module):
         # One gather for both sides, through F.embedding: its backward sorts the indices and
         # sums repeated rows in one pass, where x[idx] scatters with atomic accumulation
         # (several times slower with many negatives per positive).
-        ht = F.embedding(torch.stack([h, t]), x)
-        return self.decoder.score_hrt(ht[0], r, ht[1])
+        # unbind, not ht[0] / ht[1]: each select's backward zero-fills a buffer of the size of
+        # the whole gather.
+        hh, tt = F.embedding(torch.stack([h, t]), x).unbind(0)
+        return self.decoder.score_hrt(hh, r, tt)
 
     def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
         """Scores :obj:`(B, N)` of every entity as the tail of ``(h, r, ?)``."""

@@ -81,7 +81,8 @@ class TransE(KGEDecoder):
     @torch.no_grad()
     def constrain_entities_(self, weight: Tensor) -> None:
         if self.normalize_entities:
-            weight.copy_(F.normalize(weight, p=2.0, dim=-1))
+            # In place: F.normalize would allocate a new table every optimiser step.
+            weight.div_(torch.linalg.vector_norm(weight, dim=-1, keepdim=True).clamp_min_(1e-12))
 
     def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         diff = h + self.rel_emb(r) - t
