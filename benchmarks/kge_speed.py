@@ -313,7 +313,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Training throughput, evaluation time, peak memory and metric agreement of "
         "mmgnn's KGE models against PyG (torch_geometric.nn.kge) and PyKEEN. Defaults run the "
-        "full benchmark (15-25 minutes on 2 cores). Datasets are read from $MMGNN_DATA.",
+        "full benchmark (~15 minutes on 2 idle cores, ~35 on busy ones). Datasets are read "
+        "from $MMGNN_DATA.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add = parser.add_argument
     add("--datasets", nargs="+", default=["FB15k-237", "DB15K"], help="names for load_dataset")
