@@ -45,7 +45,7 @@ def l1_alternatives(q, cand, w) -> dict[str, Callable[[], torch.Tensor]]:
     return {
         "compiled, blocked (default)": lambda: D.l1_distance(q, cand, w, kernel="compiled"),
         "compiled, one call": lambda: D._COMPILED["l1" if w is None else "weighted_l1"]
-        .compiled(q, cand.t().contiguous(), *(() if w is None else (w,))),
+        .kernel(q, cand.t().contiguous(), *(() if w is None else (w,))),
         **({"torch.cdist(p=1) (eager default)": lambda: torch.cdist(q, cand, p=1.0)}
            if w is None else {}),
         "chunked broadcast" + (" (eager default)" if w is not None else ""):
@@ -69,7 +69,7 @@ def complex_alternatives(q, cand) -> dict[str, Callable[[], torch.Tensor]]:
 
     return {
         "compiled, blocked (default)": lambda: D.complex_distance(q, cand, kernel="compiled"),
-        "compiled, one call": lambda: D._COMPILED["complex_modulus"].compiled(
+        "compiled, one call": lambda: D._COMPILED["complex_modulus"].kernel(
             q, cand.t().contiguous()),
         "chunked broadcast (eager default)": lambda: D.complex_distance(q, cand, kernel="eager"),
         "chunked torch.hypot": lambda: chunked_one_to_all(hypot_block, len(q), cand),

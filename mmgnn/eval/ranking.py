@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from mmgnn.compile import LazyCompiled
 from mmgnn.data.filter import FilterIndex
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.models.base import LinkPredictor
@@ -16,10 +17,54 @@ from mmgnn.progress import progress_bar
 TIES = ("optimistic", "pessimistic", "realistic")
 SIDES = ("head", "tail")
 HITS = (1, 3, 10)
+KERNELS = ("auto", "compiled", "eager")
+# Scores per (B, N) matrix at evaluation (8 MiB in float32). Measured on DB15K (DistMult, 2
+# CPU cores): ranking takes 1.1 s with 2**24 scores per matrix, 0.75 s with 2**21 to 2**20.
+# A matrix of this size stays in the L2/L3 caches between the product and the counting pass,
+# and below glibc's 32 MiB mmap threshold its memory is reused instead of being returned to the
+# kernel and page-faulted in again for every batch.
+EVAL_BATCH_SCORES = 2**21
+
+
+# Below this many scores a ranking batch takes milliseconds eagerly, less than a compilation.
+COMPILE_MIN_SCORES = 2**18
+
+
+def _count_eager(scores: Tensor, gold_score: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    g = gold_score[:, None]
+    # A sum is one cheap pass; NaN anywhere makes it NaN (so does +inf with -inf: then look
+    # element-wise).
+    has_nan = torch.isnan(scores.sum()) and torch.isnan(scores).any()
+    return ((scores > g).sum(dim=1, dtype=torch.int32), (scores == g).sum(dim=1, dtype=torch.int32),
+            torch.as_tensor(bool(has_nan)))
+
+
+def _count_fused(scores: Tensor, gold_score: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    # The same three reductions; compiled, TorchInductor reads the (B, N) matrix once for all of
+    # them, where eager mode makes two passes per comparison (~7x slower on 2 CPU cores, as slow
+    # as the matrix product that made the scores).
+    g = gold_score[:, None]
+    return ((scores > g).sum(dim=1, dtype=torch.int32), (scores == g).sum(dim=1, dtype=torch.int32),
+            torch.isnan(scores).any())
+
+
+_COUNT_FUSED = LazyCompiled(_count_fused)
+
+
+def _count(scores: Tensor, gold_score: Tensor, kernel: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row: candidates scoring above, and equal to, the gold score; whether any is NaN."""
+    use_compiled = kernel == "compiled" or (
+        kernel == "auto" and scores.device.type == "cpu" and scores.numel() >= COMPILE_MIN_SCORES)
+    if use_compiled and not torch.compiler.is_compiling():
+        out = _COUNT_FUSED(scores, gold_score)
+        if out is not None:
+            return out
+    return _count_eager(scores, gold_score)
 
 
 def rank_of_gold(scores: Tensor, gold: Tensor, ties: str = "realistic",
-                 filter_rows: Tensor | None = None, filter_cols: Tensor | None = None) -> Tensor:
+                 filter_rows: Tensor | None = None, filter_cols: Tensor | None = None, *,
+                 kernel: str = "auto") -> Tensor:
     r"""Rank of the gold candidate in each row of ``scores`` (higher score = better).
 
     With :math:`s^*` the gold score, :math:`g = |\{j : s_j > s^*\}|` and :math:`e` the number of
@@ -30,38 +75,46 @@ def rank_of_gold(scores: Tensor, gold: Tensor, ties: str = "realistic",
     - ``realistic``: :math:`1 + g + e/2`, the expected rank under random tie-breaking
       (Berrendorf et al., 2020; PyKEEN's default).
 
-    Candidates at ``(filter_rows[k], filter_cols[k])`` (other known answers) are left out of the
-    comparison; the gold candidate itself never competes with itself. ``scores`` is overwritten.
+    Candidates at ``(filter_rows[k], filter_cols[k])`` (other known answers; each pair at most
+    once, as :class:`~mmgnn.data.FilterIndex` returns them) are left out of the comparison; the
+    gold candidate never competes with itself. ``scores`` is not modified: the counts are taken
+    over whole rows in one pass and the filtered entries' share is subtracted afterwards, which
+    costs only a gather of those entries.
 
     Args:
-        scores (Tensor): :obj:`(B, N)` scores; modified in place.
+        scores (Tensor): :obj:`(B, N)` scores.
         gold (Tensor): :obj:`(B,)` column of the gold candidate per row.
         ties (str): ``optimistic``, ``pessimistic`` or ``realistic``. (default: ``realistic``)
         filter_rows (Tensor, optional): Rows of the entries to filter out.
         filter_cols (Tensor, optional): Columns of the entries to filter out.
+        kernel (str): ``"compiled"`` counts in one fused pass (:mod:`mmgnn.compile`),
+            ``"eager"`` in plain PyTorch, ``"auto"`` compiles on CPU for matrices of at least
+            :data:`COMPILE_MIN_SCORES` scores. (default: ``"auto"``)
 
     Returns:
         :obj:`(B,)` float ranks, 1 = best.
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
-    # A sum is one cheap pass; NaN anywhere makes it NaN (so does +inf with -inf: then look
-    # element-wise before failing).
-    if torch.isnan(scores.sum()) and torch.isnan(scores).any():
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    rows = torch.arange(len(gold), device=scores.device)
+    gold_score = scores[rows, gold]
+    greater, equal, has_nan = _count(scores, gold_score, kernel)
+    if has_nan:
         raise FloatingPointError(
             "the model produced NaN scores; ranks would be meaningless (check the learning rate, "
             "the input features for NaN, or the model's numerical stability)")
-    rows = torch.arange(len(gold), device=scores.device)
-    gold_score = scores[rows, gold].clone()
-    if filter_rows is not None:
-        scores[filter_rows, filter_cols] = float("-inf")
-    scores[rows, gold] = float("-inf")
-    gold_score = gold_score[:, None]
-    greater = (scores > gold_score).sum(dim=1, dtype=torch.int32)
+    equal = equal - 1  # the gold equals itself
+    if filter_rows is not None and len(filter_rows):
+        # Subtract the filtered entries' share (the gold, if listed, is not above itself and
+        # its equality is already counted out).
+        fs, fg = scores[filter_rows, filter_cols], gold_score[filter_rows]
+        greater = greater - torch.bincount(filter_rows[fs > fg], minlength=len(gold))
+        tied = (fs == fg).logical_and_(filter_cols != gold[filter_rows])
+        equal = equal - torch.bincount(filter_rows[tied], minlength=len(gold))
     if ties == "optimistic":
         return 1.0 + greater.float()
-    # The gold's own (masked) entry and filtered entries can only tie with a -inf gold score.
-    equal = (scores == gold_score).sum(dim=1, dtype=torch.int32)
     if ties == "pessimistic":
         return 1.0 + (greater + equal).float()
     return 1.0 + greater.float() + 0.5 * equal.float()
@@ -168,7 +221,7 @@ def evaluate(
         sides (tuple[str, ...]): Any of ``head``, ``tail``. (default: both)
         hits (tuple[int, ...]): The :math:`k` of Hits@k. (default: ``(1, 3, 10)``)
         batch_size (int, optional): Queries per score matrix; by default chosen so that a
-            matrix holds about :math:`2^{24}` scores.
+            matrix holds about :data:`EVAL_BATCH_SCORES` scores.
         filter_index (FilterIndex, optional): Use this filter instead of ``kg.filter_index()``.
         progress (bool): Show a progress bar. (default: :obj:`True`)
         keep_ranks (bool): Keep the per-query ranks in the result. (default: :obj:`False`)
@@ -179,7 +232,7 @@ def evaluate(
     triples = kg.split(split) if triples is None else triples
     flt = (filter_index or kg.filter_index()) if filtered else None
     n = kg.num_entities
-    batch_size = batch_size or max(1, min(4096, 2**24 // n))
+    batch_size = batch_size or max(1, min(4096, EVAL_BATCH_SCORES // n))
     was_training = model.training
     model.eval()
     start = time.perf_counter()

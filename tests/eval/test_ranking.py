@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from mmgnn.eval import evaluate, rank_of_gold
+from mmgnn.eval import evaluate, rank_of_gold, ranking
 from tests.helpers import distmult_model, random_kg
 
 
@@ -86,9 +86,45 @@ def test_rank_of_gold_basic_cases():
     assert r.tolist() == [1.0, 1.0]
 
 
-def test_nan_scores_are_an_error():
+@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+@pytest.mark.parametrize("ties", ["optimistic", "pessimistic", "realistic"])
+def test_rank_of_gold_matches_loops_with_ties_and_filter(kernel, ties):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randint(-3, 4, (9, 40), generator=g).float()  # many exact ties
+    scores[2, 5] = float("-inf")
+    gold = torch.randint(40, (9,), generator=g)
+    gold[4] = 5  # row 4's gold is also in the filter below; row 2 has a -inf candidate
+    key = torch.cat([torch.randperm(9 * 40, generator=g)[:60], torch.tensor([4 * 40 + 5])])
+    key = key.unique()  # distinct pairs, as the filter index gives them
+    fr, fc = key // 40, key % 40
+    filtered = set(zip(fr.tolist(), fc.tolist(), strict=True))
+    expected = []
+    for i in range(9):
+        s_gold = scores[i, gold[i]].item()
+        others = [scores[i, j].item() for j in range(40)
+                  if j != gold[i] and (i, j) not in filtered]
+        greater = sum(s > s_gold for s in others)
+        equal = sum(s == s_gold for s in others)
+        expected.append({"optimistic": 1 + greater, "pessimistic": 1 + greater + equal,
+                         "realistic": 1 + greater + equal / 2}[ties])
+    before = scores.clone()
+    ranks = rank_of_gold(scores, gold, ties, fr, fc, kernel=kernel)
+    assert ranks.tolist() == expected
+    assert torch.equal(scores, before), "the score matrix must be left as it was"
+    if kernel == "compiled":
+        assert not ranking._COUNT_FUSED.failed, "the fused kernel fell back to eager"
+
+
+@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+def test_nan_scores_are_an_error(kernel):
     with pytest.raises(FloatingPointError, match="NaN"):
-        rank_of_gold(torch.tensor([[math.nan, 1.0]]), torch.tensor([1]))
+        rank_of_gold(torch.tensor([[math.nan, 1.0]]), torch.tensor([1]), kernel=kernel)
+    with pytest.raises(FloatingPointError, match="NaN"):  # +inf and -inf sum to NaN: not NaN
+        rank_of_gold(torch.tensor([[math.inf, -math.inf, math.nan]]), torch.tensor([0]),
+                     kernel=kernel)
+    ranks = rank_of_gold(torch.tensor([[math.inf, -math.inf, 0.0]]), torch.tensor([2]),
+                         kernel=kernel)
+    assert ranks.tolist() == [2.0]
 
 
 def test_bad_arguments():

@@ -29,12 +29,12 @@ bounded in the backward pass too.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from mmgnn.compile import LazyCompiled
 from mmgnn.nn.kge.base import DEFAULT_CHUNK_ELEMENTS, chunked_one_to_all
 
 KERNELS = ("auto", "compiled", "eager")
@@ -47,13 +47,6 @@ COMPILE_MIN_ELEMENTS = 2**26
 # while all queries sweep it. Measured on the benchmark shapes: 256 KiB-1 MiB are equally fast;
 # one unblocked call is 1.4-2x slower (the candidate table streams from memory once per query).
 _BLOCK_BYTES = 2**19
-
-# One kernel serves all shapes (dynamic=True), but Inductor sizes its OpenMP parallelism from the
-# shapes of the first call, and its on-disk cache may hand a kernel first compiled for a tiny
-# call (a unit test) to a large one: a serial loop, 2x slower on 2 cores. dynamic_threads keeps a
-# parallel loop in every kernel and leaves the thread count to the OpenMP runtime.
-_INDUCTOR_OPTIONS = {"cpp.dynamic_threads": True}
-
 
 def check_kernel(kernel: str) -> str:
     """Validates a ``kernel`` argument of a distance decoder."""
@@ -124,30 +117,29 @@ def _complex_modulus_t(q: Tensor, ct: Tensor) -> Tensor:
 
 
 class _CompiledKernel:
-    """A transposed broadcast formula compiled lazily on first use and run on blocks of
-    candidates; on any failure it warns once and reports itself unavailable, so callers fall
-    back to the eager path."""
+    """A transposed broadcast formula, compiled lazily (:class:`~mmgnn.compile.LazyCompiled`)
+    and run on blocks of candidates; returns :obj:`None` when compilation is unavailable, so
+    callers fall back to the eager path."""
 
     def __init__(self, fn: Callable[..., Tensor]) -> None:
         self.fn = fn
-        self.compiled: Callable[..., Tensor] | None = None
-        self.failed = False
+        self.kernel = LazyCompiled(fn)
+
+    @property
+    def failed(self) -> bool:
+        return self.kernel.failed
 
     def __call__(self, q: Tensor, candidates: Tensor, *extra: Tensor) -> Tensor | None:
         if self.failed or q.numel() == 0 or candidates.numel() == 0:
             return None
         row_bytes = candidates.size(-1) * candidates.element_size()
         rows = max(16, _BLOCK_BYTES // row_bytes)
-        try:
-            if self.compiled is None:
-                self.compiled = torch.compile(self.fn, dynamic=True, options=_INDUCTOR_OPTIONS)
-            out = [self.compiled(q, c.t().contiguous(), *extra) for c in candidates.split(rows)]
-        except Exception as err:  # any compiler or toolchain error means "fall back"
-            self.failed = True
-            warnings.warn(f"mmgnn.nn.kge.distances: torch.compile of {self.fn.__name__} failed "
-                          f"({type(err).__name__}: {err}); using the eager kernels instead",
-                          RuntimeWarning, stacklevel=3)
-            return None
+        out = []
+        for c in candidates.split(rows):
+            block = self.kernel(q, c.t().contiguous(), *extra)
+            if block is None:
+                return None
+            out.append(block)
         return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 
