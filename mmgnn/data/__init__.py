@@ -1,17 +1,17 @@
 """The multimodal KG, readers for each on-disk format, the benchmark datasets, filters."""
 
 from mmgnn.data.datasets import (
-    DatasetQuirkWarning,
     dataset_statistics,
     dataset_table,
-    detect_format,
     find_local,
     list_datasets,
     load_dataset,
 )
 from mmgnn.data.download import download_dataset, verify
 from mmgnn.data.filter import FilterIndex
+from mmgnn.data.folders import detect_format
 from mmgnn.data.kg import MultiModalKG
+from mmgnn.data.quirks import DatasetQuirkWarning
 from mmgnn.data.readers import (
     build_vocabulary,
     encode_triples,

@@ -1,14 +1,12 @@
-"""The benchmark datasets by name, user folders by path, and their quirks.
+"""The benchmark datasets by name, user folders by path.
 
 :func:`load_dataset` turns a known name (``FB15k-237``, ``DB15K``, ``DB15K-IMF``, ``MKG-W``,
 ``TIVA``, ``KVC16K``, ``WN18RR``, ``WN18-IMG``, ``Nations``) or a folder of triples into a
 :class:`~mmgnn.data.kg.MultiModalKG` with the dataset's side information attached. The dataset
 cards in ``datasets/`` describe each source, format, statistics and quirk.
 
-Quirks of a release (duplicate rows within a split, evaluation triples that also occur in
-train, entities seen only in valid/test, side-information rows naming unknown entities) are
-counted in ``kg.quirks`` and summarised in **one** :class:`DatasetQuirkWarning` per load. Rows
-are kept as released unless ``drop_duplicates=True``.
+Quirks of a release are counted in ``kg.quirks`` and summarised in one warning
+(:mod:`mmgnn.data.quirks`); folder formats are detected and read by :mod:`mmgnn.data.folders`.
 """
 
 from __future__ import annotations
@@ -23,15 +21,27 @@ import torch
 from torch import Tensor
 
 from mmgnn.data.download import default_cache_dir, download_dataset
+from mmgnn.data.folders import (
+    ID_FILES,
+    STRING_FILES,
+    load_2id_folder,
+    load_folder,
+    load_string_folder,
+)
 from mmgnn.data.kg import SPLITS, MultiModalKG
+from mmgnn.data.quirks import (
+    DatasetQuirkWarning,
+    Note,
+    drop_duplicate_rows,
+    first_occurrence,
+    split_quirks,
+    triple_keys,
+    warn_quirks,
+)
 from mmgnn.data.readers import (
-    _NTRIPLE,
     PathLike,
-    build_vocabulary,
     encode_triples,
-    read_id_triples,
     read_id_vocab,
-    read_lines,
     read_ntriples,
     read_string_triples,
 )
@@ -43,17 +53,8 @@ from mmgnn.data.side_info import (
     read_wordnet_text,
 )
 
-ID_FILES = ("entity2id.txt", "relation2id.txt", "train2id.txt", "valid2id.txt", "test2id.txt")
-STRING_FILES = ("train.txt", "valid.txt", "test.txt")
-
-
-class DatasetQuirkWarning(UserWarning):
-    """Irregularities of a dataset release (duplicates, split overlaps, skipped side rows)."""
-
-
 # A side-information loader attaches texts/modalities to ``kg`` from data root ``root`` and
-# returns ``(quirk key, count, phrase)`` for everything it skipped.
-Note = tuple[str, int, str]
+# returns ``(quirk key, count, phrase)`` notes for everything it skipped.
 SideInfoLoader = Callable[[MultiModalKG, Path], list[Note]]
 
 
@@ -199,40 +200,6 @@ def get_spec(name: str) -> DatasetSpec:
 
 
 # ------------------------------------------------------------------------------ structure
-def _load_2id(folder: Path, split_files: tuple[str, ...] = ID_FILES[2:],
-              ) -> tuple[list[str], list[str], list[Tensor]]:
-    entities = read_id_vocab(folder / "entity2id.txt")
-    relations = read_id_vocab(folder / "relation2id.txt")
-    splits = [read_id_triples(folder / f, num_entities=len(entities),
-                              num_relations=len(relations)) for f in split_files]
-    return entities, relations, splits
-
-
-def _load_strings(paths: list[Path], reader: Callable[[Path], list[tuple[str, str, str]]],
-                  ) -> tuple[list[str], list[str], list[Tensor]]:
-    rows = [reader(p) for p in paths]
-    entities, relations = build_vocabulary(*rows)
-    e_idx = {n: i for i, n in enumerate(entities)}
-    r_idx = {n: i for i, n in enumerate(relations)}
-    return entities, relations, [encode_triples(r, e_idx, r_idx, source=p)
-                                 for r, p in zip(rows, paths, strict=True)]
-
-
-def _keys(triples: Tensor, num_entities: int, num_relations: int) -> Tensor:
-    h, r, t = triples.t()
-    return (h * num_relations + r) * num_entities + t
-
-
-def _first_occurrence(keys: Tensor) -> Tensor:
-    """Boolean mask keeping the first row of every distinct key."""
-    if len(keys) == 0:
-        return torch.ones(0, dtype=torch.bool)
-    _, inverse = torch.unique(keys, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), len(keys), dtype=torch.long)
-    first.scatter_reduce_(0, inverse, torch.arange(len(keys)), reduce="amin")
-    return first[inverse] == torch.arange(len(keys))
-
-
 def _load_imf(root: Path) -> tuple[list[str], list[str], list[Tensor]]:
     """The IMF split: its own vocabularies, its val/test, and train = DB15K minus val, test."""
     db, imf = root / "DB15K", root / "DB15K" / "imf_split"
@@ -243,7 +210,7 @@ def _load_imf(root: Path) -> tuple[list[str], list[str], list[Tensor]]:
     valid = encode_triples(read_ntriples(imf / "val.txt"), e_idx, r_idx, source=imf / "val.txt")
     test = encode_triples(read_ntriples(imf / "test.txt"), e_idx, r_idx,
                           source=imf / "test.txt")
-    db_entities, db_relations, db_splits = _load_2id(db)
+    db_entities, db_relations, db_splits = load_2id_folder(db)
     maps = []
     for names, index, kind in ((db_entities, e_idx, "entity"), (db_relations, r_idx, "relation")):
         missing = [n for n in names if n not in index]
@@ -256,148 +223,18 @@ def _load_imf(root: Path) -> tuple[list[str], list[str], list[Tensor]]:
     every = torch.cat(db_splits)
     every = torch.stack([e_map[every[:, 0]], r_map[every[:, 1]], e_map[every[:, 2]]], dim=1)
     n, r = len(entities), len(relations)
-    keys = _keys(every, n, r)
-    keep = _first_occurrence(keys) & ~torch.isin(keys, _keys(torch.cat([valid, test]), n, r))
+    keys = triple_keys(every, n, r)
+    keep = first_occurrence(keys) & ~torch.isin(keys, triple_keys(torch.cat([valid, test]), n, r))
     return entities, relations, [every[keep], valid, test]
-
-
-def detect_format(folder: PathLike) -> str:
-    """The triple format of a user folder: ``2id``, ``tsv`` or ``ntriples``.
-
-    ``2id`` needs ``entity2id.txt``, ``relation2id.txt``, ``train2id.txt``, ``valid2id.txt``
-    and ``test2id.txt``. Otherwise ``train.txt``, ``valid.txt`` (or ``val.txt``) and
-    ``test.txt`` hold string triples, tab-separated or N-Triples, told apart by the first line
-    of ``train.txt``. Anything else raises a :class:`ValueError` listing the files found and
-    the files expected.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: not a folder (expected a folder of triples)")
-    found = sorted(p.name for p in folder.iterdir())
-    expected = (f"expected either the OpenKE files {', '.join(ID_FILES)} or the string "
-                f"triples train.txt, valid.txt (or val.txt), test.txt (tab-separated "
-                f"'head relation tail' or N-Triples '<h> <r> <t> .')")
-    if "train2id.txt" in found or "entity2id.txt" in found:
-        missing = [f for f in ID_FILES if f not in found]
-        if missing:
-            raise ValueError(f"{folder}: looks like OpenKE 2id data but lacks {missing}; found "
-                             f"{found}; {expected}")
-        return "2id"
-    if "train.txt" in found:
-        missing = [f for f in ("test.txt",) if f not in found]
-        if "valid.txt" not in found and "val.txt" not in found:
-            missing.insert(0, "valid.txt")
-        if missing:
-            raise ValueError(f"{folder}: has train.txt but lacks {missing}; found {found}; "
-                             f"{expected}")
-        lines = read_lines(folder / "train.txt")
-        first = lines[0] if lines else ""
-        if _NTRIPLE.match(first):
-            return "ntriples"
-        if len(first.split("\t")) == 3:
-            return "tsv"
-        raise ValueError(f"{folder / 'train.txt'} line 1: expected 'head<TAB>relation<TAB>"
-                         f"tail' or '<head> <relation> <tail> .', got {first[:80]!r}")
-    raise ValueError(f"cannot detect the format of {folder}: found {found}; {expected}")
-
-
-def _load_folder(folder: Path) -> tuple[list[str], list[str], list[Tensor]]:
-    fmt = detect_format(folder)
-    if fmt == "2id":
-        return _load_2id(folder)
-    valid = folder / ("valid.txt" if (folder / "valid.txt").is_file() else "val.txt")
-    paths = [folder / "train.txt", valid, folder / "test.txt"]
-    return _load_strings(paths, read_ntriples if fmt == "ntriples" else read_string_triples)
 
 
 def _load_structure(spec: DatasetSpec, root: Path) -> tuple[list[str], list[str], list[Tensor]]:
     folder = root / spec.folder
     if spec.layout == "2id":
-        return _load_2id(folder)
+        return load_2id_folder(folder)
     if spec.layout == "tsv":
-        return _load_strings([folder / f for f in STRING_FILES], read_string_triples)
+        return load_string_folder([folder / f for f in STRING_FILES], read_string_triples)
     return _load_imf(root)
-
-
-# --------------------------------------------------------------------------------- quirks
-def split_quirks(splits: dict[str, Tensor], num_entities: int,
-                 num_relations: int) -> list[Note]:
-    """Irregularities of released splits, as ``(key, count, phrase)`` with nonzero counts.
-
-    Keys: ``duplicates_<split>`` (rows minus distinct rows), ``<a>_in_<b>`` (distinct
-    triples of split ``a`` that occur in ``b``; the convention of the dataset READMEs) with
-    ``<a>_rows_in_<b>`` (rows), ``entities_only_in_eval`` / ``relations_only_in_eval`` (in valid
-    or test but never in train) and ``entities_without_triples`` (in the vocabulary only).
-    """
-    keys = {s: _keys(t, num_entities, num_relations) for s, t in splits.items()}
-    notes: list[Note] = []
-    for s in SPLITS:
-        dup = len(keys[s]) - len(torch.unique(keys[s]))
-        if dup:
-            notes.append((f"duplicates_{s}", dup, f"{s} has {dup:,} duplicate rows"))
-    for a, b in (("valid", "train"), ("test", "train"), ("test", "valid")):
-        hit = torch.isin(keys[a], keys[b])
-        rows, distinct = int(hit.sum()), len(torch.unique(keys[a][hit]))
-        if rows:
-            extra = f" ({rows:,} rows)" if rows != distinct else ""
-            notes.append((f"{a}_in_{b}", distinct,
-                          f"{distinct:,} distinct {a} triples{extra} also occur in {b}"))
-            notes.append((f"{a}_rows_in_{b}", rows, ""))
-    train = splits["train"]
-    evals = torch.cat([splits["valid"], splits["test"]])
-    for label, cols, n in (("entities", [0, 2], num_entities), ("relations", [1], num_relations)):
-        seen_train = torch.zeros(n, dtype=torch.bool)
-        seen_train[train[:, cols].reshape(-1)] = True
-        seen_eval = torch.zeros(n, dtype=torch.bool)
-        seen_eval[evals[:, cols].reshape(-1)] = True
-        only = int((seen_eval & ~seen_train).sum())
-        if only:
-            noun = label if only > 1 else {"entities": "entity", "relations": "relation"}[label]
-            verb = "occur" if only > 1 else "occurs"
-            notes.append((f"{label}_only_in_eval", only,
-                          f"{only:,} {noun} {verb} in valid/test but never in train"))
-        if label == "entities":
-            unused = int((~seen_eval & ~seen_train).sum())
-            if unused:
-                notes.append(("entities_without_triples", unused,
-                              f"{unused:,} vocabulary entities occur in no split"))
-    return notes
-
-
-def _drop_duplicates(splits: dict[str, Tensor], num_entities: int,
-                     num_relations: int) -> list[Note]:
-    """Drops repeated rows within each split and valid/test rows whose triple is in train."""
-    notes: list[Note] = []
-    train_keys = None
-    for s in SPLITS:
-        keys = _keys(splits[s], num_entities, num_relations)
-        keep = _first_occurrence(keys)
-        if train_keys is not None:
-            keep &= ~torch.isin(keys, train_keys)
-        else:
-            train_keys = keys
-        dropped = int((~keep).sum())
-        if dropped:
-            splits[s] = splits[s][keep]
-            why = "repeated" if s == "train" else "repeated or in train"
-            notes.append((f"dropped_{s}", dropped, f"{dropped:,} {s} rows ({why})"))
-    return notes
-
-
-def _warn(name: str, found: list[Note], dropped: list[Note], drop_duplicates: bool) -> None:
-    phrases = [p for _, _, p in found if p]
-    if not phrases:
-        return
-    message = f"{name}: " + "; ".join(phrases) + "."
-    removable = any(k.startswith(("duplicates_", "valid_in_train", "test_in_train"))
-                    for k, _, _ in found)
-    if drop_duplicates:
-        message += " Dropped " + ("; ".join(p for _, _, p in dropped) or "nothing") + "."
-    elif removable:
-        message += (" Rows are kept as released; pass drop_duplicates=True to drop duplicate "
-                    "rows and valid/test triples that occur in train.")
-    message += " Counts are in kg.quirks."
-    warnings.warn(message, DatasetQuirkWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------------- locate
@@ -499,21 +336,21 @@ def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, 
             raise FileNotFoundError(f"{text!r} is neither a known dataset "
                                     f"({', '.join(list_datasets())}) nor a folder of triples")
         name = folder.resolve().name
-        entities, relations, parts = _load_folder(folder)
+        entities, relations, parts = load_folder(folder)
     else:
         name = spec.name
         data_root = _locate(spec, root, add_side_info, download)
         entities, relations, parts = _load_structure(spec, data_root)
     splits = dict(zip(SPLITS, parts, strict=True))
     found = split_quirks(splits, len(entities), len(relations))
-    dropped = (_drop_duplicates(splits, len(entities), len(relations)) if drop_duplicates
+    dropped = (drop_duplicate_rows(splits, len(entities), len(relations)) if drop_duplicates
                else [])
     kg = MultiModalKG(entities, relations, splits["train"], splits["valid"], splits["test"],
                       name=name)
     if spec is not None and add_side_info and spec.side_info is not None:
         found += spec.side_info(kg, data_root)
     kg.quirks.update({k: n for k, n, _ in found + dropped})
-    _warn(name, found, dropped, drop_duplicates)
+    warn_quirks(name, found, dropped, drop_duplicates)
     return kg
 
 
