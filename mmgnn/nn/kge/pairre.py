@@ -8,9 +8,10 @@ from torch import Tensor
 
 from mmgnn.nn.kge.base import KGEDecoder
 from mmgnn.nn.kge.distances import check_kernel, l1_distance
+from mmgnn.nn.kge.rotate import RotatEInit
 
 
-class PairRE(KGEDecoder):
+class PairRE(RotatEInit, KGEDecoder):
     r"""The paired-relation-vector decoder from `"PairRE: Knowledge Graph Embeddings via Paired
     Relation Vectors" <https://arxiv.org/abs/2011.03798>`_ (Chao et al., 2021, Eq. 2)
 
@@ -55,18 +56,6 @@ class PairRE(KGEDecoder):
         self.kernel = check_kernel(kernel)
         self.rel_emb = torch.nn.Embedding(num_relations, 2 * hidden_channels)
         self.reset_parameters()
-
-    @property
-    def embedding_range(self) -> float:
-        r""":math:`\rho = (\gamma + \epsilon) / d`."""
-        return (self.margin + self.epsilon) / self.hidden_channels
-
-    def reset_parameters(self) -> None:
-        torch.nn.init.uniform_(self.rel_emb.weight, -self.embedding_range, self.embedding_range)
-
-    @torch.no_grad()
-    def reset_entity_parameters(self, weight: Tensor) -> None:
-        torch.nn.init.uniform_(weight, -self.embedding_range, self.embedding_range)
 
     def _relation(self, r: Tensor) -> tuple[Tensor, Tensor]:
         """:math:`(r^H, r^T)`."""

@@ -13,7 +13,32 @@ from mmgnn.nn.kge.distances import check_kernel, complex_distance, l2_distance
 DISTANCES = ("complex", "l2")
 
 
-class RotatE(KGEDecoder):
+class RotatEInit:
+    r"""The initialisation of RotatE's released code (Sun et al., 2019), which PairRE's code
+    inherits: relation and entity parameters drawn from :math:`\mathcal{U}(-\rho, \rho)` with
+    :math:`\rho = (\gamma + \epsilon) / d` (margin :math:`\gamma`, :math:`\epsilon`, width
+    :math:`d`). Mixed into a :class:`~mmgnn.nn.kge.base.KGEDecoder` with ``margin``,
+    ``epsilon`` and a ``rel_emb`` table."""
+
+    margin: float
+    epsilon: float
+    hidden_channels: int
+    rel_emb: torch.nn.Embedding
+
+    @property
+    def embedding_range(self) -> float:
+        r""":math:`\rho = (\gamma + \epsilon) / d`."""
+        return (self.margin + self.epsilon) / self.hidden_channels
+
+    def reset_parameters(self) -> None:
+        torch.nn.init.uniform_(self.rel_emb.weight, -self.embedding_range, self.embedding_range)
+
+    @torch.no_grad()
+    def reset_entity_parameters(self, weight: Tensor) -> None:
+        torch.nn.init.uniform_(weight, -self.embedding_range, self.embedding_range)
+
+
+class RotatE(RotatEInit, KGEDecoder):
     r"""The rotational decoder from `"RotatE: Knowledge Graph Embedding by Relational Rotation
     in Complex Space" <https://arxiv.org/abs/1902.10197>`_ (Sun et al., 2019, Eq. 3 and Sec. 3.3)
 
@@ -75,18 +100,6 @@ class RotatE(KGEDecoder):
     @property
     def entity_channels(self) -> int:
         return 2 * self.hidden_channels
-
-    @property
-    def embedding_range(self) -> float:
-        r""":math:`\rho = (\gamma + \epsilon) / d`."""
-        return (self.margin + self.epsilon) / self.hidden_channels
-
-    def reset_parameters(self) -> None:
-        torch.nn.init.uniform_(self.rel_emb.weight, -self.embedding_range, self.embedding_range)
-
-    @torch.no_grad()
-    def reset_entity_parameters(self, weight: Tensor) -> None:
-        torch.nn.init.uniform_(weight, -self.embedding_range, self.embedding_range)
 
     def phase(self, r: Tensor) -> Tensor:
         r"""Rotation phases :math:`\theta_r` :obj:`(..., d)` of relations ``r``."""
