@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.nn.kge.base import KGEDecoder
+from mmgnn.nn.kge.base import KGEDecoder, gather_pair
 
 
 class LinkPredictor(torch.nn.Module):
@@ -54,13 +53,34 @@ class LinkPredictor(torch.nn.Module):
     def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Scores of the triples with entity ids ``h``, ``t`` and relation ids ``r`` (any equal
         shapes, e.g. :obj:`(B,)` or :obj:`(B, K)`)."""
-        # One gather for both sides, through F.embedding: its backward sorts the indices and
-        # sums repeated rows in one pass, where x[idx] scatters with atomic accumulation
-        # (several times slower with many negatives per positive).
-        # unbind, not ht[0] / ht[1]: each select's backward zero-fills a buffer of the size of
-        # the whole gather.
-        hh, tt = F.embedding(torch.stack([h, t]), x).unbind(0)
+        hh, tt = gather_pair(x, h, t)
         return self.decoder.score_hrt(hh, r, tt)
+
+    def score_with_negatives(self, x: Tensor, positives: Tensor,
+                             negatives: Tensor) -> tuple[Tensor, Tensor]:
+        """Scores :obj:`(B,)` of positives :obj:`(B, 3)` and :obj:`(B, K)` of the negatives
+        :obj:`(B, K, 3)` drawn for them: the scoring of a negative-sampling training step.
+
+        When every negative corrupts one side and keeps the relation (what every mmgnn sampler
+        draws), all :math:`K + 1` columns go through the decoder's
+        :meth:`~mmgnn.nn.kge.base.KGEDecoder.score_corruptions` in one call (the positive as
+        the tail "corruption" by itself), which may use a fused kernel; other negatives through
+        :meth:`score_hrt`. A subclass that overrides :meth:`score_hrt` must override this
+        method too.
+        """
+        h, r, t = positives.unbind(1)
+        nh, nr, nt = negatives.unbind(-1)
+        # A corruption that redrew the original entity is the positive itself, whichever side
+        # it claims: reading it as a tail corruption scores the same triple.
+        corrupt_head = nh != h[:, None]
+        if bool((nr == r[:, None]).all()) and not bool((corrupt_head & (nt != t[:, None])).any()):
+            corrupt_head = torch.cat([corrupt_head.new_zeros(len(h), 1), corrupt_head], dim=1)
+            candidates = torch.cat([t[:, None], torch.where(corrupt_head[:, 1:], nh, nt)], dim=1)
+            scores = self.decoder.score_corruptions(x, h, r, t, corrupt_head, candidates)
+        else:
+            both = torch.cat([positives[:, None, :], negatives], dim=1)
+            scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
+        return scores[:, 0], scores[:, 1:]
 
     def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
         """Scores :obj:`(B, N)` of every entity as the tail of ``(h, r, ?)``."""

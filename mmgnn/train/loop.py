@@ -118,10 +118,7 @@ class Trainer:
             pos = self.train_triples[idx.to(self.device)]
             neg = self.sampler.sample(pos.cpu(), self.generator).to(self.device)
             x = self.model.encode()
-            # Positives and negatives scored in one call: column 0 holds the positive.
-            both = torch.cat([pos[:, None, :], neg], dim=1)
-            scores = self.model.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
-            loss = self.loss_fn(scores[:, 0], scores[:, 1:])
+            loss = self.loss_fn(*self.model.score_with_negatives(x, pos, neg))
             if cfg.n3:
                 h, r, t = pos.unbind(1)
                 loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))

@@ -80,3 +80,23 @@ def test_repr_and_registry():
     assert repr(model) == ("KGEModel(12, decoder=TransE(num_relations=6, hidden_channels=8, "
                            "p_norm=1), reciprocal=True)")
     assert available_models() == sorted(DECODERS)
+
+
+@pytest.mark.parametrize("p_norm", [1, 2])
+def test_score_with_negatives_equals_score_hrt_for_any_negatives(p_norm):
+    from mmgnn.sampling import UniformSampler
+
+    torch.manual_seed(0)
+    model = KGEModel(NUM_ENTITIES, NUM_RELATIONS, TransE(NUM_RELATIONS, 4, p_norm=p_norm))
+    x = model.encode()
+    pos = torch.tensor([[0, 1, 2], [3, 0, 4], [5, 2, 5], [7, 1, 0]])
+    g = torch.Generator().manual_seed(1)
+    sampled = UniformSampler(NUM_ENTITIES, num_negatives=6).sample(pos, g)
+    sampled[0, 0] = pos[0]  # a redraw of the original entity: the positive itself
+    mixed = sampled.clone()
+    mixed[1, 2, 1] = 2  # a relation corruption and a two-sided one take the generic path
+    mixed[2, 3, 0], mixed[2, 3, 2] = 1, 1
+    for negatives in (sampled, mixed):
+        pos_scores, neg_scores = model.score_with_negatives(x, pos, negatives)
+        torch.testing.assert_close(pos_scores, model.score_hrt(x, *pos.unbind(1)))
+        torch.testing.assert_close(neg_scores, model.score_hrt(x, *negatives.unbind(-1)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
@@ -40,6 +41,17 @@ def chunked_one_to_all(block: Callable[[Tensor], Tensor], num_queries: int, cand
     return torch.cat([block(c) for c in candidates.split(chunk)], dim=1)
 
 
+def gather_pair(x: Tensor, h: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+    """Rows ``x[h]`` and ``x[t]`` for index tensors of equal shape, in one gather.
+
+    Through :func:`torch.nn.functional.embedding`, whose backward sorts the indices and sums
+    repeated rows in one pass, where ``x[idx]`` scatters with atomic accumulation (several times
+    slower with many negatives per positive); ``unbind``, not ``[0]`` / ``[1]``, because each
+    select's backward zero-fills a buffer of the size of the whole gather.
+    """
+    return F.embedding(torch.stack([h, t]), x).unbind(0)
+
+
 class KGEDecoder(torch.nn.Module):
     r"""Base class of link-prediction heads.
 
@@ -69,6 +81,9 @@ class KGEDecoder(torch.nn.Module):
           :math:`\rightarrow (B, N)`.
         - **score_h:** relations :math:`(B,)`, tails :math:`(B, F)`, candidates :math:`(N, F)`
           :math:`\rightarrow (B, N)`.
+        - **score_corruptions:** representations :math:`(|V|, F)`, ids ``h``, ``r``, ``t``
+          :math:`(B,)`, ``corrupt_head`` and ``candidates`` :math:`(B, K)`
+          :math:`\rightarrow (B, K)`.
         - **forward:** node features :math:`(|V|, F)`, edges :math:`(2, E)`, edge types
           :math:`(E,)` :math:`\rightarrow (E,)`.
     """
@@ -118,6 +133,22 @@ class KGEDecoder(torch.nn.Module):
         on it.
         """
         raise NotImplementedError
+
+    def score_corruptions(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor,
+                          corrupt_head: Tensor, candidates: Tensor) -> Tensor:
+        r"""Scores :obj:`(B, K)` of :math:`K` corruptions of each triple ``(h[i], r[i], t[i])``
+        (entity ids into the representations ``x``): corruption ``(i, k)`` replaces the head by
+        ``candidates[i, k]`` where ``corrupt_head[i, k]``, else the tail.
+
+        This is the negative-sampling training step's scoring; the default gathers both sides
+        of every corruption and calls :meth:`score_hrt`. Decoders with a cheaper form override
+        it (TransE-L1: one gathered L1 distance per corruption, no :obj:`(B, K, F)`
+        intermediates).
+        """
+        heads = torch.where(corrupt_head, candidates, h[:, None])
+        tails = torch.where(corrupt_head, t[:, None], candidates)
+        hh, tt = gather_pair(x, heads, tails)
+        return self.score_hrt(hh, r[:, None], tt)
 
     def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
         """Scores of ``(h[i], r[i], candidates[j])`` for every query ``i`` and candidate ``j``."""

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.nn.kge.base import KGEDecoder
-from mmgnn.nn.kge.distances import check_kernel, l1_distance, l2_distance
+from mmgnn.nn.kge.base import KGEDecoder, gather_pair
+from mmgnn.nn.kge.distances import anchored_l1_distance, check_kernel, l1_distance, l2_distance
 
 
 class TransE(KGEDecoder):
@@ -35,7 +35,11 @@ class TransE(KGEDecoder):
     :func:`~mmgnn.nn.kge.distances.l1_distance` (a compiled fused kernel or
     :func:`torch.cdist`; see ``kernel``). Head queries use
     :math:`\|\mathbf{e}_c + \mathbf{r} - \mathbf{e}_t\| =
-    \|\mathbf{e}_c - (\mathbf{e}_t - \mathbf{r})\|`.
+    \|\mathbf{e}_c - (\mathbf{e}_t - \mathbf{r})\|`. For the same reason negative sampling with
+    :math:`p = 1` scores a corruption as the L1 distance between an anchor
+    (:math:`\mathbf{e}_h + \mathbf{r}` or :math:`\mathbf{e}_t - \mathbf{r}`) and the
+    replacement entity (:meth:`score_corruptions`,
+    :func:`~mmgnn.nn.kge.distances.anchored_l1_distance`).
 
     Args:
         num_relations (int): Number of relations.
@@ -43,8 +47,9 @@ class TransE(KGEDecoder):
         p_norm (int): The norm :math:`p` of the distance, 1 or 2. (default: :obj:`1`)
         normalize_entities (bool): Keep entity rows at unit L2 norm (the paper's constraint).
             (default: :obj:`True`)
-        kernel (str): 1-to-all L1 kernel: ``"auto"``, ``"compiled"`` or ``"eager"`` (see
-            :mod:`mmgnn.nn.kge.distances`). (default: :obj:`"auto"`)
+        kernel (str): L1 kernel of 1-to-all and corruption scoring: ``"auto"``,
+            ``"compiled"`` or ``"eager"`` (see :mod:`mmgnn.nn.kge.distances`).
+            (default: :obj:`"auto"`)
         **kwargs: ``chunk_elements`` of :class:`~mmgnn.nn.kge.base.KGEDecoder`.
 
     Shapes:
@@ -87,6 +92,17 @@ class TransE(KGEDecoder):
     def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         diff = h + self.rel_emb(r) - t
         return -torch.linalg.vector_norm(diff, ord=self.p_norm, dim=-1)
+
+    def score_corruptions(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor,
+                          corrupt_head: Tensor, candidates: Tensor) -> Tensor:
+        if self.p_norm != 1:
+            return super().score_corruptions(x, h, r, t, corrupt_head, candidates)
+        rel = self.rel_emb(r)
+        hh, tt = gather_pair(x, h, t)
+        # Anchor 0 of triple i is e_h + r (its tail corruptions), anchor 1 is e_t - r (its head
+        # corruptions): |e_c + r - e_t| = |e_c - (e_t - r)|.
+        anchors = torch.stack([hh + rel, tt - rel], dim=1)
+        return -anchored_l1_distance(anchors, x, corrupt_head, candidates, kernel=self.kernel)
 
     def _distance(self, q: Tensor, candidates: Tensor) -> Tensor:
         if self.p_norm == 2:

@@ -100,6 +100,27 @@ class DecoderCase:
         expected = torch.stack([decoder.score_hrt(h, r, t[:, k]) for k in range(3)], dim=1)
         torch.testing.assert_close(decoder.score_hrt(h[:, None], r[:, None], t), expected)
 
+    def test_score_corruptions_equals_score_hrt_per_triple(self):
+        decoder = self.make()
+        x = self.entities(decoder, 9).requires_grad_()
+        g = torch.Generator().manual_seed(7)
+        h, t = torch.randint(9, (NUM_QUERIES,), generator=g), torch.randint(9, (NUM_QUERIES,),
+                                                                              generator=g)
+        r = self.relations(NUM_QUERIES)
+        corrupt_head = torch.rand(NUM_QUERIES, 4, generator=g) < 0.5
+        candidates = torch.randint(9, (NUM_QUERIES, 4), generator=g)
+        out = decoder.score_corruptions(x, h, r, t, corrupt_head, candidates)
+        expected = torch.empty(NUM_QUERIES, 4, dtype=x.dtype)
+        for i in range(NUM_QUERIES):  # explicit triples, one at a time
+            for k in range(4):
+                c = candidates[i, k]
+                hh, tt = (c, t[i]) if corrupt_head[i, k] else (h[i], c)
+                expected[i, k] = decoder.score_hrt(x[hh][None], r[i:i + 1], x[tt][None])[0]
+        torch.testing.assert_close(out, expected)
+        grad_out = torch.randn(out.shape, generator=g, dtype=out.dtype)
+        torch.testing.assert_close(torch.autograd.grad(out, x, grad_out)[0],
+                                   torch.autograd.grad(expected, x, grad_out)[0])
+
     def test_chunked_equals_unchunked(self):
         whole, tiny = self.make(), self.make(chunk_elements=1)  # tiny: one candidate per chunk
         e, r, cand = self.one_to_all_inputs(whole)
