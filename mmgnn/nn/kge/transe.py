@@ -12,6 +12,11 @@ from mmgnn.nn.kge.base import KGEDecoder, gather_pair
 from mmgnn.nn.kge.distances import anchored_l1_distance, check_kernel, l1_distance, l2_distance
 
 
+def _negated(distances: Tensor) -> Tensor:
+    """Scores from distances; in place when no gradient flows (one pass less at evaluation)."""
+    return -distances if distances.requires_grad else distances.neg_()
+
+
 class TransE(KGEDecoder):
     r"""The translational decoder from `"Translating Embeddings for Modeling Multi-relational
     Data" <https://papers.nips.cc/paper_files/paper/2013/hash/
@@ -110,10 +115,10 @@ class TransE(KGEDecoder):
         return l1_distance(q, candidates, kernel=self.kernel, chunk_elements=self.chunk_elements)
 
     def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
-        return -self._distance(h + self.rel_emb(r), candidates)
+        return _negated(self._distance(h + self.rel_emb(r), candidates))
 
     def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
-        return -self._distance(t - self.rel_emb(r), candidates)
+        return _negated(self._distance(t - self.rel_emb(r), candidates))
 
     def extra_repr_args(self) -> str:
         args = [f"p_norm={self.p_norm}"]

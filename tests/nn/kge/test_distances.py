@@ -158,3 +158,15 @@ def test_anchored_l1_matches_autograd_on_the_plain_formula(kernel):
         assert not D._ANCHORED["forward"].failed and not D._ANCHORED["backward"].failed
     with pytest.raises(ValueError, match="expected anchors"):
         D.anchored_l1_distance(a, c, side, ic[:2])
+
+
+def test_l2_distance_compiled_epilogue_matches_cdist():
+    g = torch.Generator().manual_seed(0)
+    q, c = torch.randn(600, 16, generator=g), torch.randn(500, 16, generator=g)
+    c[7] = q[3]  # a zero distance stays 0 (clamped), not NaN
+    assert q.size(0) * c.size(0) >= D._L2_COMPILE_MIN  # the compiled path
+    out = D.l2_distance(q, c)
+    assert not D._L2_FROM_DOTS.failed
+    torch.testing.assert_close(out, torch.cdist(q.double(), c.double()).float(),
+                               atol=1e-3, rtol=1e-4)
+    assert out[3, 7] >= 0 and not out.isnan().any()
