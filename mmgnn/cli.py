@@ -41,7 +41,7 @@ def _model_args(pairs: list[str]) -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     from mmgnn.eval.ranking import TIES
-    from mmgnn.train.config import REGIMES
+    from mmgnn.train.config import REGIMES, SAMPLERS
 
     parser = argparse.ArgumentParser(
         prog="mmgnn", description="Multimodal knowledge graphs on PyTorch Geometric: train and "
@@ -78,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="alpha of the self-adversarial loss (default: 1.0)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="(default: 0.0)")
     p.add_argument("--num-negatives", type=int, default=1, help="per positive (default: 1)")
-    p.add_argument("--sampler", choices=("uniform", "bernoulli"), default="uniform")
+    p.add_argument("--sampler", choices=SAMPLERS, default="uniform",
+                   help="which side a negative corrupts: uniform coin, Bernoulli by relation "
+                   "(Wang et al., 2014), or head_tail: alternately head and tail (IMF/KBGAT) "
+                   "(default: uniform)")
     p.add_argument("--filtered-negatives", action="store_true",
                    help="redraw negatives that are known true triples")
     p.add_argument("--optimizer", choices=("adam", "adagrad", "sgd"), default="adam")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mmgnn.models.base import LinkPredictor
+from mmgnn.models.gat_transe import GATTransE
 from mmgnn.models.kge_model import KGEModel
 
 if TYPE_CHECKING:
@@ -16,13 +17,15 @@ def available_models() -> list[str]:
     """Names accepted by :func:`build_model` (and ``mmgnn train --model``)."""
     from mmgnn.nn.kge import DECODERS
 
-    return sorted(DECODERS)
+    return sorted(DECODERS) + ["gat_transe"]
 
 
 def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
     """Builds the model a :class:`~mmgnn.train.TrainConfig` names, sized for ``kg``.
 
-    A decoder name (``transe``, ``rotate``, ...) gives a :class:`KGEModel` with that decoder.
+    A decoder name (``transe``, ``rotate``, ...) gives a :class:`KGEModel` with that decoder;
+    ``gat_transe`` gives a :class:`GATTransE` over ``kg``'s training graph (see
+    :meth:`GATTransE.from_config`).
     """
     from mmgnn.nn.kge import DECODERS, build_decoder
 
@@ -31,7 +34,9 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
         num_rel = kg.num_relations * (2 if config.reciprocal else 1)
         decoder = build_decoder(name, num_rel, config.dim, **config.model_args)
         return KGEModel(kg.num_entities, kg.num_relations, decoder, reciprocal=config.reciprocal)
+    if name == "gat_transe":
+        return GATTransE.from_config(config, kg)
     raise ValueError(f"unknown model {config.model!r}; available: {', '.join(available_models())}")
 
 
-__all__ = ["LinkPredictor", "KGEModel", "build_model", "available_models"]
+__all__ = ["LinkPredictor", "KGEModel", "GATTransE", "build_model", "available_models"]

@@ -2,8 +2,9 @@
 
 from mmgnn.sampling.base import NegativeSampler
 from mmgnn.sampling.bernoulli import BernoulliSampler
+from mmgnn.sampling.head_tail import HeadTailSampler
 from mmgnn.sampling.one_to_all import OneToAllBatch, OneToAllBatches
 from mmgnn.sampling.uniform import UniformSampler
 
-__all__ = ["NegativeSampler", "UniformSampler", "BernoulliSampler", "OneToAllBatch",
-           "OneToAllBatches"]
+__all__ = ["NegativeSampler", "UniformSampler", "BernoulliSampler", "HeadTailSampler",
+           "OneToAllBatch", "OneToAllBatches"]

@@ -44,6 +44,14 @@ class NegativeSampler:
         head rather than the tail."""
         raise NotImplementedError
 
+    def corrupt_head_mask(self, relations: Tensor, num_negatives: int,
+                          generator: torch.Generator | None) -> Tensor:
+        """Which negatives :obj:`(B, K)` corrupt the head: drawn with
+        :meth:`corrupt_head_probability` by default."""
+        p_head = self.corrupt_head_probability(relations)
+        return torch.rand((len(relations), num_negatives), generator=generator,
+                          device=relations.device) < p_head[:, None]
+
     def draw_entities(self, positives: Tensor, corrupt_head: Tensor,
                       generator: torch.Generator | None) -> Tensor:
         """Replacement entities :obj:`(B, K)` (uniform over all entities by default)."""
@@ -52,10 +60,8 @@ class NegativeSampler:
 
     def sample(self, positives: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Negatives :obj:`(B, K, 3)` for the positives :obj:`(B, 3)`."""
-        b, k = len(positives), self.num_negatives
-        p_head = self.corrupt_head_probability(positives[:, 1])
-        corrupt_head = torch.rand((b, k), generator=generator, device=positives.device) \
-            < p_head[:, None]
+        k = self.num_negatives
+        corrupt_head = self.corrupt_head_mask(positives[:, 1], k, generator)
         negatives = positives[:, None, :].repeat(1, k, 1)
         self._fill(negatives, positives, corrupt_head, torch.ones_like(corrupt_head), generator)
         if self.filter_index is not None:

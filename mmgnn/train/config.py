@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 REGIMES = ("negative", "kvsall", "1vsall")
+SAMPLERS = ("uniform", "bernoulli", "head_tail")
 DEFAULT_LOSS = {"negative": "margin", "kvsall": "bce", "1vsall": "ce"}
 
 
@@ -29,7 +30,9 @@ class TrainConfig:
         adversarial_temperature (float): :math:`\\alpha` of the self-adversarial loss.
         label_smoothing (float): Label smoothing of the 1-to-all losses.
         num_negatives (int): Corruptions per positive (negative regime).
-        sampler (str): ``uniform`` or ``bernoulli``.
+        sampler (str): ``uniform``, ``bernoulli`` or ``head_tail`` (negative ``k`` corrupts
+            the head for even ``k``, the tail for odd ``k``: with ``num_negatives=2``, one of
+            each, as KBGAT and IMF's structural encoder train).
         filtered_negatives (bool): Redraw negatives that are known true triples.
         optimizer (str): ``adam``, ``adagrad`` or ``sgd``.
         lr (float): Learning rate.
@@ -87,8 +90,8 @@ class TrainConfig:
         if self.n3 and self.regime == "kvsall":
             raise ValueError("the N3 regulariser needs the triples of the batch: use regime "
                              "'1vsall' or 'negative' with n3 > 0")
-        if self.sampler not in ("uniform", "bernoulli"):
-            raise ValueError(f"sampler must be 'uniform' or 'bernoulli', got {self.sampler!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.optimizer not in ("adam", "adagrad", "sgd"):
             raise ValueError(f"optimizer must be adam, adagrad or sgd, got {self.optimizer!r}")
 

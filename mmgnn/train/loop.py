@@ -16,7 +16,13 @@ from mmgnn.eval.ranking import RankingResult, evaluate
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.losses import NEGATIVE_SAMPLING_LOSSES, ONE_TO_ALL_LOSSES, n3_penalty
 from mmgnn.progress import progress_bar
-from mmgnn.sampling import BernoulliSampler, NegativeSampler, OneToAllBatches, UniformSampler
+from mmgnn.sampling import (
+    BernoulliSampler,
+    HeadTailSampler,
+    NegativeSampler,
+    OneToAllBatches,
+    UniformSampler,
+)
 from mmgnn.train.checkpoint import load_checkpoint, save_checkpoint, save_json
 from mmgnn.train.config import TrainConfig
 from mmgnn.train.plot import plot_history
@@ -52,6 +58,8 @@ def build_sampler(kg: MultiModalKG, config: TrainConfig) -> NegativeSampler:
     if config.sampler == "bernoulli":
         return BernoulliSampler(kg.train, kg.num_entities, kg.num_relations,
                                 config.num_negatives, flt)
+    if config.sampler == "head_tail":
+        return HeadTailSampler(kg.num_entities, config.num_negatives, flt)
     return UniformSampler(kg.num_entities, config.num_negatives, flt)
 
 
