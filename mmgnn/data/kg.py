@@ -21,7 +21,8 @@ class MultiModalKG:
     ``features[m]`` with one row per entity (:obj:`(N, d)`, or :obj:`(N, L, d)` for token/patch
     sequences) and a boolean presence mask ``masks[m]`` of shape :obj:`(N,)`. Rows of absent
     entities are zeros and must not be read as data: missing modalities are the normal case in
-    these benchmarks.
+    these benchmarks. A sequence modality also has ``lengths[m]`` :obj:`(N,)`, the number of
+    valid positions of each row (positions beyond it are zero padding).
 
     Raw side information that an encoder in :mod:`mmgnn.modalities` turns into features (entity
     names, descriptions, glosses) lives in ``texts[kind]``, a list with one string or :obj:`None`
@@ -36,6 +37,7 @@ class MultiModalKG:
         name (str): Dataset name. (default: :obj:`"kg"`)
         features (dict[str, Tensor]): Per-modality entity features. (default: empty)
         masks (dict[str, Tensor]): Per-modality presence masks. (default: all present)
+        lengths (dict[str, Tensor]): Valid lengths of sequence modalities. (default: full)
         texts (dict[str, list[str | None]]): Raw per-entity text by kind. (default: empty)
         quirks (dict[str, int]): Counts of irregularities found while reading, as released
             (duplicate rows, split overlaps, ...). (default: empty)
@@ -52,6 +54,7 @@ class MultiModalKG:
     name: str = "kg"
     features: dict[str, Tensor] = field(default_factory=dict)
     masks: dict[str, Tensor] = field(default_factory=dict)
+    lengths: dict[str, Tensor] = field(default_factory=dict)
     texts: dict[str, list[str | None]] = field(default_factory=dict)
     quirks: dict[str, int] = field(default_factory=dict)
     extras: dict[str, object] = field(default_factory=dict)
@@ -68,10 +71,10 @@ class MultiModalKG:
                 )
             self._check_ids(split, triples)
             setattr(self, split, triples)
-        features, masks = dict(self.features), dict(self.masks)
-        self.features, self.masks = {}, {}
+        features, masks, lengths = dict(self.features), dict(self.masks), dict(self.lengths)
+        self.features, self.masks, self.lengths = {}, {}, {}
         for modality, x in features.items():
-            self.add_modality(modality, x, masks.get(modality))
+            self.add_modality(modality, x, masks.get(modality), lengths.get(modality))
         for kind, values in self.texts.items():
             if len(values) != self.num_entities:
                 raise ValueError(
@@ -101,14 +104,18 @@ class MultiModalKG:
         return getattr(self, name)
 
     # ------------------------------------------------------------- modalities
-    def add_modality(self, name: str, x: Tensor, mask: Tensor | None = None) -> None:
-        """Attaches per-entity features of modality ``name``.
+    def add_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
+                     lengths: Tensor | None = None) -> None:
+        r"""Attaches per-entity features of modality ``name`` (replacing any of that name).
 
         Args:
             name (str): Modality name (``text``, ``image``, ``numeric``, ...).
             x (Tensor): :obj:`(N, d)` or :obj:`(N, L, d)` features, one row per entity.
             mask (Tensor, optional): :obj:`(N,)` presence mask; rows where it is :obj:`False`
                 are set to zero. (default: every entity present)
+            lengths (Tensor, optional): :obj:`(N,)` valid positions of each row of an
+                :obj:`(N, L, d)` sequence, :math:`0 \le \ell \le L` (0 where absent).
+                (default: :math:`L` for present rows, 0 for absent ones)
         """
         if not name.isidentifier():
             raise ValueError(f"modality name {name!r} must be a Python identifier")
@@ -139,6 +146,29 @@ class MultiModalKG:
             x[~mask] = 0
         self.features[name] = x
         self.masks[name] = mask
+        self.lengths.pop(name, None)
+        if x.dim() == 3:
+            self.lengths[name] = self._check_lengths(name, x, mask, lengths)
+        elif lengths is not None:
+            raise ValueError(f"{self.name}: lengths given for modality {name!r}, whose features "
+                             f"{tuple(x.shape)} are not an (N, L, d) sequence")
+
+    def _check_lengths(self, name: str, x: Tensor, mask: Tensor,
+                       lengths: Tensor | None) -> Tensor:
+        if lengths is None:
+            return torch.where(mask, x.size(1), 0)
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        expected = (f"an ({self.num_entities},) tensor with 1 <= length <= {x.size(1)} for "
+                    f"present entities")
+        if lengths.shape != (self.num_entities,):
+            raise ValueError(f"{self.name}: lengths of modality {name!r} must be {expected}, "
+                             f"got shape {tuple(lengths.shape)}")
+        bad = (lengths < 0) | (lengths > x.size(1)) | (mask & (lengths == 0))
+        if bad.any():
+            raise ValueError(f"{self.name}: lengths of modality {name!r} must be {expected}; "
+                             f"{int(bad.sum())} entries are not (first ids: "
+                             f"{bad.nonzero().view(-1)[:5].tolist()})")
+        return torch.where(mask, lengths, 0)
 
     # ------------------------------------------------------------------ graph
     def train_graph(self, add_inverse: bool = False) -> tuple[Tensor, Tensor]:
@@ -173,12 +203,15 @@ class MultiModalKG:
         for m in self.features:
             data[f"x_{m}"] = self.features[m]
             data[f"mask_{m}"] = self.masks[m]
+            if m in self.lengths:
+                data[f"length_{m}"] = self.lengths[m]
         return data
 
     def to_hetero_data(self, add_inverse: bool = False):
         r"""The graph as a :class:`torch_geometric.data.HeteroData`.
 
-        Node type ``entity`` carries ``x_<modality>`` and ``mask_<modality>``; each relation is an
+        Node type ``entity`` carries ``x_<modality>`` and ``mask_<modality>`` (and
+        ``length_<modality>`` for sequence modalities); each relation is an
         edge type ``('entity', relation_name, 'entity')`` holding the training edges of that
         relation (relations without training edges get an empty ``edge_index``). The homogeneous
         view is stored as ``data.edge_index`` / ``data.edge_type``, and the splits as
@@ -191,6 +224,8 @@ class MultiModalKG:
         for m in self.features:
             data["entity"][f"x_{m}"] = self.features[m]
             data["entity"][f"mask_{m}"] = self.masks[m]
+            if m in self.lengths:
+                data["entity"][f"length_{m}"] = self.lengths[m]
         edge_index, edge_type = self.train_graph(add_inverse)
         order = torch.argsort(edge_type, stable=True)
         counts = torch.bincount(edge_type, minlength=2 * self.num_relations if add_inverse else

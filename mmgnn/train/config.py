@@ -19,6 +19,11 @@ class TrainConfig:
         dim (int): Embedding size (complex models: complex dimensions).
         model_args (dict): Extra constructor arguments of the decoder/model (``p_norm``,
             ``margin``, dropouts, ...).
+        modalities (list[str]): Modality kinds of :mod:`mmgnn.modalities` to build (through
+            the feature cache) and attach before the model is built (``text``, ``numeric``,
+            ...); the ``multimodal`` model uses them.
+        modality_args (dict): Settings per modality kind, e.g.
+            ``{"text": {"encoder": "/path/to/model", "pooling": "cls"}}``.
         reciprocal (bool): Answer head queries through inverse relations.
         regime (str): ``negative`` (sLCWA: K corruptions per triple), ``kvsall`` (every
             distinct query against all entities, multi-hot targets) or ``1vsall`` (every
@@ -54,6 +59,8 @@ class TrainConfig:
     model: str = "transe"
     dim: int = 200
     model_args: dict = field(default_factory=dict)
+    modalities: list = field(default_factory=list)
+    modality_args: dict = field(default_factory=dict)
     reciprocal: bool = False
     regime: str = "negative"
     loss: str | None = None

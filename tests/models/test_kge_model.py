@@ -80,7 +80,7 @@ def test_repr_and_registry():
     assert repr(model) == ("KGEModel(12, decoder=TransE(num_relations=6, hidden_channels=8, "
                            "p_norm=1), reciprocal=True)")
     assert available_models()[:len(DECODERS)] == sorted(DECODERS)
-    assert "gat_transe" in available_models()
+    assert "multimodal" in available_models()
 
 
 @pytest.mark.parametrize("p_norm", [1, 2])
