@@ -19,11 +19,14 @@ setup(
         "numpy>=1.24",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "pillow>=9",  # images of the image modality
     ],
     extras_require={
         # PyKEEN is a peer the tests check scores against (PairRE, TuckER) and the benchmarks
         # compare with; mmgnn itself never imports it.
         "test": ["pytest>=7", "pykeen>=1.10"],
+        # sentence-transformers is the peer of benchmarks/features_speed.py; install it with
+        # --no-deps (its requirements are mmgnn's own).
         "bench": ["pykeen>=1.10"],
         "dev": ["pytest>=7", "ruff>=0.5", "pykeen>=1.10"],
     },
