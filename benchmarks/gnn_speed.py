@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from _phases import in_fresh_process, log
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DIM, HEADS = 200, 2
@@ -57,10 +57,6 @@ LAYERS = {
     "K3MGATConv-code": ("GATConv-1head", "K3MGATConv(200, 200, edge_dim=200, variant='code')"),
 }
 EXTRA_PEERS = {"KBGATConv": "GATConv+edge"}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # =================================================================== child processes (--phase)
@@ -150,15 +146,8 @@ def run_phase(p: dict) -> None:
 
 # ================================================================================== parent
 def child(p: dict) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        spec = json.dumps({**p, "out": str(out)})
-        rc = subprocess.run([sys.executable, __file__, "--phase", spec],
-                            stdout=sys.stderr).returncode
-        if rc or not out.exists():
-            log(f"  FAILED (exit code {rc}): {p['layer']}")
-            return {"error": f"exit code {rc}"}
-        return json.loads(out.read_text())
+    """Runs one phase in a fresh process; ``{"error": ...}`` if it failed."""
+    return in_fresh_process(__file__, p, str(p['layer']))
 
 
 def median(values) -> float:

@@ -19,7 +19,6 @@ import json
 import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,13 +36,10 @@ from _peers import (
     pykeen_rank,
     train_steps,
 )
+from _phases import in_fresh_process, log
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LIBS = {"mmgnn": "mmgnn", "pyg": "PyG", "pykeen": "PyKEEN"}
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # =================================================================== child processes (--phase)
@@ -174,15 +170,7 @@ def run_phase(p: dict) -> None:
 # ================================================================================== parent
 def child(p: dict) -> dict:
     """Runs one phase in a fresh process; ``{"error": ...}`` if it failed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "result.json"
-        spec = json.dumps({**p, "out": str(out)})
-        rc = subprocess.run([sys.executable, __file__, "--phase", spec],
-                            stdout=sys.stderr).returncode
-        if rc or not out.exists():
-            log(f"  FAILED (exit code {rc}): {p}")
-            return {"error": f"exit code {rc}"}
-        return json.loads(out.read_text())
+    return in_fresh_process(__file__, p, str(p))
 
 
 def table(headers: list[str], rows: list[list]) -> str:
