@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adversarial-temperature", type=float, default=1.0,
                    help="alpha of the self-adversarial loss (default: 1.0)")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="(default: 0.0)")
+    p.add_argument("--label-smoothing-form", choices=("standard", "released"),
+                   default="standard", help="BCE targets (1-eps)y + eps/N (standard) or "
+                   "(1-eps)y + 1/N (the released code of ConvE, TuckER, IMF)")
     p.add_argument("--num-negatives", type=int, default=1, help="per positive (default: 1)")
     p.add_argument("--sampler", choices=SAMPLERS, default="uniform",
                    help="which side a negative corrupts: uniform coin, Bernoulli by relation "
@@ -290,7 +293,8 @@ def _train(args) -> int:
                 modality_args=_modality_args(args.modality_arg),
                 reciprocal=args.reciprocal, regime=args.regime, loss=args.loss,
                 margin=args.margin, adversarial_temperature=args.adversarial_temperature,
-                label_smoothing=args.label_smoothing, num_negatives=args.num_negatives,
+                label_smoothing=args.label_smoothing,
+                label_smoothing_form=args.label_smoothing_form, num_negatives=args.num_negatives,
                 sampler=args.sampler, filtered_negatives=args.filtered_negatives,
                 optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                 n3=args.n3, epochs=args.epochs, batch_size=args.batch_size,

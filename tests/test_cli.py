@@ -134,3 +134,19 @@ def test_features_train_multimodal_and_robustness(tmp_path, data_root, capsys, m
     with pytest.raises(SystemExit, match="MODALITY.KEY=VALUE"):
         main(["train", "--dataset", "Nations", "--modality-arg", "pooling=cls",
               "--out", str(tmp_path / "bad")])
+
+
+def test_train_imf_evaluate_and_robustness(tmp_path, data_root, capsys, monkeypatch):
+    monkeypatch.setenv("MMGNN_FEATURE_CACHE", str(tmp_path / "cache"))
+    out = _train(tmp_path, data_root, "imf", "--modalities", "numeric", "--reciprocal",
+                 "--regime", "kvsall", "--label-smoothing", "0.1", "--label-smoothing-form",
+                 "released", "--arg", "decision=mean")
+    train = json.loads((out / "config.json").read_text())["train"]
+    assert train["label_smoothing_form"] == "released" and train["model_args"] == {
+        "decision": "mean"}
+    assert main(["evaluate", str(out), "--quiet"]) == 0
+    assert main(["robustness", str(out), "--rates", "0,1", "--quiet"]) == 0
+    rows = json.loads((out / "robustness.json").read_text())["rows"]
+    assert [r["affected"] for r in rows] == [0, 13, 0, 13]
+    with pytest.raises(ValueError, match="several branches"):
+        main(["export", str(out), "--out", str(tmp_path / "imf.pt")])

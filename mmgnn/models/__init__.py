@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from mmgnn.models.base import LinkPredictor
 from mmgnn.models.gat_transe import GATTransE
+from mmgnn.models.imf import IMF
 from mmgnn.models.kge_model import KGEModel
 from mmgnn.models.multimodal_kge import MultiModalKGE
 
@@ -18,7 +19,7 @@ def available_models() -> list[str]:
     """Names accepted by :func:`build_model` (and ``mmgnn train --model``)."""
     from mmgnn.nn.kge import DECODERS
 
-    return sorted(DECODERS) + ["gat_transe", "multimodal"]
+    return sorted(DECODERS) + ["gat_transe", "imf", "multimodal"]
 
 
 def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
@@ -27,7 +28,8 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
     A decoder name (``transe``, ``rotate``, ...) gives a :class:`KGEModel` with that decoder;
     ``multimodal`` gives a :class:`MultiModalKGE` (see :meth:`MultiModalKGE.from_config`);
     ``gat_transe`` gives a :class:`GATTransE` over ``kg``'s training graph (see
-    :meth:`GATTransE.from_config`).
+    :meth:`GATTransE.from_config`); ``imf`` gives an :class:`IMF` (see
+    :meth:`IMF.from_config`).
     """
     from mmgnn.nn.kge import DECODERS, build_decoder
 
@@ -38,10 +40,12 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
         return KGEModel(kg.num_entities, kg.num_relations, decoder, reciprocal=config.reciprocal)
     if name == "gat_transe":
         return GATTransE.from_config(config, kg)
+    if name == "imf":
+        return IMF.from_config(config, kg)
     if name == "multimodal":
         return MultiModalKGE.from_config(config, kg)
     raise ValueError(f"unknown model {config.model!r}; available: {', '.join(available_models())}")
 
 
-__all__ = ["LinkPredictor", "KGEModel", "GATTransE", "MultiModalKGE", "build_model",
+__all__ = ["LinkPredictor", "KGEModel", "GATTransE", "IMF", "MultiModalKGE", "build_model",
            "available_models"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -91,6 +93,21 @@ class LinkPredictor(torch.nn.Module):
         if self.reciprocal:
             return self.decoder.score_t(x[t], r + self.num_relations, x)
         return self.decoder.score_h(r, x[t], x)
+
+    def one_to_all_loss(self, x: Tensor, entity: Tensor, relation: Tensor, side: str,
+                        target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """Training loss of a batch of 1-to-all queries (KvsAll / 1vsAll regimes).
+
+        ``side == "tail"`` asks ``(entity, relation, ?)``, ``"head"`` asks
+        ``(?, relation, entity)``; ``target`` is what ``loss_fn`` takes with the :obj:`(B, N)`
+        scores (multi-hot :obj:`(B, N)` or gold ids :obj:`(B,)`). The default is
+        ``loss_fn(scores, target)`` on :meth:`score_t` / :meth:`score_h`; a model with several
+        outputs or auxiliary terms overrides it (:class:`~mmgnn.models.IMF`: one loss per
+        branch plus a contrastive term).
+        """
+        scores = self.score_t(x, entity, relation) if side == "tail" \
+            else self.score_h(x, relation, entity)
+        return loss_fn(scores, target)
 
     def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
         """Factors of the batch for an N3 regulariser (see :meth:`KGEDecoder.factors`)."""

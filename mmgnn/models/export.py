@@ -30,6 +30,11 @@ def export_embeddings(model: LinkPredictor, kg: MultiModalKG, name: str) -> dict
     decoder = model.decoder
     model.eval()
     entity = model.encode().detach().cpu().float()
+    if entity.size(-1) != decoder.entity_channels:
+        raise ValueError(f"{type(model).__name__}'s representations are {entity.size(-1)} wide, "
+                         f"not one {type(decoder).__name__} entity table of "
+                         f"{decoder.entity_channels} (a model with several branches, such as "
+                         f"IMF): export its weights from best.pt instead")
     rel = decoder.rel_emb.weight.detach().cpu().float()
     p: float | None = None
     extra: dict[str, object] = {}

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+SMOOTHING_FORMS = ("standard", "released")
+
 
 class MarginRankingLoss(torch.nn.Module):
     r"""Pairwise hinge loss of TransE (Bordes et al., 2013, Eq. 1):
@@ -75,20 +77,32 @@ class BCEWithLabelSmoothing(torch.nn.Module):
     r"""1-to-all binary cross-entropy with label smoothing (ConvE/TuckER, KvsAll training):
 
     .. math::
-        \tilde y = (1 - \epsilon)\, y + \epsilon / N, \qquad
+        \tilde y = (1 - \epsilon)\, y + \delta / N, \qquad
         \mathcal{L} = -\frac{1}{BN}\sum_{i,j} \tilde y_{ij}\log\sigma(s_{ij})
         + (1 - \tilde y_{ij}) \log(1 - \sigma(s_{ij}))
 
+    ``form="standard"`` (the default) is label smoothing proper, :math:`\delta = \epsilon`
+    (targets still sum to the number of answers). ``form="released"`` is what the released
+    code of ConvE, TuckER and IMF computes, :math:`\delta = 1`
+    (``((1.0 - eps) * targets) + (1.0 / targets.size(1))``; spec ``IMF.md``, section 4):
+    every target gets :math:`1/N` more, whatever :math:`\epsilon`.
+
     Args:
         label_smoothing (float): :math:`\epsilon`. (default: :obj:`0.1`)
+        form (str): ``standard`` or ``released``. (default: ``standard``)
     """
 
-    def __init__(self, label_smoothing: float = 0.1) -> None:
+    def __init__(self, label_smoothing: float = 0.1, form: str = "standard") -> None:
         super().__init__()
+        if form not in SMOOTHING_FORMS:
+            raise ValueError(f"label smoothing form must be one of {SMOOTHING_FORMS}, got "
+                             f"{form!r}")
         self.label_smoothing = label_smoothing
+        self.form = form
 
     def forward(self, scores: Tensor, targets: Tensor) -> Tensor:
-        targets = (1.0 - self.label_smoothing) * targets + self.label_smoothing / scores.size(-1)
+        uniform = self.label_smoothing if self.form == "standard" else 1.0
+        targets = (1.0 - self.label_smoothing) * targets + uniform / scores.size(-1)
         return F.binary_cross_entropy_with_logits(scores, targets)
 
 
@@ -109,6 +123,79 @@ class CrossEntropy1vsAll(torch.nn.Module):
 
     def forward(self, scores: Tensor, gold: Tensor) -> Tensor:
         return F.cross_entropy(scores, gold, label_smoothing=self.label_smoothing)
+
+
+class CrossModalInfoNCE(torch.nn.Module):
+    r"""Cross-modal InfoNCE with in-batch negatives (CLIP, `Radford et al., 2021
+    <https://arxiv.org/abs/2103.00020>`_, Eq. of Fig. 3): the views of one entity in two
+    modalities are pulled together, the other entities of the batch pushed apart.
+
+    For every pair of views :math:`a < b` and the :math:`B_{ab}` entities of the batch present
+    in both (rows ``masks[a] & masks[b]``), with :math:`\hat z = z / \|z\|_2` per row and
+    temperature :math:`\tau`:
+
+    .. math::
+        S_{ij} = \hat z^a_i \cdot \hat z^b_j / \tau, \qquad
+        \mathcal{L}_{ab} = \frac{1}{2 B_{ab}} \sum_i \Big(
+        -\log \frac{e^{S_{ii}}}{\sum_j e^{S_{ij}}}
+        -\log \frac{e^{S_{ii}}}{\sum_j e^{S_{ji}}} \Big), \qquad
+        \mathcal{L} = \operatorname{mean}_{a < b,\ B_{ab} \ge 2} \mathcal{L}_{ab}
+
+    This is the loss IMF's paper describes (spec ``IMF.md``, section 4) in its standard form;
+    the released ``IMF.contrastive_loss`` is never called (and normalises by the global
+    tensor norm, with negatives taken within one modality): weight 0 in
+    :class:`~mmgnn.models.IMF` reproduces the released training.
+
+    Args:
+        temperature (float): :math:`\tau`. (default: :obj:`0.1`)
+
+    Shapes:
+        - **input:** a list of :math:`M \ge 2` views :obj:`(B, d)`, optional list of
+          :obj:`(B,)` bool presence masks (:obj:`None` entries: all present).
+        - **output:** scalar (zero when no pair has two common rows).
+    """
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, views: list[Tensor], masks: list[Tensor | None] | None = None) -> Tensor:
+        if len(views) < 2:
+            raise ValueError(f"CrossModalInfoNCE needs at least 2 views, got {len(views)}")
+        masks = list(masks) if masks is not None else [None] * len(views)
+        losses = []
+        for a in range(len(views)):
+            for b in range(a + 1, len(views)):
+                za, zb = views[a], views[b]
+                both = _both_present(masks[a], masks[b], len(za), za.device)
+                if both is not None:
+                    za, zb = za[both], zb[both]
+                if len(za) < 2:
+                    continue
+                sim = F.normalize(za, dim=-1) @ F.normalize(zb, dim=-1).t() / self.temperature
+                labels = torch.arange(len(za), device=za.device)
+                losses.append(0.5 * (F.cross_entropy(sim, labels)
+                                     + F.cross_entropy(sim.t(), labels)))
+        if not losses:
+            return views[0].new_zeros(())
+        return torch.stack(losses).mean()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(temperature={self.temperature})"
+
+
+def _both_present(a: Tensor | None, b: Tensor | None, n: int,
+                  device: torch.device) -> Tensor | None:
+    """The rows present in both views (:obj:`None`: all rows)."""
+    if a is None and b is None:
+        return None
+    keep = torch.ones(n, dtype=torch.bool, device=device)
+    for m in (a, b):
+        if m is not None:
+            keep = keep & m.to(device)
+    return keep
 
 
 def n3_penalty(factors: list[Tensor]) -> Tensor:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from mmgnn.nn.losses import SMOOTHING_FORMS
+
 REGIMES = ("negative", "kvsall", "1vsall")
 SAMPLERS = ("uniform", "bernoulli", "head_tail")
 DEFAULT_LOSS = {"negative": "margin", "kvsall": "bce", "1vsall": "ce"}
@@ -34,6 +36,9 @@ class TrainConfig:
             self-adversarial loss adds to the scores.
         adversarial_temperature (float): :math:`\\alpha` of the self-adversarial loss.
         label_smoothing (float): Label smoothing of the 1-to-all losses.
+        label_smoothing_form (str): BCE targets :math:`(1 - \\epsilon) y + \\epsilon / N`
+            (``standard``) or :math:`(1 - \\epsilon) y + 1 / N` (``released``: the released
+            code of ConvE, TuckER and IMF); see :class:`~mmgnn.nn.losses.BCEWithLabelSmoothing`.
         num_negatives (int): Corruptions per positive (negative regime).
         sampler (str): ``uniform``, ``bernoulli`` or ``head_tail`` (negative ``k`` corrupts
             the head for even ``k``, the tail for odd ``k``: with ``num_negatives=2``, one of
@@ -67,6 +72,7 @@ class TrainConfig:
     margin: float = 1.0
     adversarial_temperature: float = 1.0
     label_smoothing: float = 0.0
+    label_smoothing_form: str = "standard"
     num_negatives: int = 1
     sampler: str = "uniform"
     filtered_negatives: bool = False
@@ -97,6 +103,9 @@ class TrainConfig:
         if self.n3 and self.regime == "kvsall":
             raise ValueError("the N3 regulariser needs the triples of the batch: use regime "
                              "'1vsall' or 'negative' with n3 > 0")
+        if self.label_smoothing_form not in SMOOTHING_FORMS:
+            raise ValueError(f"label_smoothing_form must be one of {SMOOTHING_FORMS}, got "
+                             f"{self.label_smoothing_form!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.optimizer not in ("adam", "adagrad", "sgd"):

@@ -108,7 +108,9 @@ class Trainer:
                    if config.loss == "self_adversarial" else {}))
             self.sampler = build_sampler(kg, config)
         else:
-            self.loss_fn = ONE_TO_ALL_LOSSES[config.loss](label_smoothing=config.label_smoothing)
+            self.loss_fn = ONE_TO_ALL_LOSSES[config.loss](
+                label_smoothing=config.label_smoothing,
+                **({"form": config.label_smoothing_form} if config.loss == "bce" else {}))
             self.batches = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations,
                                            reciprocal=model.reciprocal, mode=config.regime)
         self.history: list[dict] = []
@@ -142,21 +144,18 @@ class Trainer:
         for batch in self.batches.epoch(cfg.batch_size, self.generator):
             e, r = batch.entity.to(self.device), batch.relation.to(self.device)
             x = self.model.encode()
-            scores = self.model.score_t(x, e, r) if batch.side == "tail" \
-                else self.model.score_h(x, r, e)
-            if batch.gold is not None:
-                gold = batch.gold.to(self.device)
-                if cfg.loss == "ce":
-                    loss = self.loss_fn(scores, gold)
-                else:
-                    target = torch.zeros_like(scores)
-                    target[torch.arange(len(gold), device=self.device), gold] = 1.0
-                    loss = self.loss_fn(scores, target)
-                if cfg.n3:
-                    h, t = (e, gold) if batch.side == "tail" else (gold, e)
-                    loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
+            if batch.gold is None:
+                target = batch.targets(n).to(self.device)
+            elif cfg.loss == "ce":
+                target = batch.gold.to(self.device)
             else:
-                loss = self.loss_fn(scores, batch.targets(n).to(self.device))
+                target = torch.zeros(len(e), n, device=self.device)
+                target[torch.arange(len(e), device=self.device), batch.gold.to(self.device)] = 1.0
+            loss = self.model.one_to_all_loss(x, e, r, batch.side, target, self.loss_fn)
+            if cfg.n3 and batch.gold is not None:
+                gold = batch.gold.to(self.device)
+                h, t = (e, gold) if batch.side == "tail" else (gold, e)
+                loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
             value = self._step(loss)
             total, count = total + value * len(e), count + len(e)
             if self._tick(bar, value):

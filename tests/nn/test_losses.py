@@ -1,10 +1,12 @@
 import math
 
+import pytest
 import torch
 
 from mmgnn.nn.losses import (
     BCEWithLabelSmoothing,
     CrossEntropy1vsAll,
+    CrossModalInfoNCE,
     MarginRankingLoss,
     SelfAdversarialLoss,
     SoftplusLoss,
@@ -59,6 +61,57 @@ def test_bce_label_smoothing_reference():
     yt = (1 - eps) * y + eps / 5
     ref = -(yt * torch.log(torch.sigmoid(scores)) + (1 - yt) * torch.log(1 - torch.sigmoid(scores)))
     torch.testing.assert_close(BCEWithLabelSmoothing(eps)(scores, y), ref.mean())
+
+
+def test_bce_released_smoothing_adds_one_over_n():
+    """ConvE/TuckER/IMF code: targets 0.9 y + 1/N (spec IMF.md, section 4)."""
+    scores = torch.randn(2, 4)
+    y = torch.tensor([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 1.0]])
+    total = 0.0
+    for i in range(2):
+        for j in range(4):
+            p, yt = sigmoid(float(scores[i, j])), 0.9 * float(y[i, j]) + 1 / 4
+            total -= yt * math.log(p) + (1 - yt) * math.log(1 - p)
+    loss = BCEWithLabelSmoothing(0.1, form="released")(scores, y)
+    assert abs(float(loss) - total / 8) < 1e-5
+    with pytest.raises(ValueError, match="form"):
+        BCEWithLabelSmoothing(0.1, form="paper")
+
+
+def _info_nce_reference(views, masks, tau):
+    """Symmetric InfoNCE per pair of views, one anchor at a time with explicit sums."""
+    pair_losses = []
+    for a in range(len(views)):
+        for b in range(a + 1, len(views)):
+            rows = [i for i in range(len(views[a])) if masks[a][i] and masks[b][i]]
+            if len(rows) < 2:
+                continue
+            za = [views[a][i] / views[a][i].norm() for i in rows]
+            zb = [views[b][i] / views[b][i].norm() for i in rows]
+            total = 0.0
+            for i in range(len(rows)):
+                row = [math.exp(float(za[i] @ zb[j]) / tau) for j in range(len(rows))]
+                col = [math.exp(float(za[j] @ zb[i]) / tau) for j in range(len(rows))]
+                total -= math.log(row[i] / sum(row)) + math.log(col[i] / sum(col))
+            pair_losses.append(total / (2 * len(rows)))
+    return sum(pair_losses) / len(pair_losses)
+
+
+def test_cross_modal_info_nce_reference_with_masks():
+    torch.manual_seed(0)
+    views = [torch.randn(6, 4) for _ in range(3)]
+    masks = [torch.ones(6, dtype=torch.bool), torch.tensor([1, 1, 0, 1, 1, 1]).bool(),
+             torch.tensor([0, 1, 1, 1, 0, 1]).bool()]
+    loss = CrossModalInfoNCE(temperature=0.5)(views, masks)
+    assert abs(float(loss) - _info_nce_reference(views, masks, 0.5)) < 1e-5
+    # Aligned views (every entity its own, far-apart direction) cost almost nothing.
+    eye = torch.eye(6)
+    assert float(CrossModalInfoNCE(0.05)([eye, 2 * eye])) < 1e-6
+    # A pair without two common rows is skipped; no pair at all gives zero.
+    none = [torch.ones(6, dtype=torch.bool), torch.tensor([1, 0, 0, 0, 0, 0]).bool()]
+    assert float(CrossModalInfoNCE()(views[:2], none)) == 0.0
+    with pytest.raises(ValueError, match="2 views"):
+        CrossModalInfoNCE()(views[:1])
 
 
 def test_cross_entropy_1vsall_reference():

@@ -8,6 +8,8 @@ from torch.utils.checkpoint import checkpoint
 
 from mmgnn.nn.kge.base import KGEDecoder
 
+CORE_INITS = ("uniform", "xavier_uniform")
+
 
 class TuckER(KGEDecoder):
     r"""The Tucker-decomposition decoder from `"TuckER: Tensor Factorization for Knowledge
@@ -39,6 +41,12 @@ class TuckER(KGEDecoder):
     the official code needs one matrix per row); with gradients each chunk is checkpointed, so
     memory stays bounded for negative-sampling batches as well.
 
+    **Relations from outside.** Every scoring method takes an optional ``relations`` table
+    :obj:`(R, d_r)` that replaces the decoder's own :math:`\mathbf{w}_r` (row :math:`r` of it
+    is used for relation id :math:`r`); with ``own_relations=False`` the decoder holds no
+    relation table and one must be given. IMF's fused branch scores with relations fused from
+    the other branches this way (spec ``IMF.md``, section 3).
+
     **Head queries.** TuckER is not symmetric in head and tail and the paper answers
     :math:`(?, r, t)` through reciprocal relations (``reciprocal=True`` of
     :class:`~mmgnn.models.KGEModel`). :meth:`score_h` nevertheless scores every candidate head
@@ -65,6 +73,11 @@ class TuckER(KGEDecoder):
         hidden_dropout1 (float): Dropout on :math:`\mathbf{W}_r`. (default: :obj:`0.4`)
         hidden_dropout2 (float): Dropout on the query after :math:`\mathrm{BN}_1`.
             (default: :obj:`0.5`)
+        core_init (str): ``uniform`` (:math:`\mathcal{U}(-1, 1)`, the official TuckER
+            code) or ``xavier_uniform`` (IMF's ``TuckERLayer``, spec ``IMF.md``, section 3).
+            (default: ``uniform``)
+        own_relations (bool): Hold a relation table; without one, every call needs
+            ``relations``. (default: :obj:`True`)
         **kwargs: ``chunk_elements`` of :class:`~mmgnn.nn.kge.base.KGEDecoder`.
 
     Shapes:
@@ -74,10 +87,17 @@ class TuckER(KGEDecoder):
 
     def __init__(self, num_relations: int, hidden_channels: int,
                  relation_channels: int | None = None, input_dropout: float = 0.3,
-                 hidden_dropout1: float = 0.4, hidden_dropout2: float = 0.5, **kwargs) -> None:
+                 hidden_dropout1: float = 0.4, hidden_dropout2: float = 0.5,
+                 core_init: str = "uniform", own_relations: bool = True, **kwargs) -> None:
         super().__init__(num_relations, hidden_channels, **kwargs)
+        if core_init not in CORE_INITS:
+            raise ValueError(f"core_init must be one of {CORE_INITS}, got {core_init!r}")
         self.relation_channels = relation_channels or hidden_channels
-        self.rel_emb = torch.nn.Embedding(num_relations, self.relation_channels)
+        self.core_init = core_init
+        if own_relations:
+            self.rel_emb = torch.nn.Embedding(num_relations, self.relation_channels)
+        else:
+            self.register_module("rel_emb", None)
         self.core = torch.nn.Parameter(
             torch.empty(self.relation_channels, hidden_channels, hidden_channels))
         self.bn0 = torch.nn.BatchNorm1d(hidden_channels)
@@ -88,8 +108,12 @@ class TuckER(KGEDecoder):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        torch.nn.init.xavier_normal_(self.rel_emb.weight)
-        torch.nn.init.uniform_(self.core, -1.0, 1.0)
+        if self.rel_emb is not None:
+            torch.nn.init.xavier_normal_(self.rel_emb.weight)
+        if self.core_init == "uniform":
+            torch.nn.init.uniform_(self.core, -1.0, 1.0)
+        else:
+            torch.nn.init.xavier_uniform_(self.core)
         self.bn0.reset_parameters()
         self.bn1.reset_parameters()
 
@@ -98,13 +122,28 @@ class TuckER(KGEDecoder):
         torch.nn.init.xavier_normal_(weight)
 
     # ------------------------------------------------------------ contractions
-    def _contract(self, x: Tensor, r: Tensor, transpose: bool = False) -> Tensor:
+    def relation_table(self, relations: Tensor | None = None) -> Tensor:
+        """The relation vectors :obj:`(R, d_r)` to score with: ``relations`` if given, else
+        the decoder's own."""
+        if relations is not None:
+            if relations.shape != (self.num_relations, self.relation_channels):
+                raise ValueError(f"relations must be ({self.num_relations}, "
+                                 f"{self.relation_channels}), got {tuple(relations.shape)}")
+            return relations
+        if self.rel_emb is None:
+            raise ValueError("this TuckER holds no relation table (own_relations=False): pass "
+                             "relations=")
+        return self.rel_emb.weight
+
+    def _contract(self, x: Tensor, r: Tensor, transpose: bool = False,
+                  relations: Tensor | None = None) -> Tensor:
         r"""Rows :math:`\mathbf{x}_m \mathrm{drop}_1(\mathbf{W}_{r_m})` (or
         :math:`\mathrm{drop}_1(\mathbf{W}_{r_m})\, \mathbf{x}_m` if ``transpose``):
         :obj:`(M, d_e)`, :obj:`(M,)` :math:`\rightarrow` :obj:`(M, d_e)`."""
         d = self.hidden_channels
         uniq, inverse = torch.unique(r, return_inverse=True)
-        mats = (self.rel_emb(uniq) @ self.core.view(self.relation_channels, -1)).view(-1, d, d)
+        rel = self.relation_table(relations)[uniq]
+        mats = (rel @ self.core.view(self.relation_channels, -1)).view(-1, d, d)
 
         def rows(x_c: Tensor, idx: Tensor) -> Tensor:
             w = self.hidden_dropout1(mats[idx])
@@ -133,31 +172,37 @@ class TuckER(KGEDecoder):
         """``bn`` over all leading dimensions of ``x``."""
         return bn(x.reshape(-1, x.size(-1))).view(x.shape)
 
-    def query(self, h: Tensor, r: Tensor) -> Tensor:
+    def query(self, h: Tensor, r: Tensor, relations: Tensor | None = None) -> Tensor:
         r"""The tail query :math:`\mathbf{x}(h, r)` :obj:`(..., d_e)` (broadcast over the
         leading dimensions of ``h`` and ``r``), with :math:`f = \mathbf{x} \cdot \mathbf{e}_t`."""
         d = self.hidden_channels
         x = self.input_dropout(self._batch_norm(self.bn0, h))
         shape = torch.broadcast_shapes(x.shape[:-1], r.shape)
-        x = self._contract(x.expand(*shape, d).reshape(-1, d), r.expand(shape).reshape(-1))
+        x = self._contract(x.expand(*shape, d).reshape(-1, d), r.expand(shape).reshape(-1),
+                           relations=relations)
         return self.hidden_dropout2(self.bn1(x)).view(*shape, d)
 
     # ------------------------------------------------------------ scoring
-    def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return (self.query(h, r) * t).sum(dim=-1)
+    def score_hrt(self, h: Tensor, r: Tensor, t: Tensor,
+                  relations: Tensor | None = None) -> Tensor:
+        return (self.query(h, r, relations) * t).sum(dim=-1)
 
-    def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
-        return self.query(h, r) @ candidates.t()
+    def score_t(self, h: Tensor, r: Tensor, candidates: Tensor,
+                relations: Tensor | None = None) -> Tensor:
+        return self.query(h, r, relations) @ candidates.t()
 
-    def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
+    def score_h(self, r: Tensor, t: Tensor, candidates: Tensor,
+                relations: Tensor | None = None) -> Tensor:
         a1, b1 = self._affine(self.bn1)
         t = self.hidden_dropout2(t)
-        v = self._contract(a1 * t, r, transpose=True)
+        v = self._contract(a1 * t, r, transpose=True, relations=relations)
         heads = self.input_dropout(self.bn0(candidates))
         return v @ heads.t() + (t * b1).sum(dim=-1, keepdim=True)
 
     def extra_repr_args(self) -> str:
         return (f"relation_channels={self.relation_channels}, "
-                f"input_dropout={self.input_dropout.p}, "
+                + (f"core_init={self.core_init!r}, " if self.core_init != "uniform" else "")
+                + ("own_relations=False, " if self.rel_emb is None else "")
+                + f"input_dropout={self.input_dropout.p}, "
                 f"hidden_dropout1={self.hidden_dropout1.p}, "
                 f"hidden_dropout2={self.hidden_dropout2.p}")

@@ -1,0 +1,423 @@
+"""IMF: Interactive Multimodal Fusion for link prediction (Li et al., WWW 2023)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmgnn.compile import LazyCompiled
+from mmgnn.modalities.base import pool_sequence
+from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_missing
+from mmgnn.models.base import LinkPredictor
+from mmgnn.nn.fusion import TuckerFusion
+from mmgnn.nn.kge import TuckER
+from mmgnn.nn.losses import CrossModalInfoNCE
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
+    from mmgnn.train.config import TrainConfig
+
+ENCODERS = ("projection", "pool")
+DECISIONS = ("learned", "mean")
+STRUCTURE, FUSED = "structure", "fused"
+PROB_EPS = 1e-6
+
+
+def _mixture_logit(s: Tensor, log_pi: Tensor) -> Tensor:
+    r""":math:`\operatorname{logit}(\sum_b \pi_b \sigma(s_b))` over the first axis of ``s``."""
+    return (torch.logsumexp(log_pi + F.logsigmoid(s), dim=0)
+            - torch.logsumexp(log_pi + F.logsigmoid(-s), dim=0))
+
+
+_MIXTURE_FUSED = LazyCompiled(_mixture_logit)
+
+
+def pool_to_width(x: Tensor, width: int) -> Tensor:
+    r"""IMF's parameter-free reduction of feature rows :obj:`(N, d_m)` to :obj:`(N, width)`
+    by average pooling (spec ``IMF.md``, section 1).
+
+    - :math:`d_m` and ``width`` both squares, :math:`\sqrt{d_m}` a multiple of
+      :math:`\sqrt{\text{width}}`: rows viewed as :math:`\sqrt{d_m} \times \sqrt{d_m}` grids,
+      square average pooling (IMF's images: 4096 :math:`\to` 64×64 :math:`\to`
+      ``AvgPool2d(4, 4)`` :math:`\to` 256);
+    - else :math:`d_m` and ``width`` multiples of 64: rows viewed as :math:`(d_m/64) \times 64`,
+      adaptive pooling over the first axis to :math:`\text{width}/64` (IMF's text: 768
+      :math:`\to` 12×64 :math:`\to` ``AdaptiveAvgPool2d((4, 64))`` :math:`\to` 256);
+    - otherwise 1-d adaptive average pooling (which repeats values when :math:`d_m <`
+      ``width``).
+    """
+    n, d = x.shape
+    if d == width:
+        return x
+    side, out_side = math.isqrt(d), math.isqrt(width)
+    if side * side == d and out_side * out_side == width and side % out_side == 0:
+        k = side // out_side
+        return F.avg_pool2d(x.view(n, 1, side, side), k, k).reshape(n, width)
+    if d % 64 == 0 and width % 64 == 0:
+        return F.adaptive_avg_pool2d(x.view(n, 1, d // 64, 64), (width // 64, 64)).reshape(n, width)
+    return F.adaptive_avg_pool1d(x.view(n, 1, d), width).view(n, width)
+
+
+class IMF(LinkPredictor):
+    r"""The Interactive Multimodal Fusion model of `"IMF: Interactive Multimodal Fusion Model
+    for Link Prediction" <https://arxiv.org/abs/2303.10816>`_ (Li et al., WWW 2023; spec
+    ``IMF.md``), for any set of views: the structure and any modalities of
+    :mod:`mmgnn.modalities`, some of them missing for some entities.
+
+    **Views** (section 1). Structure: a free table :math:`\mathbf{E}_s` (optionally
+    initialised from :class:`~mmgnn.models.GATTransE`, :meth:`init_structure`). Modality
+    :math:`m` with features :math:`x_{i,m}` (rows L2-normalised if ``normalize_features``;
+    an absent row replaced by the ``missing`` fill, default the modality mean as the released
+    code fills missing images):
+
+    - ``encoder="projection"`` (paper): :math:`\mathbf{e}_{i,m} = \mathbf{W}_m \tilde x_{i,m} +
+      \mathbf{b}_m`, the features fixed;
+    - ``encoder="pool"`` (released code): a trainable table initialised with
+      :func:`pool_to_width` of the features, no projection.
+
+    **Multimodal fusion** (section 2) with :class:`~mmgnn.nn.fusion.TuckerFusion` of the
+    :math:`V` views, for entities and for relations:
+    :math:`\mathbf{e}_{i,\mathrm{mm}} = \mathrm{TF}_E(\mathbf{e}_{i,1}, \ldots,
+    \mathbf{e}_{i,V})`, :math:`\mathbf{w}_{r,\mathrm{mm}} = \mathrm{TF}_R(\mathbf{w}_{r,1},
+    \ldots, \mathbf{w}_{r,V})`.
+
+    **Contextual relational model** (section 3): one :class:`~mmgnn.nn.kge.TuckER` decoder per
+    branch :math:`b \in \{1, \ldots, V, \mathrm{mm}\}` with its own relation table (the fused
+    branch scores with :math:`\mathbf{w}_{r,\mathrm{mm}}`), scoring 1-to-all against its own
+    entity table; tails by :math:`(h, r)`, heads by :math:`(t, r + R)` (always reciprocal).
+
+    **Decision fusion** (section 4), with branch logits :math:`s_b` and weights
+    :math:`\pi = \operatorname{softmax}(\theta)` (``decision="learned"``, paper; :math:`\theta`
+    starts at 0) or :math:`\pi_b = 1/B` (``decision="mean"``, the released code's mean of
+    probabilities):
+
+    .. math::
+        p = \sum_b \pi_b\, \sigma(s_b), \qquad s = \operatorname{logit}(p)
+        = \operatorname{LSE}_b\big(\log\pi_b + \log\sigma(s_b)\big)
+        - \operatorname{LSE}_b\big(\log\pi_b + \log\sigma(-s_b)\big),
+
+    :math:`s` being what :meth:`score_t` / :meth:`score_h` return (rank-equivalent to
+    :math:`p`, computed without saturating).
+
+    **Training loss** of a 1-to-all batch with targets :math:`y`
+    (:meth:`one_to_all_loss`; ``loss_fn`` is the run's BCE with label smoothing, standard or
+    released form):
+
+    .. math::
+        \mathcal{L} = \sum_b \ell(s_b, y) + [\text{learned}]\ \ell(s, y)
+        + \lambda\, \mathcal{L}_{\mathrm{con}}(\mathbf{e}_{\cdot,1}, \ldots,
+        \mathbf{e}_{\cdot,V})
+
+    The decision term exists only with learned weights and trains only them
+    (:meth:`decision_loss`);
+    :math:`\mathcal{L}_{\mathrm{con}}` is :class:`~mmgnn.nn.losses.CrossModalInfoNCE` over
+    the views of the batch's query entities, an entity taking part for a modality only where
+    it has it. ``contrastive_weight=0`` gives the released code's loss (it never calls its
+    contrastive loss).
+
+    Released-code configuration: ``encoder="pool"``, ``decision="mean"``,
+    ``contrastive_weight=0``, ``hidden_channels=256``, ``TrainConfig(regime="kvsall",
+    label_smoothing=0.1, label_smoothing_form="released", lr=5e-4, batch_size=256)``.
+    With one view there is no fusion: IMF is TuckER on that view.
+
+    Args:
+        num_entities (int): Number of entities :math:`N`.
+        num_relations (int): Number of relations :math:`R` (inverses are added).
+        features (dict[str, Tensor], optional): :obj:`(N, d_m)` or :obj:`(N, L, d_m)` per
+            modality. (default: none, structure only)
+        masks (dict[str, Tensor], optional): :obj:`(N,)` presence per modality. (default:
+            all present)
+        lengths (dict[str, Tensor], optional): Valid lengths of sequence features.
+        hidden_channels (int): Entity width :math:`d` of every view. (default: :obj:`256`)
+        relation_channels (int, optional): Relation width :math:`d_r`. (default: :math:`d`)
+        structure (bool): Include the structure view. (default: :obj:`True`)
+        encoder (str): ``projection`` or ``pool``. (default: ``projection``)
+        missing (str): Fill of absent features: ``zeros``, ``mean`` or ``learned``
+            (``learned`` needs ``projection``). (default: ``mean``)
+        normalize_features (bool): L2-normalise feature rows. (default: :obj:`True`)
+        rank (int): Rank :math:`k` of the Tucker fusions. (default: :obj:`2`)
+        fusion_dropout (float): Dropout of the fusions. (default: :obj:`0.2`)
+        input_dropout (float): TuckER input dropout. (default: :obj:`0.3`)
+        hidden_dropout1 (float): TuckER dropout on :math:`\mathbf{W}_r`. (default: :obj:`0.4`)
+        hidden_dropout2 (float): TuckER output dropout. (default: :obj:`0.5`)
+        core_init (str): TuckER core init, ``xavier_uniform`` (IMF) or ``uniform``.
+            (default: ``xavier_uniform``)
+        contrastive_weight (float): :math:`\lambda`. (default: :obj:`0.01`)
+        temperature (float): InfoNCE temperature. (default: :obj:`0.1`)
+        decision (str): ``learned`` or ``mean``. (default: ``learned``)
+
+    Shapes:
+        - **encode:** :math:`\rightarrow (N, B d)`, the branches' entity tables side by side.
+        - **scores:** as :class:`~mmgnn.models.base.LinkPredictor`.
+    """
+
+    def __init__(self, num_entities: int, num_relations: int,
+                 features: dict[str, Tensor] | None = None,
+                 masks: dict[str, Tensor] | None = None,
+                 lengths: dict[str, Tensor] | None = None, *, hidden_channels: int = 256,
+                 relation_channels: int | None = None, structure: bool = True,
+                 encoder: str = "projection", missing: str = "mean",
+                 normalize_features: bool = True, rank: int = 2, fusion_dropout: float = 0.2,
+                 input_dropout: float = 0.3, hidden_dropout1: float = 0.4,
+                 hidden_dropout2: float = 0.5, core_init: str = "xavier_uniform",
+                 contrastive_weight: float = 0.01, temperature: float = 0.1,
+                 decision: str = "learned") -> None:
+        features = dict(features or {})
+        if encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {DECISIONS}, got {decision!r}")
+        if missing not in FILL_STRATEGIES or (encoder == "pool" and missing == "learned"):
+            raise ValueError(f"missing must be one of {FILL_STRATEGIES} ('learned' only with "
+                             f"encoder='projection'), got {missing!r} with {encoder!r}")
+        if STRUCTURE in features or FUSED in features:
+            raise ValueError(f"'{STRUCTURE}' and '{FUSED}' are IMF's own branch names, not "
+                             f"modality names")
+        views = ([STRUCTURE] if structure else []) + list(features)
+        if not views:
+            raise ValueError("IMF needs at least one view: structure=True or some features")
+        d, d_r = hidden_channels, relation_channels or hidden_channels
+        tucker = dict(input_dropout=input_dropout, hidden_dropout1=hidden_dropout1,
+                      hidden_dropout2=hidden_dropout2, core_init=core_init)
+        fused = len(views) > 1
+        # The main decoder scores the fused branch (or the only view); its relations are fused.
+        decoder = TuckER(2 * num_relations, d, d_r, own_relations=not fused, **tucker)
+        super().__init__(num_entities, num_relations, decoder, reciprocal=True)
+        self.hidden_channels, self.relation_channels = d, d_r
+        self.view_names, self.modality_names = views, list(features)
+        self.branch_names = views + ([FUSED] if fused else [])
+        self.encoder, self.missing = encoder, missing
+        self.normalize_features = normalize_features
+        self.contrastive_weight, self.decision = float(contrastive_weight), decision
+
+        self.entity = torch.nn.Embedding(num_entities, d) if structure else None
+        self.projections = torch.nn.ModuleDict()
+        self.fills = torch.nn.ModuleDict()
+        self.tables = torch.nn.ModuleDict()
+        self._feature_width = {m: x.size(-1) for m, x in features.items()}
+        for m, x in features.items():
+            width = x.size(-1)
+            if encoder == "projection":
+                self.projections[m] = torch.nn.Linear(width, d)
+                self.fills[m] = MissingModalityFill(width, missing)
+            else:
+                self.tables[m] = torch.nn.Embedding(num_entities, d)
+            self.set_modality(m, x, (masks or {}).get(m), (lengths or {}).get(m))
+        self.view_decoders = torch.nn.ModuleDict(
+            {v: TuckER(2 * num_relations, d, d_r, **tucker) for v in views} if fused else {})
+        if fused:
+            self.entity_fusion = TuckerFusion(d, d, len(views), rank, fusion_dropout)
+            self.relation_fusion = TuckerFusion(d_r, d_r, len(views), rank, fusion_dropout)
+        else:
+            self.register_module("entity_fusion", None)
+            self.register_module("relation_fusion", None)
+        if decision == "learned" and fused:
+            self.decision_logits = torch.nn.Parameter(torch.zeros(len(self.branch_names)))
+        else:
+            self.register_parameter("decision_logits", None)
+        self.contrastive = CrossModalInfoNCE(temperature)
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> IMF:
+        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="imf"``: width
+        ``config.dim``, views the structure (unless ``model_args["structure"]`` is false) and
+        ``config.modalities`` (default: every modality attached to ``kg``), the rest from
+        ``model_args``. IMF trains 1-to-all with inverse relations: ``reciprocal=True`` and
+        regime ``kvsall`` or ``1vsall``."""
+        if not config.reciprocal or config.regime == "negative":
+            raise ValueError("IMF scores 1-to-all with inverse relations: use --reciprocal and "
+                             "--regime kvsall (or 1vsall)")
+        names = list(config.modalities) or kg.modalities
+        absent = [m for m in names if m not in kg.features]
+        if absent:
+            raise ValueError(f"{kg.name}: IMF needs modality features {absent}; the graph has "
+                             f"{kg.modalities} (build them with --modalities)")
+        return cls(kg.num_entities, kg.num_relations, {m: kg.features[m] for m in names},
+                   {m: kg.masks[m] for m in names},
+                   {m: kg.lengths[m] for m in names if m in kg.lengths},
+                   hidden_channels=config.dim, **config.model_args)
+
+    def reset_parameters(self) -> None:
+        self.decoder.reset_parameters()
+        for dec in self.view_decoders.values():
+            dec.reset_parameters()
+        if self.entity is not None:
+            self.decoder.reset_entity_parameters(self.entity.weight)  # xavier_normal (IMF)
+        for proj in self.projections.values():
+            torch.nn.init.xavier_uniform_(proj.weight)
+            torch.nn.init.zeros_(proj.bias)
+        for fill in self.fills.values():
+            fill.reset_parameters()
+        with torch.no_grad():
+            for m, table in self.tables.items():
+                x, mask = self.modality(m)
+                table.weight.copy_(pool_to_width(fill_missing(x, mask, self.missing),
+                                                 self.hidden_channels))
+        for fusion in (self.entity_fusion, self.relation_fusion):
+            if fusion is not None:
+                fusion.reset_parameters()
+        if self.decision_logits is not None:
+            torch.nn.init.zeros_(self.decision_logits)
+
+    # ------------------------------------------------------------------ views
+    def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
+                     lengths: Tensor | None = None) -> None:
+        """Replaces the features of modality ``name`` (sequences pooled over ``lengths``,
+        rows L2-normalised if ``normalize_features``). The projection encoder reads them at
+        every forward pass (so :func:`mmgnn.eval.robustness.robustness_sweep` applies); the
+        pool encoder only at :meth:`reset_parameters`."""
+        if name not in self.modality_names:
+            raise KeyError(f"modality {name!r} is not one of this model's {self.modality_names}")
+        x = torch.as_tensor(x, dtype=torch.float32)
+        mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
+        if x.dim() == 3:
+            x = pool_sequence(x, lengths if lengths is not None
+                              else torch.where(mask, x.size(1), 0))
+        expected = (self.num_entities, self._feature_width[name])
+        if tuple(x.shape) != expected or tuple(mask.shape) != (self.num_entities,):
+            raise ValueError(f"modality {name!r}: expected features {expected} and mask "
+                             f"({self.num_entities},), got {tuple(x.shape)} and "
+                             f"{tuple(mask.shape)}")
+        if self.normalize_features:
+            x = F.normalize(x, dim=-1)
+        device = self.decoder.core.device
+        self.register_buffer(f"x_{name}", x.to(device), persistent=False)
+        self.register_buffer(f"mask_{name}", mask.to(device), persistent=False)
+
+    def modality(self, name: str) -> tuple[Tensor, Tensor]:
+        """The current ``(features, mask)`` of modality ``name``."""
+        return getattr(self, f"x_{name}"), getattr(self, f"mask_{name}")
+
+    def view(self, name: str) -> Tensor:
+        """The entity table :obj:`(N, d)` of view ``name``."""
+        if name == STRUCTURE:
+            return self.entity.weight
+        if self.encoder == "pool":
+            return self.tables[name].weight
+        return self.projections[name](self.fills[name](*self.modality(name)))
+
+    def encode(self) -> Tensor:
+        views = [self.view(v) for v in self.view_names]
+        if self.entity_fusion is not None:
+            views.append(self.entity_fusion(views))
+        return torch.cat(views, dim=-1)
+
+    @torch.no_grad()
+    def init_structure(self, entity: Tensor, relation: Tensor | None = None) -> None:
+        """Starts the structure view from pre-trained embeddings (IMF's ``pre_trained``
+        path, e.g. a trained :class:`~mmgnn.models.GATTransE`'s ``encode()`` and relation
+        table): ``entity`` :obj:`(N, d)`; ``relation`` :obj:`(2R, d_r)`, or :obj:`(R, d_r)`
+        extended with the negated rows for the inverses as the released code does."""
+        if self.entity is None:
+            raise ValueError("this IMF has no structure view (structure=False)")
+        self.entity.weight.copy_(entity)
+        if relation is not None:
+            if len(relation) == self.num_relations:
+                relation = torch.cat([relation, -relation])
+            dec = self.view_decoders[STRUCTURE] if self.view_decoders else self.decoder
+            dec.rel_emb.weight.copy_(relation)
+
+    # ---------------------------------------------------------------- scoring
+    def _branches(self, x: Tensor) -> list[tuple[Tensor, TuckER, Tensor | None]]:
+        """(entity table, decoder, relations or None) of every branch."""
+        tables = x.split(self.hidden_channels, dim=-1)
+        if self.entity_fusion is None:
+            return [(tables[0], self.decoder, None)]
+        decs = [self.view_decoders[v] for v in self.view_names]
+        rel = self.relation_fusion([dec.rel_emb.weight for dec in decs])
+        return [(t, dec, None) for t, dec in zip(tables[:-1], decs, strict=True)] + \
+            [(tables[-1], self.decoder, rel)]
+
+    def branch_scores(self, x: Tensor, e: Tensor, r: Tensor) -> list[Tensor]:
+        """Logits :obj:`(B, N)` of every branch for the tail queries ``(e, r, ?)`` (relation
+        ids up to :math:`2R`), in the order of :attr:`branch_names`."""
+        return [dec.score_t(t[e], r, t, relations=rel) for t, dec, rel in self._branches(x)]
+
+    def decision_weights(self) -> Tensor:
+        r"""The decision-fusion weights :math:`\pi` :obj:`(B,)` (sum to 1)."""
+        if self.decision_logits is not None:
+            return torch.softmax(self.decision_logits, dim=0)
+        n = len(self.branch_names)
+        return torch.full((n,), 1.0 / n, device=self.decoder.core.device)
+
+    def combine(self, scores: list[Tensor]) -> Tensor:
+        r"""Decision fusion of the branch logits: :math:`\operatorname{logit}(\sum_b \pi_b
+        \sigma(s_b))` in the log domain (see the class docstring); one fused compiled pass
+        for large score matrices without gradients (evaluation)."""
+        from mmgnn.eval.ranking import COMPILE_MIN_SCORES  # not at the top: import cycle
+
+        if len(scores) == 1:
+            return scores[0]
+        s = torch.stack(scores)
+        log_pi = torch.log(self.decision_weights()).view(-1, *([1] * (s.dim() - 1)))
+        if not torch.is_grad_enabled() and s.device.type == "cpu" and \
+                s.numel() >= COMPILE_MIN_SCORES and not torch.compiler.is_compiling():
+            out = _MIXTURE_FUSED(s, log_pi)
+            if out is not None:
+                return out
+        return _mixture_logit(s, log_pi)
+
+    def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
+        return self.combine(self.branch_scores(x, h, r))
+
+    def score_h(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return self.combine(self.branch_scores(x, t, r + self.num_relations))
+
+    def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        return self.combine([dec.score_hrt(tab[h], r, tab[t], relations=rel)
+                             for tab, dec, rel in self._branches(x)])
+
+    def score_with_negatives(self, x: Tensor, positives: Tensor,
+                             negatives: Tensor) -> tuple[Tensor, Tensor]:
+        both = torch.cat([positives[:, None, :], negatives], dim=1)
+        scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
+        return scores[:, 0], scores[:, 1:]
+
+    def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
+        return []
+
+    # ------------------------------------------------------------------- loss
+    def one_to_all_loss(self, x: Tensor, entity: Tensor, relation: Tensor, side: str,
+                        target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """The multi-part loss of the class docstring for one batch of queries."""
+        r = relation if side == "tail" else relation + self.num_relations
+        scores = self.branch_scores(x, entity, r)
+        loss = torch.stack([loss_fn(s, target) for s in scores]).sum()
+        if self.decision_logits is not None:
+            loss = loss + self.decision_loss(scores, target, loss_fn)
+        if self.contrastive_weight and len(self.view_names) > 1:
+            loss = loss + self.contrastive_weight * self.contrastive_loss(x, entity.unique())
+        return loss
+
+    def decision_loss(self, scores: list[Tensor], target: Tensor,
+                      loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        r"""``loss_fn`` on the decision-fused prediction, training the weights :math:`\theta`
+        only: the branch logits are detached (each branch is trained by its own term), and
+        :math:`p = \sum_b \pi_b \sigma(s_b)` is clamped to :math:`[10^{-6}, 1 - 10^{-6}]`
+        and passed as :math:`\log p - \log(1 - p)`, a third of the passes over the
+        :obj:`(B, N)` matrices of the exact log-domain form (same value where unclamped)."""
+        pi = self.decision_weights()
+        p = sum(pi[b] * torch.sigmoid(s.detach()) for b, s in enumerate(scores))
+        p = p.clamp(PROB_EPS, 1.0 - PROB_EPS)
+        return loss_fn(torch.log(p) - torch.log1p(-p), target)
+
+    def contrastive_loss(self, x: Tensor, entities: Tensor) -> Tensor:
+        """:class:`~mmgnn.nn.losses.CrossModalInfoNCE` over the views of ``entities``."""
+        tables = x.split(self.hidden_channels, dim=-1)
+        views = [tables[i][entities] for i in range(len(self.view_names))]
+        masks = [None if v == STRUCTURE else self.modality(v)[1][entities]
+                 for v in self.view_names]
+        return self.contrastive(views, masks)
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}={w}" for m, w in self._feature_width.items())
+        return (f"IMF({self.num_entities}, num_relations={self.num_relations}, "
+                f"hidden_channels={self.hidden_channels}, views=[{', '.join(self.view_names)}]"
+                f"{f', features=[{mods}]' if mods else ''}, encoder={self.encoder!r}, "
+                f"decision={self.decision!r}, contrastive_weight={self.contrastive_weight})")
