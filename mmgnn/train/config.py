@@ -53,8 +53,12 @@ class TrainConfig:
         eval_every (int): Validate every this many epochs (0: only at the end).
         patience (int): Stop after this many validations without a better validation MRR
             (0: never stop early).
-        max_minutes (float, optional): Wall-time budget of the whole run, validation
+        max_minutes (float, optional): Time budget of the whole run, validation
             included; the run validates once more and stops when it is spent.
+        budget_clock (str): What ``max_minutes`` counts: ``wall`` (the wall clock) or ``cpu``
+            (this process's CPU time over all threads divided by torch's thread count: on an
+            idle machine it tracks the wall clock, on a shared one it gives runs compared at
+            the same budget the same compute).
         eval_batch_size (int, optional): Queries per score matrix at evaluation.
         ties (str): Tie handling of the validation ranking.
         seed (int): Seed of every random draw of the run.
@@ -85,6 +89,7 @@ class TrainConfig:
     eval_every: int = 5
     patience: int = 5
     max_minutes: float | None = None
+    budget_clock: str = "wall"
     eval_batch_size: int | None = None
     ties: str = "realistic"
     seed: int = 0
@@ -106,6 +111,8 @@ class TrainConfig:
         if self.label_smoothing_form not in SMOOTHING_FORMS:
             raise ValueError(f"label_smoothing_form must be one of {SMOOTHING_FORMS}, got "
                              f"{self.label_smoothing_form!r}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise ValueError(f"budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if self.optimizer not in ("adam", "adagrad", "sgd"):

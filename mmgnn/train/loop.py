@@ -174,7 +174,7 @@ class Trainer:
         return float(loss.detach())
 
     def _tick(self, bar, loss: float) -> bool:
-        """Advances the progress bar; True when the wall-time budget is spent."""
+        """Advances the progress bar; True when the time budget is spent."""
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         return self._budget_spent()
@@ -183,8 +183,14 @@ class Trainer:
         budget = self.config.max_minutes
         return budget is not None and self._now() > 60 * budget
 
+    def _clock(self) -> float:
+        """Seconds on the budget's clock (:attr:`TrainConfig.budget_clock`)."""
+        if self.config.budget_clock == "cpu":
+            return time.process_time() / torch.get_num_threads()
+        return time.perf_counter()
+
     def _now(self) -> float:
-        return self.elapsed + time.perf_counter() - self._session_start
+        return self.elapsed + self._clock() - self._session_start
 
     # ------------------------------------------------------------------- loop
     def validate(self) -> RankingResult:
@@ -196,7 +202,7 @@ class Trainer:
         cfg = self.config
         if resume:
             self._restore()
-        self._session_start = time.perf_counter()
+        self._session_start = self._clock()
         num_batches = (-(-len(self.train_triples) // cfg.batch_size)
                        if cfg.regime == "negative" else self.batches.num_batches(cfg.batch_size))
         stop = False
@@ -223,10 +229,10 @@ class Trainer:
                     self.evals_without_gain += 1
                     stop = stop or bool(cfg.patience and self.evals_without_gain >= cfg.patience)
             record["minutes"] = self._now() / 60
-            paused = time.perf_counter()
+            paused = self._clock()
             for callback in self.callbacks:
                 callback(self, record)
-            self._session_start += time.perf_counter() - paused
+            self._session_start += self._clock() - paused
             self.history.append(record)
             self._log(record)
             self._save()

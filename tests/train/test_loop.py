@@ -61,9 +61,12 @@ def test_early_stopping_and_budget(tmp_path):
     cfg = TrainConfig(**{**SMALL, "epochs": 50, "eval_every": 1, "patience": 2, "lr": 0.0})
     trainer = fit(distmult_model(kg), kg, cfg, progress=False)  # lr 0: never improves
     assert len(trainer.history) == 3 and trainer.best_epoch == 1
-    cfg = TrainConfig(**{**SMALL, "epochs": 50, "max_minutes": 1e-6})
-    trainer = fit(distmult_model(kg), kg, cfg, progress=False)
-    assert len(trainer.history) == 1 and "valid_mrr" in trainer.history[0]
+    for clock in ("wall", "cpu"):
+        cfg = TrainConfig(**{**SMALL, "epochs": 50, "max_minutes": 1e-6, "budget_clock": clock})
+        trainer = fit(distmult_model(kg), kg, cfg, progress=False)
+        assert len(trainer.history) == 1 and "valid_mrr" in trainer.history[0]
+    with pytest.raises(ValueError, match="budget_clock"):
+        TrainConfig(budget_clock="gpu")
 
 
 def test_resume_refuses_other_model(tmp_path):
