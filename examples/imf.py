@@ -7,12 +7,15 @@ decoder per branch, decision fusion, ranked with the core's filtered evaluation.
     python examples/imf.py --dataset FB15k-237 --modalities text,numeric --gat-minutes 3
 
 ``--variant paper`` (default): learned projections of the modality features, learned
-decision-fusion weights, cross-modal InfoNCE (weight 0.01), standard label smoothing.
+decision-fusion weights, cross-modal InfoNCE (weight 0.01), standard label smoothing, and a
+per-branch logit bias starting at -log N (without it, views that are projections of features
+stay at chance under 1-to-all BCE; see :class:`~mmgnn.models.IMF`).
 ``--variant released``: IMF-Pytorch's ``main.py`` as it would run once fixed (spec
 ``IMF.md``): features average-pooled into trainable tables, plain mean of the branch
-probabilities, no contrastive term, targets ``0.9 y + 1/N``. ``--gat-minutes`` first trains
-IMF's structural encoder (:class:`~mmgnn.models.GATTransE`, the released ``pre_trained`` path)
-and starts IMF's structure view from it. The same model trains from the command line:
+probabilities, no contrastive term, no logit bias, targets ``0.9 y + 1/N``.
+``--gat-minutes`` first trains IMF's structural encoder (:class:`~mmgnn.models.GATTransE`, the
+released ``pre_trained`` path) and starts IMF's structure view from it. The same model trains
+from the command line:
 
     mmgnn train --dataset DB15K --model imf --modalities text --reciprocal --regime kvsall \\
         --label-smoothing 0.1 --dim 64 --arg relation_channels=32 --lr 3e-3 --out runs/imf
@@ -37,8 +40,8 @@ from mmgnn.train import TrainConfig, fit
 
 VARIANTS = {
     "paper": ({}, "standard"),
-    "released": ({"encoder": "pool", "decision": "mean", "contrastive_weight": 0.0},
-                 "released"),
+    "released": ({"encoder": "pool", "decision": "mean", "contrastive_weight": 0.0,
+                  "logit_bias": False}, "released"),
 }
 
 
