@@ -21,6 +21,10 @@ examples:
   mmgnn features --dataset FB15k-237 --modality text       # MiniLM, cached on disk
   mmgnn train --dataset FB15k-237 --model multimodal --modalities text,numeric \
       --arg decoder=distmult --regime 1vsall --reciprocal --out runs/fb-mm
+  mmgnn train --dataset DB15K --model rotate --arg margin=6 --sampler mmrns \\
+      --loss self_adversarial --num-negatives 16 --modalities text \\
+      --modality-arg text.output=sequence --modality-arg text.max_length=8 \\
+      --sampler-arg text_tokens=8 --sampler-arg pre_sample=256 --out runs/db15k-mmrns
   mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1 --settings missing:text,noise:text
 """
 
@@ -118,8 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-negatives", type=int, default=1, help="per positive (default: 1)")
     p.add_argument("--sampler", choices=SAMPLERS, default="uniform",
                    help="which side a negative corrupts: uniform coin, Bernoulli by relation "
-                   "(Wang et al., 2014), or head_tail: alternately head and tail (IMF/KBGAT) "
-                   "(default: uniform)")
+                   "(Wang et al., 2014), head_tail: alternately head and tail (IMF/KBGAT), "
+                   "or mmrns: learned hard negatives close to the answer in structure, text "
+                   "and image views (MMRNS; use --loss self_adversarial) (default: uniform)")
+    p.add_argument("--sampler-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="setting of a learned sampler, repeatable; mmrns: pre_sample=1500, "
+                   "text=FEATURE, image=FEATURE (or none), text_tokens=4, image_tokens=24, "
+                   "attention_channels=50, lr=1e-3, contrastive=query|batch, "
+                   "contrastive_weight=0.01, initial_temperature=10")
     p.add_argument("--filtered-negatives", action="store_true",
                    help="redraw negatives that are known true triples")
     p.add_argument("--optimizer", choices=("adam", "adagrad", "sgd"), default="adam")
@@ -298,7 +308,8 @@ def _train(args) -> int:
                 margin=args.margin, adversarial_temperature=args.adversarial_temperature,
                 label_smoothing=args.label_smoothing,
                 label_smoothing_form=args.label_smoothing_form, num_negatives=args.num_negatives,
-                sampler=args.sampler, filtered_negatives=args.filtered_negatives,
+                sampler=args.sampler, sampler_args=_model_args(args.sampler_arg),
+                filtered_negatives=args.filtered_negatives,
                 optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                 n3=args.n3, epochs=args.epochs, batch_size=args.batch_size,
                 eval_every=args.eval_every, patience=args.patience, max_minutes=args.max_minutes,

@@ -9,6 +9,7 @@ from mmgnn.models.gat_transe import GATTransE
 from mmgnn.models.imf import IMF
 from mmgnn.models.kge_model import KGEModel
 from mmgnn.models.multimodal_kge import MultiModalKGE
+from mmgnn.models.native import NativE
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
@@ -19,7 +20,7 @@ def available_models() -> list[str]:
     """Names accepted by :func:`build_model` (and ``mmgnn train --model``)."""
     from mmgnn.nn.kge import DECODERS
 
-    return sorted(DECODERS) + ["gat_transe", "imf", "multimodal"]
+    return sorted(DECODERS) + ["gat_transe", "imf", "multimodal", "native"]
 
 
 def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
@@ -29,7 +30,8 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
     ``multimodal`` gives a :class:`MultiModalKGE` (see :meth:`MultiModalKGE.from_config`);
     ``gat_transe`` gives a :class:`GATTransE` over ``kg``'s training graph (see
     :meth:`GATTransE.from_config`); ``imf`` gives an :class:`IMF` (see
-    :meth:`IMF.from_config`).
+    :meth:`IMF.from_config`); ``native`` gives a :class:`NativE` (see
+    :meth:`NativE.from_config`).
     """
     from mmgnn.nn.kge import DECODERS, build_decoder
 
@@ -44,8 +46,10 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
         return IMF.from_config(config, kg)
     if name == "multimodal":
         return MultiModalKGE.from_config(config, kg)
+    if name == "native":
+        return NativE.from_config(config, kg)
     raise ValueError(f"unknown model {config.model!r}; available: {', '.join(available_models())}")
 
 
-__all__ = ["LinkPredictor", "KGEModel", "GATTransE", "IMF", "MultiModalKGE", "build_model",
-           "available_models"]
+__all__ = ["LinkPredictor", "KGEModel", "GATTransE", "IMF", "MultiModalKGE", "NativE",
+           "build_model", "available_models"]

@@ -94,6 +94,17 @@ class LinkPredictor(torch.nn.Module):
             return self.decoder.score_t(x[t], r + self.num_relations, x)
         return self.decoder.score_h(r, x[t], x)
 
+    def negative_sampling_loss(self, x: Tensor, positives: Tensor, negatives: Tensor,
+                               loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """Training loss of a negative-sampling batch: positives :obj:`(B, 3)`, negatives
+        :obj:`(B, K, 3)`, ``loss_fn`` the run's loss of positive and negative scores.
+
+        The default is ``loss_fn(*score_with_negatives(x, positives, negatives))``; a model
+        with auxiliary terms overrides it (:class:`~mmgnn.models.NativE`: its adversarial
+        critic terms, whose generator then steps in :meth:`after_step`).
+        """
+        return loss_fn(*self.score_with_negatives(x, positives, negatives))
+
     def one_to_all_loss(self, x: Tensor, entity: Tensor, relation: Tensor, side: str,
                         target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         """Training loss of a batch of 1-to-all queries (KvsAll / 1vsAll regimes).

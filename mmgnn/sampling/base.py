@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import Tensor
 
 from mmgnn.data.filter import FilterIndex
+
+if TYPE_CHECKING:
+    from mmgnn.models.base import LinkPredictor
 
 
 class NegativeSampler:
@@ -28,6 +32,9 @@ class NegativeSampler:
         - **input:** positives :math:`(B, 3)` in (head, relation, tail) order.
         - **output:** negatives :math:`(B, K, 3)`.
     """
+
+    #: Learned samplers draw from the model's representations with :meth:`score_batch`.
+    learned: ClassVar[bool] = False
 
     def __init__(self, num_entities: int, num_negatives: int = 1,
                  filter_index: FilterIndex | None = None, max_redraws: int = 10) -> None:
@@ -79,6 +86,24 @@ class NegativeSampler:
                         f"{self.max_redraws} redraws (relation with almost every entity as "
                         f"answer?); they are kept", stacklevel=2)
         return negatives
+
+    def score_batch(self, model: LinkPredictor, x: Tensor, positives: Tensor,
+                    generator: torch.Generator | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """A **learned** sampler's training step: positive scores :obj:`(B,)`, scores of the
+        negatives it draws :obj:`(B, K)` and its own loss term (or :obj:`None`).
+
+        A fixed sampler (:attr:`learned` false) draws entity ids with :meth:`sample`, and the
+        training loop scores them with the model
+        (:meth:`~mmgnn.models.base.LinkPredictor.negative_sampling_loss`). A learned sampler
+        is also a :class:`torch.nn.Module` (:attr:`learned` true; e.g.
+        :class:`~mmgnn.sampling.mmrns.MMRNSSampler`): it draws from the model's current
+        representations ``x`` and the batch's relations, scores its draws (so gradients can
+        reach it), and adds its loss term; the trainer optimises and checkpoints its
+        parameters and buffers with the model's.
+        """
+        raise NotImplementedError(f"{type(self).__name__} is a fixed sampler: draw entity ids "
+                                  f"with sample() and score them with the model")
 
     def _fill(self, negatives: Tensor, positives: Tensor, corrupt_head: Tensor, where: Tensor,
               generator: torch.Generator | None) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from mmgnn.nn.losses import SMOOTHING_FORMS
 
 REGIMES = ("negative", "kvsall", "1vsall")
-SAMPLERS = ("uniform", "bernoulli", "head_tail")
+SAMPLERS = ("uniform", "bernoulli", "head_tail", "mmrns")
 DEFAULT_LOSS = {"negative": "margin", "kvsall": "bce", "1vsall": "ce"}
 
 
@@ -42,7 +42,10 @@ class TrainConfig:
         num_negatives (int): Corruptions per positive (negative regime).
         sampler (str): ``uniform``, ``bernoulli`` or ``head_tail`` (negative ``k`` corrupts
             the head for even ``k``, the tail for odd ``k``: with ``num_negatives=2``, one of
-            each, as KBGAT and IMF's structural encoder train).
+            each, as KBGAT and IMF's structural encoder train) or ``mmrns`` (learned hard
+            negatives, :class:`~mmgnn.sampling.MMRNSSampler`).
+        sampler_args (dict): Constructor arguments of a learned sampler (``mmrns``:
+            ``pre_sample``, ``text``, ``image``, ``lr``, ``contrastive``, ...).
         filtered_negatives (bool): Redraw negatives that are known true triples.
         optimizer (str): ``adam``, ``adagrad`` or ``sgd``.
         lr (float): Learning rate.
@@ -79,6 +82,7 @@ class TrainConfig:
     label_smoothing_form: str = "standard"
     num_negatives: int = 1
     sampler: str = "uniform"
+    sampler_args: dict = field(default_factory=dict)
     filtered_negatives: bool = False
     optimizer: str = "adam"
     lr: float = 1e-3

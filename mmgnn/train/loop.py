@@ -19,6 +19,7 @@ from mmgnn.progress import progress_bar
 from mmgnn.sampling import (
     BernoulliSampler,
     HeadTailSampler,
+    MMRNSSampler,
     NegativeSampler,
     OneToAllBatches,
     UniformSampler,
@@ -41,10 +42,17 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, config: TrainConfig,
+                    sampler: NegativeSampler | None = None) -> torch.optim.Optimizer:
     """The optimiser of the run; the fused kernels (same update, one pass over the parameters,
-    several times faster on CPU for embedding tables) where this torch build has them."""
-    params = [p for p in model.parameters() if p.requires_grad]
+    several times faster on CPU for embedding tables) where this torch build has them. A
+    learned sampler's parameters form a second group, with its own ``lr`` if it has one."""
+    params: list = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(sampler, torch.nn.Module):
+        own = [p for p in sampler.parameters() if p.requires_grad]
+        if own:
+            params = [{"params": params},
+                      {"params": own, "lr": getattr(sampler, "lr", None) or config.lr}]
     cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad,
            "sgd": torch.optim.SGD}[config.optimizer]
     try:
@@ -53,7 +61,12 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.
         return cls(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_sampler(kg: MultiModalKG, config: TrainConfig) -> NegativeSampler:
+def build_sampler(kg: MultiModalKG, config: TrainConfig,
+                  model: LinkPredictor | None = None) -> NegativeSampler:
+    if config.sampler == "mmrns":
+        if model is None:
+            raise ValueError("the mmrns sampler needs the model (its representation sizes)")
+        return MMRNSSampler.from_config(kg, config, model)
     flt = kg.filter_index() if config.filtered_negatives else None
     if config.sampler == "bernoulli":
         return BernoulliSampler(kg.train, kg.num_entities, kg.num_relations,
@@ -99,20 +112,23 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.extra_state = extra_state or {}
-        self.optimizer = build_optimizer(self.model, config)
         self.train_triples = kg.train.to(self.device)
+        self.sampler: NegativeSampler | None = None
         if config.regime == "negative":
             self.loss_fn = NEGATIVE_SAMPLING_LOSSES[config.loss](
                 **({"margin": config.margin} if config.loss == "margin" else {}),
                 **({"margin": config.margin, "temperature": config.adversarial_temperature}
                    if config.loss == "self_adversarial" else {}))
-            self.sampler = build_sampler(kg, config)
+            self.sampler = build_sampler(kg, config, self.model)
+            if isinstance(self.sampler, torch.nn.Module):
+                self.sampler.to(self.device)
         else:
             self.loss_fn = ONE_TO_ALL_LOSSES[config.loss](
                 label_smoothing=config.label_smoothing,
                 **({"form": config.label_smoothing_form} if config.loss == "bce" else {}))
             self.batches = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations,
                                            reciprocal=model.reciprocal, mode=config.regime)
+        self.optimizer = build_optimizer(self.model, config, self.sampler)
         self.history: list[dict] = []
         self.epoch = 0
         self.elapsed = 0.0  # seconds of training and validation, summed over resumed sessions
@@ -126,9 +142,16 @@ class Trainer:
         perm = torch.randperm(len(self.train_triples), generator=self.generator)
         for idx in perm.split(cfg.batch_size):
             pos = self.train_triples[idx.to(self.device)]
-            neg = self.sampler.sample(pos.cpu(), self.generator).to(self.device)
-            x = self.model.encode()
-            loss = self.loss_fn(*self.model.score_with_negatives(x, pos, neg))
+            if self.sampler.learned:  # draws from the current representations, adds its loss
+                x = self.model.encode()
+                pos_scores, neg_scores, extra = self.sampler.score_batch(self.model, x, pos,
+                                                                         self.generator)
+                loss = self.loss_fn(pos_scores, neg_scores)
+                loss = loss + extra if extra is not None else loss
+            else:
+                neg = self.sampler.sample(pos.cpu(), self.generator).to(self.device)
+                x = self.model.encode()
+                loss = self.model.negative_sampling_loss(x, pos, neg, self.loss_fn)
             if cfg.n3:
                 h, r, t = pos.unbind(1)
                 loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
@@ -265,6 +288,8 @@ class Trainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "config": self.config.to_dict(),
+            **({"sampler": self.sampler.state_dict()}
+               if isinstance(self.sampler, torch.nn.Module) else {}),
         }
 
     def metrics(self) -> dict:
@@ -291,6 +316,8 @@ class Trainer:
                 f"not {self.config.model} of dim {self.config.dim}; resume with the same "
                 f"settings or start a new --out folder")
         self.model.load_state_dict(state["model"])
+        if isinstance(self.sampler, torch.nn.Module):
+            self.sampler.load_state_dict(state["sampler"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.elapsed, self.history = state["epoch"], state["elapsed"], state["history"]
         self.best_mrr, self.best_epoch = state["best_mrr"], state["best_epoch"]

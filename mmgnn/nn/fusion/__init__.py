@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from mmgnn.nn.fusion.comat import ModalityGenerator, gradient_penalty
+from mmgnn.nn.fusion.kca import KCA
+from mmgnn.nn.fusion.redaf import ReDAF
 from mmgnn.nn.fusion.tucker_fusion import TuckerFusion
 
-__all__ = ["TuckerFusion"]
+__all__ = ["KCA", "ModalityGenerator", "ReDAF", "TuckerFusion", "gradient_penalty"]

@@ -1,0 +1,447 @@
+"""NativE: multi-modal knowledge graph completion in the wild (Zhang et al., SIGIR 2024)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmgnn.modalities.base import pool_sequence
+from mmgnn.models.base import LinkPredictor
+from mmgnn.nn.fusion.comat import PENALTIES, ModalityGenerator, gradient_penalty
+from mmgnn.nn.fusion.redaf import ReDAF
+from mmgnn.nn.kge.base import KGEDecoder, gather_pair
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
+    from mmgnn.train.config import TrainConfig
+
+FUSIONS = ("redaf", "mean")
+STRUCTURE = "structure"
+OWN_ARGS = ("fusion", "relation_temperature", "adversarial", "mu", "gp_weight", "penalty",
+            "generator_lr", "noise_channels", "generator_hidden", "trainable_features",
+            "regularization")
+
+
+class NativE(LinkPredictor):
+    r"""The NativE model of `"NativE: Multi-modal Knowledge Graph Completion in the Wild"
+    <https://arxiv.org/abs/2406.17605>`_ (Zhang et al., SIGIR 2024; spec ``NativE.md``) for
+    any set of modalities of :mod:`mmgnn.modalities`, each possibly missing for some entities.
+
+    **Representations** (section 1). Modality :math:`m = 1` is the structure, a free table
+    :math:`\mathbf{E}_s` (:math:`\mathcal{U}(\pm(\gamma + \epsilon)/F)` for RotatE-like
+    decoders, as the released code); every other modality :math:`m` has fixed features
+    :math:`x_{e,m}` (``trainable_features=True``: a trainable table initialised from them, as
+    the released DB15K script does for text) projected by its own two-layer MLP,
+    :math:`\mathbf{e}_m = \mathbf{W}^{(2)}_m \mathrm{ReLU}(\mathbf{W}^{(1)}_m x_{e,m} +
+    \mathbf{b}^{(1)}_m) + \mathbf{b}^{(2)}_m`.
+
+    **Fusion** (section 2): :class:`~mmgnn.nn.fusion.ReDAF` with the query relation,
+    :math:`\mathbf{e}^{(r)} = \sum_m \alpha^{(r)}_{e,m} \mathbf{e}_m` over the modalities the
+    entity has (``fusion="mean"``: their plain mean; ``relation_temperature=False``:
+    :math:`T_r = 1`). Head and candidates use the same :math:`r`; 1-to-all scoring fuses the
+    candidate table once per distinct relation of the batch, never a
+    :obj:`(B, N, F)` tensor.
+
+    **Score**: any :mod:`mmgnn.nn.kge` decoder on the fused embeddings,
+    :math:`f(h, r, t) = \phi_r(\mathbf{h}^{(r)}, \mathbf{t}^{(r)})`; RotatE by default
+    (:math:`\gamma - \sum_k |h_k e^{i\theta_{r,k}} - t_k|`).
+
+    **Training** (sections 3-4), negative sampling, one step per batch of :math:`B` positives
+    (:meth:`negative_sampling_loss`, then :meth:`after_step`):
+
+    1. critic step (the run's optimiser over every model parameter but the generator):
+
+       .. math::
+           \mathcal{L}_D = \mathcal{L}_{\mathrm{KGC}}
+           + \mu \sum_{j=1}^{3} \big(-\overline{f(h, r, t)} + \overline{f_j^{\mathrm{fake}}}\big)
+           + \mu \beta\, \mathrm{GP}
+
+       with :math:`\mathcal{L}_{\mathrm{KGC}}` the run's loss (NativE: self-adversarial,
+       :math:`\alpha = 2`), :math:`f^{\mathrm{fake}}_{1,2,3}` the scores of
+       :math:`(\tilde h, r, t)`, :math:`(h, r, \tilde t)`, :math:`(\tilde h, r, \tilde t)`,
+       where :math:`\tilde e` fuses the real structure with the
+       :class:`~mmgnn.nn.fusion.ModalityGenerator`'s fake modality embeddings (every modality
+       present), and GP the :func:`~mmgnn.nn.fusion.gradient_penalty` of the critic
+       :math:`D(\hat x_h, \hat x_t) = f(\mathrm{ReDAF}(\mathbf{e}_s(h), \hat x_h),
+       r, \mathrm{ReDAF}(\mathbf{e}_s(t), \hat x_t))` on interpolates of the real and fake
+       modality embeddings of head and tail (``penalty="full"``, the standard penalty, or
+       ``"head"``: the head's gradient only, as the released code);
+    2. generator step (its own Adam, ``generator_lr``): fresh fakes,
+       :math:`\mathcal{L}_G = -\frac13 \sum_j \overline{f_j^{\mathrm{fake}}}` (the released
+       :math:`\overline{\gamma - f}` up to a constant).
+
+    The generator sees all real modality embeddings of the entity (absent ones as zeros).
+    Differences from the released code, documented: its critic step lets the Wasserstein
+    term's gradient flow through the generator into the real embeddings (here the fakes are
+    constants of the critic step, standard WGAN), and its penalty interpolates the fused
+    triple :math:`(\mathbf{h}, \mathbf{r}, \mathbf{t})` from detached tensors and takes the
+    head's gradient only; for RotatE that gradient has norm :math:`\sqrt{d}` everywhere, so
+    the released penalty is a constant that trains nothing. Here the interpolates are the
+    generated modality embeddings, so the penalty reaches the critic's parameters.
+
+    Features are buffers outside the ``state_dict`` (:meth:`set_modality` replaces them,
+    which :func:`mmgnn.eval.robustness.robustness_sweep` uses); the generator's optimiser
+    state is in the ``state_dict`` (``get_extra_state``), so checkpoints resume it.
+
+    Args:
+        num_entities (int): Number of entities :math:`N`.
+        num_relations (int): Number of relations :math:`R`.
+        decoder (KGEDecoder): The scoring function (:math:`2R` relations if ``reciprocal``).
+        features (dict[str, Tensor], optional): :obj:`(N, d_m)` or :obj:`(N, L, d_m)` per
+            modality. (default: none, structure only)
+        masks (dict[str, Tensor], optional): :obj:`(N,)` presence per modality.
+        lengths (dict[str, Tensor], optional): Valid lengths of sequence features.
+        reciprocal (bool): Answer head queries through inverse relations. (default: :obj:`False`)
+        fusion (str): ``redaf`` or ``mean``. (default: ``redaf``)
+        relation_temperature (bool): ReDAF's :math:`T_r`. (default: :obj:`True`)
+        adversarial (bool): Train with CoMAT. (default: :obj:`True`)
+        mu (float): :math:`\mu`. (default: :obj:`1e-4`, the DB15K / MKG-W scripts)
+        gp_weight (float): :math:`\beta`. (default: :obj:`0.1`)
+        penalty (str): ``full`` or ``head``. (default: ``full``)
+        generator_lr (float): Adam learning rate of the generator. (default: :obj:`1e-4`)
+        noise_channels (int): Generator noise width. (default: :obj:`64`)
+        generator_hidden (int): Generator hidden width. (default: :obj:`512`)
+        trainable_features (bool): Train the feature tables. (default: :obj:`False`)
+        regularization (float): Weight of the released L2 term
+            :math:`(\overline{\mathbf{E}_s[h]^2} + \overline{\mathbf{E}_s[t]^2}
+            + \overline{\mathbf{r}^2}) / 3` (1e-5 in the 2- and 4-modal scripts).
+            (default: :obj:`0.0`)
+
+    Shapes:
+        - **encode:** :math:`\rightarrow (N, M F)`, the :math:`M` modality embeddings of
+          every entity side by side (structure first).
+        - **scores:** as :class:`~mmgnn.models.base.LinkPredictor`.
+    """
+
+    def __init__(self, num_entities: int, num_relations: int, decoder: KGEDecoder,
+                 features: dict[str, Tensor] | None = None,
+                 masks: dict[str, Tensor] | None = None,
+                 lengths: dict[str, Tensor] | None = None, *, reciprocal: bool = False,
+                 fusion: str = "redaf", relation_temperature: bool = True,
+                 adversarial: bool = True, mu: float = 1e-4, gp_weight: float = 0.1,
+                 penalty: str = "full", generator_lr: float = 1e-4, noise_channels: int = 64,
+                 generator_hidden: int = 512, trainable_features: bool = False,
+                 regularization: float = 0.0) -> None:
+        super().__init__(num_entities, num_relations, decoder, reciprocal)
+        features = dict(features or {})
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+        if STRUCTURE in features:
+            raise ValueError(f"'{STRUCTURE}' is NativE's own view name, not a modality name")
+        if adversarial and not features:
+            raise ValueError("NativE's adversarial training (CoMAT) generates modality "
+                             "embeddings: give it modalities (--modalities text) or pass "
+                             "adversarial=False for structure only")
+        width = decoder.entity_channels
+        self.channels = width
+        self.modality_names = list(features)
+        self.fusion_mode, self.relation_temperature = fusion, bool(relation_temperature)
+        self.adversarial, self.penalty = bool(adversarial), penalty
+        self.mu, self.gp_weight = float(mu), float(gp_weight)
+        self.generator_lr = float(generator_lr)
+        self.trainable_features = bool(trainable_features)
+        self.regularization_weight = float(regularization)
+        self._feature_width = {m: x.size(-1) for m, x in features.items()}
+
+        self.entity = torch.nn.Embedding(num_entities, width)
+        self.projections = torch.nn.ModuleDict({
+            m: torch.nn.Sequential(torch.nn.Linear(d, width), torch.nn.ReLU(),
+                                   torch.nn.Linear(width, width))
+            for m, d in self._feature_width.items()})
+        self.feature_tables = torch.nn.ParameterDict()
+        self.register_buffer("presence", torch.ones(num_entities, 1 + len(features),
+                                                    dtype=torch.bool), persistent=False)
+        for m, x in features.items():
+            self.set_modality(m, x, (masks or {}).get(m), (lengths or {}).get(m))
+        margin, eps = getattr(decoder, "margin", None), getattr(decoder, "epsilon", None)
+        self._entity_range = (margin + eps) / width if margin is not None and eps is not None \
+            else None
+        self.fusion = ReDAF(width, decoder.num_relations, temperature=relation_temperature,
+                            adaptive=fusion == "redaf",
+                            init_range=self._entity_range or 14.0 / width)
+        if self.adversarial:
+            self.generator = ModalityGenerator(width, 1 + len(features), noise_channels,
+                                               generator_hidden)
+            self.generator_optimizer = torch.optim.Adam(self.generator.parameters(),
+                                                        lr=generator_lr)
+        else:
+            self.register_module("generator", None)
+            self.generator_optimizer = None
+        self._pending: Tensor | None = None  # positives awaiting their generator step
+        self.last_generator_loss: float | None = None
+        self.reset_parameters()
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> NativE:
+        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="native"``:
+        ``model_args`` may set ``decoder`` (default ``rotate``), NativE's own arguments
+        (``fusion``, ``relation_temperature``, ``adversarial``, ``mu``, ``gp_weight``,
+        ``penalty``, ``generator_lr`` (default: ``config.lr``), ``noise_channels``,
+        ``generator_hidden``, ``trainable_features``, ``regularization``) and the decoder's
+        (``margin``, ...); the modalities are ``config.modalities`` (default: every modality
+        of ``kg``). NativE trains with negative sampling (``regime="negative"``; the paper:
+        ``loss="self_adversarial"``, ``adversarial_temperature=2``, ``margin=0`` since
+        RotatE's score holds its margin)."""
+        from mmgnn.nn.kge import build_decoder
+
+        if config.regime != "negative":
+            raise ValueError("NativE trains with negative sampling: use --regime negative "
+                             "(e.g. --loss self_adversarial --adversarial-temperature 2 "
+                             "--margin 0 --num-negatives 64)")
+        args = dict(config.model_args)
+        decoder_name = args.pop("decoder", "rotate")
+        own: dict[str, Any] = {k: args.pop(k) for k in OWN_ARGS if k in args}
+        own.setdefault("generator_lr", config.lr)
+        names = list(config.modalities) or kg.modalities
+        absent = [m for m in names if m not in kg.features]
+        if absent:
+            raise ValueError(f"{kg.name}: NativE needs modality features {absent}; the graph "
+                             f"has {kg.modalities} (build them with --modalities)")
+        num_rel = kg.num_relations * (2 if config.reciprocal else 1)
+        decoder = build_decoder(decoder_name, num_rel, config.dim, **args)
+        return cls(kg.num_entities, kg.num_relations, decoder,
+                   {m: kg.features[m] for m in names}, {m: kg.masks[m] for m in names},
+                   {m: kg.lengths[m] for m in names if m in kg.lengths},
+                   reciprocal=config.reciprocal, **own)
+
+    def reset_parameters(self) -> None:
+        self.decoder.reset_parameters()
+        if self._entity_range is not None:
+            torch.nn.init.uniform_(self.entity.weight, -self._entity_range, self._entity_range)
+        else:
+            self.decoder.reset_entity_parameters(self.entity.weight)
+        for proj in self.projections.values():
+            for layer in proj:
+                if isinstance(layer, torch.nn.Linear):
+                    layer.reset_parameters()
+        self.fusion.reset_parameters()
+        if self.generator is not None:
+            self.generator.reset_parameters()
+
+    # -------------------------------------------------------------- modalities
+    def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
+                     lengths: Tensor | None = None) -> None:
+        """Replaces the features of modality ``name`` (sequences pooled over ``lengths``)
+        and its presence; with ``trainable_features`` the table is overwritten."""
+        if name not in self.modality_names:
+            raise KeyError(f"modality {name!r} is not one of this model's {self.modality_names}")
+        x = torch.as_tensor(x, dtype=torch.float32)
+        mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
+        if x.dim() == 3:
+            x = pool_sequence(x, lengths if lengths is not None
+                              else torch.where(mask, x.size(1), 0))
+        expected = (self.num_entities, self._feature_width[name])
+        if tuple(x.shape) != expected or tuple(mask.shape) != (self.num_entities,):
+            raise ValueError(f"modality {name!r}: expected features {expected} and mask "
+                             f"({self.num_entities},), got {tuple(x.shape)} and "
+                             f"{tuple(mask.shape)}")
+        device = self.entity.weight.device
+        if self.trainable_features:
+            if name in self.feature_tables:
+                with torch.no_grad():
+                    self.feature_tables[name].copy_(x)
+            else:
+                self.feature_tables[name] = torch.nn.Parameter(x.to(device))
+        else:
+            self.register_buffer(f"x_{name}", x.to(device), persistent=False)
+        self.presence[:, 1 + self.modality_names.index(name)] = mask.to(device)
+
+    def modality(self, name: str) -> tuple[Tensor, Tensor]:
+        """The current ``(features, mask)`` of modality ``name``."""
+        x = self.feature_tables[name] if self.trainable_features else getattr(self, f"x_{name}")
+        return x, self.presence[:, 1 + self.modality_names.index(name)]
+
+    @property
+    def num_modalities(self) -> int:
+        """:math:`M`, the structure included."""
+        return 1 + len(self.modality_names)
+
+    def views(self, index: Tensor | None = None) -> Tensor:
+        """Modality embeddings :obj:`(*, M, F)` of the entities ``index`` (default: all)."""
+        rows = self.entity.weight if index is None else self.entity(index)
+        out = [rows]
+        for m in self.modality_names:
+            x = self.modality(m)[0]
+            out.append(self.projections[m](x if index is None else x[index]))
+        return torch.stack(out, dim=-2)
+
+    def encode(self) -> Tensor:
+        return self.views().flatten(1)
+
+    def _unflatten(self, rows: Tensor) -> Tensor:
+        return rows.view(*rows.shape[:-1], self.num_modalities, self.channels)
+
+    # ----------------------------------------------------------------- scoring
+    def fuse(self, emb: Tensor, index: Tensor, r: Tensor) -> Tensor:
+        """ReDAF of the embeddings :obj:`(*, M, F)` of entities ``index`` :obj:`(*)` for
+        relations ``r`` (broadcast against ``index``)."""
+        return self.fusion(emb, self.presence[index], r)
+
+    def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        hh, tt = gather_pair(x, h, t)
+        return self.decoder.score_hrt(self.fuse(self._unflatten(hh), h, r), r,
+                                      self.fuse(self._unflatten(tt), t, r))
+
+    def score_with_negatives(self, x: Tensor, positives: Tensor,
+                             negatives: Tensor) -> tuple[Tensor, Tensor]:
+        """As :meth:`LinkPredictor.score_with_negatives`; for one-sided corruptions the kept
+        side is fused once per positive and only the candidates :obj:`(B, K)` per
+        corruption."""
+        h, r, t = positives.unbind(1)
+        nh, nr, nt = negatives.unbind(-1)
+        corrupt_head = nh != h[:, None]
+        if not (bool((nr == r[:, None]).all())
+                and not bool((corrupt_head & (nt != t[:, None])).any())):
+            both = torch.cat([positives[:, None, :], negatives], dim=1)
+            scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
+            return scores[:, 0], scores[:, 1:]
+        hh, tt = gather_pair(x, h, t)
+        fh, ft = self.fuse(self._unflatten(hh), h, r), self.fuse(self._unflatten(tt), t, r)
+        cand = torch.where(corrupt_head, nh, nt)
+        fc = self.fuse(self._unflatten(F.embedding(cand, x)), cand, r[:, None])
+        heads = torch.where(corrupt_head[..., None], fc, fh[:, None])
+        tails = torch.where(corrupt_head[..., None], ft[:, None], fc)
+        return (self.decoder.score_hrt(fh, r, ft),
+                self.decoder.score_hrt(heads, r[:, None], tails))
+
+    def _one_to_all(self, x: Tensor, e: Tensor, r: Tensor, tail: bool) -> Tensor:
+        emb = self._unflatten(x)
+        logits = self.fusion.logits(emb)  # relation-independent: once for all entities
+        out = x.new_empty(len(e), self.num_entities)
+        for rel in r.unique():
+            sel = (r == rel).nonzero().view(-1)
+            table = self.fusion.combine(emb, self.fusion.weights(logits, self.presence, rel))
+            q = self.fusion.combine(emb[e[sel]], self.fusion.weights(
+                logits[e[sel]], self.presence[e[sel]], r[sel]))
+            out[sel] = (self.decoder.score_t(q, r[sel], table) if tail
+                        else self.decoder.score_h(r[sel], q, table))
+        return out
+
+    def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
+        return self._one_to_all(x, h, r, tail=True)
+
+    def score_h(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        if self.reciprocal:
+            return self._one_to_all(x, t, r + self.num_relations, tail=True)
+        return self._one_to_all(x, t, r, tail=False)
+
+    def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
+        return []
+
+    # ---------------------------------------------------------------- training
+    def negative_sampling_loss(self, x: Tensor, positives: Tensor, negatives: Tensor,
+                               loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        r""":math:`\mathcal{L}_D` of the class docstring (in training mode with
+        ``adversarial``; else the KGC loss and the L2 term); remembers the positives for the
+        generator step that :meth:`after_step` takes."""
+        pos, neg = self.score_with_negatives(x, positives, negatives)
+        loss = loss_fn(pos, neg)
+        h, r, t = positives.unbind(1)
+        if self.regularization_weight:
+            rel = getattr(self.decoder, "rel_emb", None)
+            terms = [self.entity(h).pow(2).mean(), self.entity(t).pow(2).mean()]
+            if rel is not None:
+                terms.append(rel(r).pow(2).mean())
+            loss = loss + self.regularization_weight * sum(terms) / 3
+        if self.adversarial and self.training:
+            loss = loss + self.mu * self.critic_loss(x, positives, pos)
+            self._pending = positives.detach()
+        return loss
+
+    def _fake_scores(self, eh: Tensor, et: Tensor, fake_h: Tensor, fake_t: Tensor,
+                     h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
+        """Scores of :math:`(\\tilde h, r, t)`, :math:`(h, r, \\tilde t)` and
+        :math:`(\\tilde h, r, \\tilde t)`."""
+        jh, jt = self.fuse(eh, h, r), self.fuse(et, t, r)
+        fjh = self.fusion(torch.cat([eh[:, :1], fake_h], dim=1), None, r)
+        fjt = self.fusion(torch.cat([et[:, :1], fake_t], dim=1), None, r)
+        return [self.decoder.score_hrt(fjh, r, jt), self.decoder.score_hrt(jh, r, fjt),
+                self.decoder.score_hrt(fjh, r, fjt)]
+
+    def _generator_input(self, emb: Tensor, index: Tensor) -> Tensor:
+        return emb * self.presence[index][..., None]
+
+    def critic_loss(self, x: Tensor, positives: Tensor, pos_scores: Tensor) -> Tensor:
+        r"""The adversarial part of :math:`\mathcal{L}_D` (divided by :math:`\mu`):
+        :math:`\sum_j (-\overline{f} + \overline{f^{\mathrm{fake}}_j}) + \beta\,\mathrm{GP}`,
+        fakes drawn without gradient."""
+        h, r, t = positives.unbind(1)
+        hh, tt = gather_pair(x, h, t)
+        eh, et = self._unflatten(hh), self._unflatten(tt)
+        with torch.no_grad():
+            fake_h = self.generator(self._generator_input(eh, h))
+            fake_t = self.generator(self._generator_input(et, t))
+        fakes = self._fake_scores(eh, et, fake_h, fake_t, h, r, t)
+        wasserstein = sum(s.mean() - pos_scores.mean() for s in fakes)
+        if not self.gp_weight:
+            return wasserstein
+        real_h = self._generator_input(eh, h)[:, 1:]
+        real_t = self._generator_input(et, t)[:, 1:]
+
+        def critic(inputs: list[Tensor]) -> Tensor:
+            ih = self.fusion(torch.cat([eh[:, :1], inputs[0]], dim=1), None, r)
+            it = self.fusion(torch.cat([et[:, :1], inputs[1]], dim=1), None, r)
+            return self.decoder.score_hrt(ih, r, it)
+
+        gp = gradient_penalty(critic, [real_h, real_t], [fake_h, fake_t], self.penalty)
+        return wasserstein + self.gp_weight * gp
+
+    def generator_loss(self, positives: Tensor) -> Tensor:
+        r""":math:`\mathcal{L}_G = -\frac13 \sum_j \overline{f^{\mathrm{fake}}_j}` on fresh
+        fakes; the real embeddings are constants."""
+        h, r, t = positives.unbind(1)
+        with torch.no_grad():
+            emb = self.views(torch.cat([h, t]))
+        eh, et = emb.split(len(h))
+        fake_h = self.generator(self._generator_input(eh, h))
+        fake_t = self.generator(self._generator_input(et, t))
+        return -sum(s.mean() for s in self._fake_scores(eh, et, fake_h, fake_t, h, r, t)) / 3
+
+    def generator_step(self, positives: Tensor) -> float:
+        """One Adam step of the generator on :meth:`generator_loss`; only the generator's
+        parameters receive gradients."""
+        params = list(self.generator.parameters())
+        with torch.enable_grad():
+            loss = self.generator_loss(positives)
+            grads = torch.autograd.grad(loss, params)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        self.generator_optimizer.step()
+        for p in params:
+            p.grad = None
+        self.last_generator_loss = float(loss.detach())
+        return self.last_generator_loss
+
+    def after_step(self) -> None:
+        """The decoder's entity constraint, then the generator step of the batch the
+        critic step just trained on (CoMAT's 1:1 alternation)."""
+        with torch.no_grad():
+            self.decoder.constrain_entities_(self.entity.weight)
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.generator_step(pending)
+
+    # ------------------------------------------------------------- checkpoints
+    def get_extra_state(self) -> dict:
+        return ({"generator_optimizer": self.generator_optimizer.state_dict()}
+                if self.generator_optimizer is not None else {})
+
+    def set_extra_state(self, state: dict) -> None:
+        if self.generator_optimizer is not None and state.get("generator_optimizer"):
+            self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+
+    def __repr__(self) -> str:
+        mods = ", ".join(f"{m}={w}" for m, w in self._feature_width.items())
+        extra = "".join([f", generator={self.generator!r}, mu={self.mu}, "
+                         f"penalty={self.penalty!r}" if self.adversarial
+                         else ", adversarial=False",
+                         ", trainable_features=True" if self.trainable_features else "",
+                         ", reciprocal=True" if self.reciprocal else ""])
+        return (f"NativE({self.num_entities}, modalities=[{mods}], decoder={self.decoder!r}, "
+                f"fusion={self.fusion!r}{extra})")

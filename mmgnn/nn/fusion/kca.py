@@ -1,0 +1,213 @@
+"""Knowledge-guided cross-modal attention (KCA), the semantic encoder of MMRNS's sampler."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+# Logit of a padded token in the attention softmaxes: finite, so an entity without any valid
+# token gets a uniform weight over its (zero) tokens, i.e. a zero output, instead of NaN.
+_MASKED = -1e9
+
+
+class KCA(torch.nn.Module):
+    r"""Knowledge-guided cross-modal attention from `"Relation-enhanced Negative Sampling for
+    Multimodal Knowledge Graph Completion" <https://arxiv.org/abs/2208.10658>`_ (Xu et al.,
+    ACM MM 2022, Sec. 3.2; spec ``MMRNS.md``, section 2; released ``KCA_model.py``).
+
+    For an entity with text tokens :math:`T = \mathrm{LeakyReLU}_{0.1}(W_T X^{txt})
+    \in \mathbb{R}^{L_t \times a}`, image tokens :math:`I = \mathrm{LeakyReLU}_{0.1}(W_I
+    X^{img}) \in \mathbb{R}^{L_i \times a}`, structural embedding :math:`e` and a query
+    relation :math:`r`, with :math:`C = I T^\top \in \mathbb{R}^{L_i \times L_t}`:
+
+    .. math::
+        B_1 &= \mathrm{softmax}_{\text{image tokens}}(C^\top)\, I, \qquad
+        B_2 = \big(\sigma(W_{g1} r) \odot C\big)^\top I
+        &\in \mathbb{R}^{L_t \times a} \\
+        B_3 &= \mathrm{softmax}_{\text{text tokens}}(C)\, T, \qquad
+        B_4 = \big(\sigma(W_{g2} r) \odot C\big)\, T
+        &\in \mathbb{R}^{L_i \times a} \\
+        v^{img} &= W_{pi}\, \mathrm{vec}\big(\mathrm{LN}(B_2) + \mathrm{LN}(B_1)\big), \qquad
+        v^{txt} = W_{pt}\, \mathrm{vec}\big(\mathrm{LN}(B_4) + \mathrm{LN}(B_3)\big) \\
+        v^{s} &= e \odot \sigma\big(W_3\, \mathrm{LeakyReLU}_{0.1}(W_1 [e; r])\big)
+
+    The relation gates :math:`\sigma(W_g r)` (reshaped to :math:`L_i \times L_t`) weight the
+    raw cross-modal affinities without normalisation (branches 2 and 4), as in the released
+    code; one LayerNorm is shared by all branches.
+
+    **One modality** (text-only or image-only data): the cross-modal affinity becomes the
+    modality's self-affinity :math:`C = M M^\top` and the single view is
+    :math:`\mathrm{LN}(B_4) + \mathrm{LN}(B_3)` with :math:`T = I = M`, named after the
+    modality. **No modality**: only the relation-gated structural view :math:`v^s`.
+    Padded tokens (beyond ``lengths``) are zeroed and excluded from the softmaxes; an entity
+    lacking a modality (length 0) gets a constant view, which the sampler masks out.
+
+    Two call forms share the computation:
+
+    - **grid** (``pairwise=False``): :math:`U` relations against :math:`P` candidate entities,
+      every view :math:`(U, P, \cdot)`; the relation-free branches 1 and 3 are computed once
+      per entity and broadcast;
+    - **pairwise**: query :math:`b` with its own entity, every view :math:`(B, \cdot)` (the
+      gold answers of a batch, ``positive_KCA`` in the released code).
+
+    Args:
+        entity_channels (int): Width :math:`F` of the structural embeddings :math:`e`.
+        relation_channels (int): Width :math:`d_r` of the relation embeddings :math:`r`.
+        text_channels (int, optional): Width of the text token features (released: 384).
+        image_channels (int, optional): Width of the image token features (released: 383).
+        text_tokens (int): :math:`L_t` (released: 4 description sentences). (default: :obj:`4`)
+        image_tokens (int): :math:`L_i` (released: 24 BEiT rows). (default: :obj:`24`)
+        attention_channels (int): :math:`a`. (default: :obj:`50`)
+        hidden_channels (int): Width of :math:`W_1`. (default: :obj:`100`)
+        released_positive_norm (bool): Skip the LayerNorm of :math:`B_1` in the pairwise
+            form, as the released ``positive_KCA`` does (an inconsistency with the grid form).
+            (default: :obj:`False`)
+
+    Shapes:
+        - **input (grid):** relations :math:`(U, d_r)`, entities :math:`(P, F)`, text
+          :math:`(P, L_t, d_t)` and image :math:`(P, L_i, d_i)` tokens with lengths
+          :math:`(P,)`.
+        - **output (grid):** ``{"structure": (U, P, F), "text": (U, P, a), "image": (U, P, a)}``
+          (the modalities given).
+        - **input / output (pairwise):** the same with :math:`U = P = B` and no grid axis:
+          views :math:`(B, F)` and :math:`(B, a)`.
+    """
+
+    def __init__(self, entity_channels: int, relation_channels: int,
+                 text_channels: int | None = None, image_channels: int | None = None,
+                 text_tokens: int = 4, image_tokens: int = 24, attention_channels: int = 50,
+                 hidden_channels: int = 100, released_positive_norm: bool = False) -> None:
+        super().__init__()
+        if min(entity_channels, relation_channels, attention_channels, hidden_channels,
+               text_tokens, image_tokens) < 1:
+            raise ValueError("KCA needs positive channel and token counts")
+        self.entity_channels, self.relation_channels = entity_channels, relation_channels
+        self.text_channels, self.image_channels = text_channels, image_channels
+        self.text_tokens, self.image_tokens = text_tokens, image_tokens
+        self.attention_channels, self.hidden_channels = attention_channels, hidden_channels
+        self.released_positive_norm = released_positive_norm
+        a = attention_channels
+        self.modalities = [m for m, c in (("text", text_channels), ("image", image_channels))
+                           if c is not None]
+        self.token_proj = torch.nn.ModuleDict()
+        for m, c in (("text", text_channels), ("image", image_channels)):
+            if c is not None:
+                self.token_proj[m] = torch.nn.Linear(c, a)
+        both = len(self.modalities) == 2
+        # Query side (rows of C) and key side (columns of C): image x text, or M x M.
+        rows = image_tokens if both or self.modalities == ["image"] else text_tokens
+        cols = text_tokens if both or self.modalities == ["text"] else image_tokens
+        self._rows, self._cols = rows, cols
+        self.view_proj = torch.nn.ModuleDict()
+        self.gates = torch.nn.ModuleDict()
+        if self.modalities:
+            # The view attending over the key side: text (B3, B4), or the single modality.
+            key = self.modalities[0]
+            self.view_proj[key] = torch.nn.Linear(rows * a, a)
+            self.gates[key] = torch.nn.Linear(relation_channels, rows * cols)
+        if both:  # the image view (B1, B2): text tokens attend over image tokens
+            self.view_proj["image"] = torch.nn.Linear(cols * a, a)
+            self.gates["image"] = torch.nn.Linear(relation_channels, rows * cols)
+        self.norm = torch.nn.LayerNorm(a) if self.modalities else None
+        self.lin1 = torch.nn.Linear(entity_channels + relation_channels, hidden_channels)
+        self.lin3 = torch.nn.Linear(hidden_channels, entity_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Xavier-normal weights, default biases, as the released ``init_network``."""
+        for module in self.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.reset_parameters()
+                torch.nn.init.xavier_normal_(module.weight)
+        if self.norm is not None:
+            self.norm.reset_parameters()
+
+    @property
+    def views(self) -> list[str]:
+        """Names of the views :meth:`forward` returns."""
+        return ["structure", *self.modalities]
+
+    def _tokens(self, name: str, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Projected tokens :obj:`(*, L, a)` (padding zeroed) and validity :obj:`(*, L)`."""
+        limit = self.text_tokens if name == "text" else self.image_tokens
+        if x.dim() == 2:  # one vector per entity: a single token
+            x = x[:, None]
+        if x.size(1) != limit:
+            raise ValueError(f"KCA: {name} tokens must have shape (*, {limit}, "
+                             f"{self.token_proj[name].in_features}), got {tuple(x.shape)}; "
+                             f"pad or truncate to {name}_tokens={limit}")
+        if lengths is None:
+            lengths = torch.full(x.shape[:1], limit, device=x.device)
+        valid = torch.arange(limit, device=x.device)[None] < lengths.to(x.device)[:, None]
+        z = F.leaky_relu(self.token_proj[name](x), 0.1) * valid[..., None].to(x.dtype)
+        return z, valid
+
+    def _view(self, name: str, keys: Tensor, keys_valid: Tensor, queries: Tensor,
+              queries_valid: Tensor, gate: Tensor, pairwise: bool, transpose: bool) -> Tensor:
+        """One modality view: softmax branch + relation-gated branch, normalised, flattened,
+        projected. ``keys`` :obj:`(P, Lk, a)` are attended by each query token."""
+        # affinity[p, i, j] between query token i and key token j
+        affinity = queries @ keys.transpose(-1, -2)
+        if transpose:
+            gate = gate.transpose(-1, -2)
+        soft = torch.softmax(affinity.masked_fill(~keys_valid[:, None, :], _MASKED), dim=-1)
+        plain = soft @ keys  # (P, Lq, a), relation-free
+        if pairwise:
+            gated = (gate * affinity) @ keys  # (B, Lq, a)
+        else:
+            gated = (gate[:, None] * affinity[None]) @ keys[None]  # (U, P, Lq, a)
+            plain = plain[None]
+        first = self.norm(gated)
+        second = plain if (pairwise and self.released_positive_norm and name == "image") \
+            else self.norm(plain)
+        out = first + second
+        return self.view_proj[name](out.flatten(-2))
+
+    def forward(self, relation: Tensor, entity: Tensor, text: Tensor | None = None,
+                image: Tensor | None = None, text_lengths: Tensor | None = None,
+                image_lengths: Tensor | None = None, pairwise: bool = False
+                ) -> dict[str, Tensor]:
+        for m, x in (("text", text), ("image", image)):
+            if (m in self.modalities) != (x is not None):
+                raise ValueError(f"KCA was built with modalities {self.modalities}; "
+                                 f"{m} tokens {'missing' if x is None else 'given'}")
+        if pairwise and len(relation) != len(entity):
+            raise ValueError(f"pairwise KCA needs as many relations as entities, got "
+                             f"{len(relation)} and {len(entity)}")
+        out: dict[str, Tensor] = {}
+        # structural view: W1 [e; r] = W1_e e + W1_r r, broadcast over the grid
+        w_e, w_r = self.lin1.weight.split([self.entity_channels, self.relation_channels], 1)
+        he, hr = entity @ w_e.t(), relation @ w_r.t() + self.lin1.bias
+        hidden = he + hr if pairwise else he[None] + hr[:, None]
+        att = torch.sigmoid(self.lin3(F.leaky_relu(hidden, 0.1)))
+        out["structure"] = (entity if pairwise else entity[None]) * att
+        if not self.modalities:
+            return out
+        rows, cols = self._rows, self._cols
+        if len(self.modalities) == 2:
+            t, t_valid = self._tokens("text", text, text_lengths)
+            i, i_valid = self._tokens("image", image, image_lengths)
+            g_text = torch.sigmoid(self.gates["text"](relation)).view(-1, rows, cols)
+            g_image = torch.sigmoid(self.gates["image"](relation)).view(-1, rows, cols)
+            # text view (B3, B4): image tokens attend over text tokens, C = I T^T
+            out["text"] = self._view("text", t, t_valid, i, i_valid, g_text, pairwise, False)
+            # image view (B1, B2): text tokens attend over image tokens, C^T = T I^T
+            out["image"] = self._view("image", i, i_valid, t, t_valid, g_image, pairwise,
+                                      True)
+        else:
+            m = self.modalities[0]
+            tokens = text if m == "text" else image
+            lengths = text_lengths if m == "text" else image_lengths
+            z, valid = self._tokens(m, tokens, lengths)
+            gate = torch.sigmoid(self.gates[m](relation)).view(-1, rows, cols)
+            out[m] = self._view(m, z, valid, z, valid, gate, pairwise, False)
+        return out
+
+    def __repr__(self) -> str:
+        mods = "".join(f", {m}={self.token_proj[m].in_features}x"
+                       f"{self.text_tokens if m == 'text' else self.image_tokens}"
+                       for m in self.modalities)
+        return (f"{type(self).__name__}(entity={self.entity_channels}, "
+                f"relation={self.relation_channels}{mods}, "
+                f"attention={self.attention_channels})")

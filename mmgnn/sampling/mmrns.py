@@ -1,0 +1,407 @@
+"""MMRNS: relation-enhanced multimodal hard-negative sampling (Xu et al., ACM MM 2022)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmgnn.data.filter import FilterIndex
+from mmgnn.nn.fusion.kca import KCA
+from mmgnn.sampling.base import NegativeSampler
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
+    from mmgnn.models.base import LinkPredictor
+    from mmgnn.train.config import TrainConfig
+
+CONTRASTIVE_FORMS = ("query", "batch")
+SIDES = ("alternate", "tail", "head")
+# Score given to a slot that could not be filled (fewer allowed candidates than K): every
+# negative-sampling loss of mmgnn gives it zero loss and zero self-adversarial weight.
+EMPTY_SLOT_SCORE = -1e9
+
+
+def exploration_temperature(step: int, initial: float = 10.0) -> float:
+    r"""MMRNS's exploration temperature :math:`\tau = \tau_0 / (1 + \ln(s + 1))` at training
+    step :math:`s \ge 0` (released ``run_gumbel.py``; spec ``MMRNS.md``, section 3)."""
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    return initial / (1.0 + math.log(step + 1))
+
+
+def gumbel_top_k(logits: Tensor, k: int, generator: torch.Generator | None = None,
+                 ) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Draws :math:`K` distinct items per row from :math:`p \propto e^{\ell}` without
+    replacement, with straight-through one-hot outputs.
+
+    With Gumbel noise :math:`g_p` and :math:`z = \ell + g`, the top-:math:`K` of :math:`z` in
+    order is a sample of sequential draws without replacement (Plackett-Luce; Kool et al.,
+    2019): draw :math:`k` picks item :math:`p` with probability
+    :math:`e^{\ell_p} / \sum_{q \notin S_{<k}} e^{\ell_q}`. This is what the released code's
+    :math:`K` successive ``gumbel_softmax(hard=True)`` calls with the chosen entries removed
+    draw (one noise sample instead of :math:`K`; same distribution). Draw :math:`k`'s output
+    is :math:`y_k = \mathrm{onehot}_k - \mathrm{sg}(s_k) + s_k` with
+    :math:`s_k = \mathrm{softmax}(z \text{ without } S_{<k})` (Gumbel-softmax at
+    temperature 1, Jang et al., 2017): its value is the one-hot, its gradient the soft one.
+    Items with :math:`\ell = -\infty` are never drawn; a row with fewer than :math:`K`
+    drawable items marks the extra draws invalid.
+
+    Args:
+        logits (Tensor): :obj:`(B, P)` unnormalised log-probabilities (``-inf``: excluded).
+        k (int): Draws per row.
+        generator (torch.Generator, optional): Source of the Gumbel noise (drawn on CPU).
+
+    Returns:
+        ``(index, y, valid)``: positions :obj:`(B, K)`, straight-through one-hots
+        :obj:`(B, K, P)` and :obj:`(B, K)` validity.
+    """
+    b, p = logits.shape
+    if k > p:
+        raise ValueError(f"cannot draw {k} distinct items from {p}")
+    u = torch.rand((b, p), generator=generator).clamp_(1e-20, 1.0 - 1e-7).to(logits.device)
+    z = logits - torch.log(-torch.log(u))
+    top, index = z.detach().topk(k, dim=1)
+    valid = torch.isfinite(top)
+    rank = torch.full((b, p), k, dtype=torch.long, device=logits.device)
+    rank.scatter_(1, index, torch.arange(k, device=logits.device).expand(b, k))
+    removed = rank[:, None, :] < torch.arange(k, device=logits.device)[None, :, None]
+    z_k = z[:, None, :].masked_fill(removed, float("-inf"))
+    # an empty draw (nothing left to draw) would be a softmax of -inf only: NaN, also in the
+    # backward pass; it gets zeros instead
+    z_k = torch.where(valid[..., None], z_k, torch.zeros((), device=z.device))
+    soft = torch.softmax(z_k, dim=-1) * valid[..., None]
+    hard = F.one_hot(index, p).to(soft.dtype) * valid[..., None]
+    return index, hard - soft.detach() + soft, valid
+
+
+class MMRNSSampler(NegativeSampler, torch.nn.Module):
+    r"""Relation-enhanced multimodal negative sampling (MMRNS, `Xu et al., ACM MM 2022
+    <https://arxiv.org/abs/2208.10658>`_, Sec. 3; spec ``MMRNS.md``, sections 2-4): a learned
+    sampler that draws hard negatives semantically close to the gold answer, for any decoder.
+
+    At each training step, for the batch's queries :math:`(h, r, ?)` (tail batch) or
+    :math:`(?, r, t)` (head batch; the side alternates between steps as the released
+    ``BidirectionalOneShotIterator``):
+
+    1. **Pre-sample** :math:`P` candidate entities uniformly without replacement, shared by
+       the batch and fresh each step (memory :math:`O(U P a)` for the :math:`U` distinct
+       relations of the batch, never :math:`B \times N \times d`).
+    2. **Views** of every candidate and of the gold answer :math:`g` from :class:`KCA`
+       (structure, and text / image when features are given), with the query relation; the
+       grid form runs once per *distinct* relation of the batch (the views depend on the
+       query only through :math:`r`).
+    3. **Similarity** per view :math:`v`: cosine
+       :math:`\mathrm{sim}_v(c) = \langle v_c, v_g\rangle / \mathrm{sg}(\|v_c\| \|v_g\|)`
+       (denominator detached as released; ``detach_norm=False`` for the plain cosine).
+    4. **Distribution** :math:`\pi(c) = \sum_v \mathrm{softmax}_c(\mathrm{sim}_v / \tau)`,
+       :math:`\tau = \tau_0 / (1 + \ln(s + 1))` (:func:`exploration_temperature`); candidates
+       lacking a modality get no mass from that view, a gold lacking it drops the view.
+    5. **Draw** :math:`K` negatives without replacement from :math:`\pi` with known **train**
+       answers of the query masked out (:func:`gumbel_top_k`, straight-through): negative
+       :math:`k` is :math:`y_k^\top X_{pre}`, whose gradient reaches the entity
+       representations and, through :math:`\pi`, KCA.
+    6. **Contrastive semantic loss** per view, with :math:`w_c = 1/P` times the detached
+       self-adversarial weight :math:`\mathrm{softmax}_k(\alpha s'_k)` of each drawn negative,
+       :math:`A_b` the known answers of query :math:`b` in the pre-sample:
+
+       .. math::
+           \mathcal{L}_v = \frac{1}{|Q|}\sum_{b \in Q} -\log
+           \frac{\sum_{c \in A_b} w_{bc} e^{\mathrm{sim}_v(b, c)}}
+                {\sum_{c \notin A_b} w_{bc} e^{\mathrm{sim}_v(b, c)}}
+
+       over the queries :math:`Q` with at least one known answer in the pre-sample
+       (``contrastive="query"``, the default). ``contrastive="batch"`` is the released
+       code's form: both sums over the whole batch, one ratio (log(0) when no known answer
+       was pre-sampled; the step then skips the term). The sampler's loss term is
+       ``contrastive_weight`` :math:`\times \operatorname{mean}_v \mathcal{L}_v` (released:
+       :math:`(\mathcal{L}_t + \mathcal{L}_{img} + \mathcal{L}_{txt}) / (3 \cdot 100)`).
+
+    The KGE loss is the trainer's (the released code uses the self-adversarial loss:
+    ``loss="self_adversarial"``). The sampler's parameters (KCA) are trained by the same
+    optimiser in their own parameter group (learning rate ``lr``, released ``kca_lr``) and
+    saved in the trainer's checkpoints with the step counter.
+
+    Args:
+        train (Tensor): :obj:`(n, 3)` training triples (the known answers to mask).
+        num_entities (int): :math:`N`.
+        num_relations (int): Relations of the dataset.
+        num_negatives (int): :math:`K`.
+        entity_channels (int): Width of the model's entity representations.
+        relation_channels (int, optional): Width of the decoder's relation embeddings
+            (``decoder.rel_emb``); :obj:`None`: the sampler learns its own relation table of
+            ``attention_channels``.
+        features (dict, optional): ``{"text": x, "image": x}`` token features :obj:`(N, L, d)`
+            (truncated to ``text_tokens`` / ``image_tokens``) or vectors :obj:`(N, d)`.
+        masks (dict, optional): :obj:`(N,)` presence per modality.
+        lengths (dict, optional): :obj:`(N,)` valid tokens per modality.
+        pre_sample (int): :math:`P`. (default: :obj:`1500`)
+        text_tokens (int): (default: :obj:`4`)
+        image_tokens (int): (default: :obj:`24`)
+        attention_channels (int): (default: :obj:`50`)
+        hidden_channels (int): (default: :obj:`100`)
+        initial_temperature (float): :math:`\tau_0`. (default: :obj:`10.0`)
+        contrastive (str): ``query`` or ``batch``. (default: ``query``)
+        contrastive_weight (float): (default: :obj:`0.01`, released ``1 / loss_rate``)
+        adversarial_temperature (float): :math:`\alpha` of the contrastive weights.
+            (default: :obj:`1.0`)
+        side (str): ``alternate`` (released), ``tail`` or ``head``. (default: ``alternate``)
+        detach_norm (bool): Detach the cosine denominators. (default: :obj:`True`)
+        released_positive_norm (bool): See :class:`KCA`. (default: :obj:`False`)
+        lr (float, optional): Learning rate of the sampler's parameters (default: the
+            trainer's).
+    """
+
+    learned = True
+
+    def __init__(self, train: Tensor, num_entities: int, num_relations: int,
+                 num_negatives: int, entity_channels: int, relation_channels: int | None = None,
+                 features: dict[str, Tensor] | None = None,
+                 masks: dict[str, Tensor] | None = None,
+                 lengths: dict[str, Tensor] | None = None, pre_sample: int = 1500,
+                 text_tokens: int = 4, image_tokens: int = 24, attention_channels: int = 50,
+                 hidden_channels: int = 100, initial_temperature: float = 10.0,
+                 contrastive: str = "query", contrastive_weight: float = 0.01,
+                 adversarial_temperature: float = 1.0, side: str = "alternate",
+                 detach_norm: bool = True, released_positive_norm: bool = False,
+                 lr: float | None = None) -> None:
+        torch.nn.Module.__init__(self)
+        NegativeSampler.__init__(self, num_entities, num_negatives)
+        if contrastive not in CONTRASTIVE_FORMS:
+            raise ValueError(f"contrastive must be one of {CONTRASTIVE_FORMS}, got "
+                             f"{contrastive!r}")
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}, got {side!r}")
+        features = dict(features or {})
+        unknown = set(features) - {"text", "image"}
+        if unknown:
+            raise ValueError(f"MMRNS reads 'text' and 'image' features, got {sorted(unknown)}; "
+                             f"map them with sampler_args text=NAME / image=NAME")
+        self.pre_sample = min(int(pre_sample), num_entities)
+        if num_negatives >= self.pre_sample:
+            raise ValueError(f"MMRNS draws K={num_negatives} negatives from a pre-sample of "
+                             f"{self.pre_sample} entities; use pre_sample > K")
+        self.initial_temperature = float(initial_temperature)
+        self.contrastive, self.contrastive_weight = contrastive, float(contrastive_weight)
+        self.adversarial_temperature = float(adversarial_temperature)
+        self.side, self.detach_norm, self.lr = side, detach_norm, lr
+        self.known = FilterIndex(train, num_entities, num_relations)
+        self.empty_slots = 0  # draws left empty (fewer allowed candidates than K), reported
+        if relation_channels is None:
+            self.relation = torch.nn.Embedding(num_relations, attention_channels)
+            torch.nn.init.xavier_normal_(self.relation.weight)
+            relation_channels = attention_channels
+        else:
+            self.relation = None
+        tokens = {"text": text_tokens, "image": image_tokens}
+        self.modality_names = [m for m in ("text", "image") if m in features]
+        for m in self.modality_names:
+            x = torch.as_tensor(features[m], dtype=torch.float32)
+            mask = (masks or {}).get(m)
+            mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
+            if x.dim() == 2:
+                x, length = x[:, None], mask.long()
+            else:
+                length = (lengths or {}).get(m)
+                length = torch.where(mask, x.size(1), 0) if length is None else length
+                x = x[:, :tokens[m]]
+                length = length.clamp(max=tokens[m])
+            if x.size(1) < tokens[m]:
+                x = F.pad(x, (0, 0, 0, tokens[m] - x.size(1)))
+            tokens[m] = x.size(1)
+            self.register_buffer(f"x_{m}", x, persistent=False)
+            self.register_buffer(f"len_{m}", torch.where(mask, length, 0), persistent=False)
+            self.register_buffer(f"mask_{m}", mask & (length > 0), persistent=False)
+        dims = {m: getattr(self, f"x_{m}").size(-1) for m in self.modality_names}
+        self.kca = KCA(entity_channels, relation_channels, dims.get("text"), dims.get("image"),
+                       tokens["text"], tokens["image"], attention_channels, hidden_channels,
+                       released_positive_norm)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    @classmethod
+    def from_config(cls, kg: MultiModalKG, config: TrainConfig,
+                    model: LinkPredictor) -> MMRNSSampler:
+        """The sampler of ``config.sampler == "mmrns"``: ``config.sampler_args`` may set any
+        constructor argument and ``text`` / ``image`` (the names of ``kg``'s features to read
+        as those modalities; default: ``text`` and ``image`` where ``kg`` has them, ``none``
+        for neither)."""
+        args = dict(config.sampler_args)
+        features, masks, lengths = {}, {}, {}
+        for role in ("text", "image"):
+            name = args.pop(role, role if role in kg.features else None)
+            if name in (None, "none", ""):
+                continue
+            if name not in kg.features:
+                raise ValueError(f"{kg.name}: MMRNS {role} features {name!r} not found; the "
+                                 f"graph has {kg.modalities} (build them with --modalities)")
+            features[role], masks[role] = kg.features[name], kg.masks[name]
+            if name in kg.lengths:
+                lengths[role] = kg.lengths[name]
+        rel = getattr(model.decoder, "rel_emb", None)
+        args.setdefault("adversarial_temperature", config.adversarial_temperature)
+        return cls(kg.train, kg.num_entities, kg.num_relations, config.num_negatives,
+                   model.decoder.entity_channels,
+                   rel.embedding_dim if isinstance(rel, torch.nn.Embedding) else None,
+                   features, masks, lengths, **args)
+
+    # ----------------------------------------------------------------- helpers
+    def temperature(self) -> float:
+        """The exploration temperature of the current step."""
+        return exploration_temperature(int(self.step), self.initial_temperature)
+
+    def _relation_table(self, model: LinkPredictor) -> Tensor:
+        if self.relation is not None:
+            return self.relation.weight
+        return model.decoder.rel_emb.weight
+
+    def _known_in_presample(self, anchor: Tensor, r: Tensor, pre: Tensor,
+                            head_batch: bool) -> Tensor:
+        """:obj:`(B, P)`: pre-sampled candidate ``p`` is a known train answer of query ``b``."""
+        rows, answers = (self.known.true_heads(r, anchor) if head_batch
+                         else self.known.true_tails(anchor, r))
+        position = torch.full((self.num_entities,), -1, dtype=torch.long, device=pre.device)
+        position[pre] = torch.arange(len(pre), device=pre.device)
+        col = position[answers.to(pre.device)]
+        hit = col >= 0
+        known = torch.zeros(len(anchor), len(pre), dtype=torch.bool, device=pre.device)
+        known[rows.to(pre.device)[hit], col[hit]] = True
+        return known
+
+    def _tokens(self, idx: Tensor) -> dict[str, Tensor]:
+        out = {}
+        for m in self.modality_names:
+            out[m] = getattr(self, f"x_{m}")[idx]
+            out[f"{m}_lengths"] = getattr(self, f"len_{m}")[idx]
+        return out
+
+    def _similarities(self, model: LinkPredictor, x: Tensor, r: Tensor, gold: Tensor,
+                      pre: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Cosine similarity :obj:`(B, P)` of every candidate to the gold answer per view, and
+        which (query, candidate) pairs the view covers."""
+        table = self._relation_table(model)
+        relations, inverse = torch.unique(r, return_inverse=True)
+        grid = self.kca(table[relations], x[pre], **self._tokens(pre))
+        gold_views = self.kca(table[r], x[gold], **self._tokens(gold), pairwise=True)
+        sims, covered = {}, {}
+        for v, cand in grid.items():
+            g = gold_views[v]
+            cand_b = cand[inverse]  # (B, P, a)
+            dot = torch.einsum("bpa,ba->bp", cand_b, g)
+            norm = cand.norm(dim=-1)[inverse] * g.norm(dim=-1)[:, None]
+            sims[v] = dot / ((norm.detach() if self.detach_norm else norm) + 1e-10)
+            if v == "structure":
+                covered[v] = torch.ones_like(dot, dtype=torch.bool)
+            else:
+                mask = getattr(self, f"mask_{v}")
+                covered[v] = mask[gold][:, None] & mask[pre][None, :]
+        return sims, covered
+
+    # ------------------------------------------------------------- interface
+    def score_batch(self, model: LinkPredictor, x: Tensor, positives: Tensor,
+                    generator: torch.Generator | None = None
+                    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Positive scores :obj:`(B,)`, scores of the :math:`K` drawn negatives
+        :obj:`(B, K)` (empty slots :data:`EMPTY_SLOT_SCORE`) and the contrastive loss term;
+        advances the step counter when training."""
+        pos_scores, neg_scores, loss, _ = self.draw(model, x, positives, generator)
+        return pos_scores, neg_scores, loss
+
+    def draw(self, model: LinkPredictor, x: Tensor, positives: Tensor,
+             generator: torch.Generator | None = None
+             ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """:meth:`score_batch` plus the drawn negatives as triples :obj:`(B, K, 3)` (entity
+        ``-1`` in empty slots)."""
+        from mmgnn.models.base import LinkPredictor
+
+        if type(model).score_hrt is not LinkPredictor.score_hrt:
+            raise TypeError(f"MMRNS scores drawn negatives as representation rows with the "
+                            f"model's decoder; {type(model).__name__} overrides score_hrt, so "
+                            f"use another sampler with it")
+        device = x.device
+        h, r, t = positives.unbind(1)
+        step = int(self.step)
+        head_batch = self.side == "head" or (self.side == "alternate" and step % 2 == 0)
+        gold, anchor = (h, t) if head_batch else (t, h)
+        pre = torch.randperm(self.num_entities, generator=generator)[:self.pre_sample]
+        pre = pre.to(device)
+        sims, covered = self._similarities(model, x, r, gold, pre)
+        tau = exploration_temperature(step, self.initial_temperature)
+        dist = torch.zeros_like(sims["structure"])
+        for v, s in sims.items():
+            # finite fill: a row without any covered candidate stays NaN-free (then zeroed)
+            logits = (s / tau).masked_fill(~covered[v], -1e9)
+            p = torch.softmax(logits, dim=1)
+            dist = dist + torch.where(covered[v].any(1, keepdim=True), p, torch.zeros_like(p))
+        known = self._known_in_presample(anchor, r, pre, head_batch)
+        logits = torch.log(dist).masked_fill(known, float("-inf"))
+        index, onehot, valid = gumbel_top_k(logits, self.num_negatives, generator)
+        if not bool(valid.all()):
+            if not self.empty_slots:  # once per sampler; the running count is empty_slots
+                warnings.warn(f"MMRNS: {int((~valid).sum())} of {valid.numel()} negatives "
+                              f"left empty (queries with fewer than K={self.num_negatives} "
+                              f"non-answers among the {self.pre_sample} pre-sampled "
+                              f"entities); they get zero loss; the count goes on in "
+                              f"sampler.empty_slots", stacklevel=3)
+            self.empty_slots += int((~valid).sum())
+        x_pre = x[pre]
+        # value x[pre[index]] exactly; gradient of the straight-through one-hot
+        soft = onehot - onehot.detach()
+        neg = x_pre[index] + soft @ x_pre
+        decoder = model.decoder
+        fixed = x[anchor][:, None]
+        rel = r[:, None]
+        neg_scores = (decoder.score_hrt(neg, rel, fixed) if head_batch
+                      else decoder.score_hrt(fixed, rel, neg))
+        neg_scores = torch.where(valid, neg_scores,
+                                 torch.full((), EMPTY_SLOT_SCORE, device=device))
+        pos_scores = model.score_hrt(x, h, r, t)
+        loss = self._contrastive(sims, covered, known, index, valid, neg_scores)
+        if self.training:
+            self.step += 1
+        entities = torch.where(valid, pre[index], torch.full((), -1, device=device))
+        negatives = positives[:, None, :].repeat(1, self.num_negatives, 1)
+        negatives[..., 0 if head_batch else 2] = entities
+        return pos_scores, neg_scores, loss, negatives
+
+    def _contrastive(self, sims: dict[str, Tensor], covered: dict[str, Tensor], known: Tensor,
+                     index: Tensor, valid: Tensor, neg_scores: Tensor) -> Tensor | None:
+        if not self.contrastive_weight:
+            return None
+        b, p = known.shape
+        adv = torch.softmax(self.adversarial_temperature * neg_scores.detach(), dim=1)
+        log_w = torch.full((b, p), -math.log(p), device=known.device)
+        log_w = log_w.scatter_add(1, index, torch.where(valid, adv.clamp_min(1e-30).log(),
+                                                        torch.zeros_like(adv)))
+        terms = []
+        for v, s in sims.items():
+            z = s + log_w
+            pos = known & covered[v]
+            neg = ~known & covered[v]
+            if self.contrastive == "batch":
+                if not (pos.any() and neg.any()):
+                    continue
+                terms.append(torch.logsumexp(z[neg], 0) - torch.logsumexp(z[pos], 0))
+                continue
+            rows = pos.any(1) & neg.any(1)
+            if not rows.any():
+                continue
+            top = torch.logsumexp(z.masked_fill(~pos, float("-inf"))[rows], 1)
+            bottom = torch.logsumexp(z.masked_fill(~neg, float("-inf"))[rows], 1)
+            terms.append((bottom - top).mean())
+        if not terms:
+            return None
+        return self.contrastive_weight * torch.stack(terms).mean()
+
+    def sample(self, positives: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        raise TypeError("MMRNS draws negatives from the model's current representations: use "
+                        "score_batch(model, x, positives) (or draw(...) for the triples)")
+
+    def __repr__(self) -> str:
+        mods = ", ".join(self.modality_names) or "structure only"
+        return (f"MMRNSSampler(num_entities={self.num_entities}, "
+                f"num_negatives={self.num_negatives}, pre_sample={self.pre_sample}, "
+                f"views=[{mods}], contrastive={self.contrastive!r})")

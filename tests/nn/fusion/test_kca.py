@@ -1,0 +1,126 @@
+"""KCA against the MMRNS equations written out token by token for one (relation, entity) pair."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mmgnn.nn.fusion import KCA
+
+E, R, DT, DI, LT, LI, A = 6, 5, 7, 9, 3, 4, 8
+
+
+def _reference(kca: KCA, r: torch.Tensor, e: torch.Tensor, text: torch.Tensor,
+               image: torch.Tensor, positive: bool = False) -> dict[str, torch.Tensor]:
+    """One relation r (d_r,), one entity: e (F,), text (Lt, dt), image (Li, di), all tokens
+    valid; the released KCA_model.py formulas with explicit loops over tokens."""
+    ln = kca.norm
+    t = F.leaky_relu(kca.token_proj["text"](text), 0.1)
+    i = F.leaky_relu(kca.token_proj["image"](image), 0.1)
+    cross = torch.stack([torch.stack([i[a] @ t[b] for b in range(LT)]) for a in range(LI)])
+    g1 = torch.sigmoid(kca.gates["image"](r)).view(LI, LT)
+    g2 = torch.sigmoid(kca.gates["text"](r)).view(LI, LT)
+    # image view: one row per text token
+    b1 = torch.stack([sum(torch.softmax(cross[:, b], 0)[a] * i[a] for a in range(LI))
+                      for b in range(LT)])
+    b2 = torch.stack([sum(g1[a, b] * cross[a, b] * i[a] for a in range(LI)) for b in range(LT)])
+    img = ln(b2) + (b1 if positive and kca.released_positive_norm else ln(b1))
+    # text view: one row per image token
+    b3 = torch.stack([sum(torch.softmax(cross[a], 0)[b] * t[b] for b in range(LT))
+                      for a in range(LI)])
+    b4 = torch.stack([sum(g2[a, b] * cross[a, b] * t[b] for b in range(LT)) for a in range(LI)])
+    txt = ln(b4) + ln(b3)
+    gate = torch.sigmoid(kca.lin3(F.leaky_relu(kca.lin1(torch.cat([e, r])), 0.1)))
+    return {"structure": e * gate, "image": kca.view_proj["image"](img.reshape(-1)),
+            "text": kca.view_proj["text"](txt.reshape(-1))}
+
+
+def _inputs(u=3, p=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(u, R, generator=g), torch.randn(p, E, generator=g),
+            torch.randn(p, LT, DT, generator=g), torch.randn(p, LI, DI, generator=g))
+
+
+@pytest.mark.parametrize("released", [False, True])
+def test_grid_and_pairwise_match_the_equations(released):
+    torch.manual_seed(0)
+    kca = KCA(E, R, DT, DI, LT, LI, A, hidden_channels=11, released_positive_norm=released)
+    rel, ent, text, image = _inputs()
+    grid = kca(rel, ent, text, image)
+    assert {k: tuple(v.shape) for k, v in grid.items()} == {
+        "structure": (3, 5, E), "text": (3, 5, A), "image": (3, 5, A)}
+    for u in range(3):
+        for p in range(5):
+            ref = _reference(kca, rel[u], ent[p], text[p], image[p])
+            for v in kca.views:
+                torch.testing.assert_close(grid[v][u, p], ref[v], rtol=1e-4, atol=1e-5)
+    # pairwise: query b with its own entity (the gold answers of a batch)
+    pair = kca(rel, ent[:3], text[:3], image[:3], pairwise=True)
+    for b in range(3):
+        ref = _reference(kca, rel[b], ent[b], text[b], image[b], positive=True)
+        for v in kca.views:
+            torch.testing.assert_close(pair[v][b], ref[v], rtol=1e-4, atol=1e-5)
+    # the released positive branch differs from the grid only in the image view
+    same = torch.allclose(pair["image"], grid["image"][torch.arange(3), torch.arange(3)],
+                          atol=1e-5)
+    assert same != released
+    torch.testing.assert_close(pair["text"], grid["text"][torch.arange(3), torch.arange(3)])
+
+
+def test_gradients_reach_every_parameter_and_input():
+    torch.manual_seed(0)
+    kca = KCA(E, R, DT, DI, LT, LI, A)
+    rel, ent, text, image = (t.requires_grad_() for t in _inputs())
+    out = kca(rel, ent, text, image)
+    sum(v.square().sum() for v in out.values()).backward()
+    for name, p in kca.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for t in (rel, ent, text, image):
+        assert t.grad.abs().sum() > 0
+
+
+def test_padding_and_missing_modalities():
+    torch.manual_seed(0)
+    kca = KCA(E, R, DT, DI, LT, LI, A)
+    rel, ent, text, image = _inputs()
+    lengths = torch.tensor([3, 2, 1, 0, 3])
+    out = kca(rel, ent, text, image, text_lengths=lengths)
+    noisy = text.clone()
+    for p, n in enumerate(lengths.tolist()):
+        noisy[p, n:] = 100.0  # padded tokens must not matter
+    again = kca(rel, ent, noisy, image, text_lengths=lengths)
+    for v in kca.views:
+        assert torch.isfinite(out[v]).all()
+        torch.testing.assert_close(out[v], again[v])
+    # an entity without the modality (length 0) gets a finite constant view
+    assert torch.isfinite(kca(rel, ent, text, image, text_lengths=torch.zeros(5))["text"]).all()
+
+
+@pytest.mark.parametrize("mods", [("text",), ("image",), ()])
+def test_single_modality_and_structure_only(mods):
+    torch.manual_seed(0)
+    kca = KCA(E, R, DT if "text" in mods else None, DI if "image" in mods else None, LT, LI, A)
+    rel, ent, text, image = _inputs()
+    kw = {m: x for m, x in (("text", text), ("image", image)) if m in mods}
+    out = kca(rel, ent, **kw)
+    assert kca.views == ["structure", *mods]
+    assert sorted(out) == sorted(kca.views)
+    for m in mods:
+        # self-attention form: M M^T affinity, one view of the modality
+        tok = F.leaky_relu(kca.token_proj[m](kw[m][0]), 0.1)
+        aff = tok @ tok.t()
+        gate = torch.sigmoid(kca.gates[m](rel[0])).view(len(tok), len(tok))
+        view = kca.norm((gate * aff) @ tok) + kca.norm(torch.softmax(aff, -1) @ tok)
+        torch.testing.assert_close(out[m][0, 0], kca.view_proj[m](view.reshape(-1)),
+                                   rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="modalities"):
+        kca(rel, ent, text=text, image=image) if len(mods) < 2 else None
+
+
+def test_bad_token_count_and_repr():
+    kca = KCA(E, R, DT, None, LT, LI, A)
+    rel, ent, text, _ = _inputs()
+    with pytest.raises(ValueError, match="text_tokens=3"):
+        kca(rel, ent, text[:, :2])
+    assert repr(kca) == "KCA(entity=6, relation=5, text=7x3, attention=8)"
