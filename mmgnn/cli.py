@@ -257,7 +257,9 @@ def _load_kg(dataset: str, root: str | None, config, progress: bool):
     from mmgnn.data import load_dataset
     from mmgnn.modalities import attach_modalities
 
-    kg = load_dataset(dataset, root=root, add_side_info=bool(config.modalities))
+    # MKGformer reads the entity descriptions itself.
+    kg = load_dataset(dataset, root=root,
+                      add_side_info=bool(config.modalities) or config.model == "mkgformer")
     if config.modalities:
         attach_modalities(kg, config.modalities, config.modality_args, progress=progress)
     return kg

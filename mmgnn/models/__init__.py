@@ -8,6 +8,7 @@ from mmgnn.models.base import LinkPredictor
 from mmgnn.models.gat_transe import GATTransE
 from mmgnn.models.imf import IMF
 from mmgnn.models.kge_model import KGEModel
+from mmgnn.models.mkgformer import MKGformer
 from mmgnn.models.multimodal_kge import MultiModalKGE
 from mmgnn.models.native import NativE
 
@@ -20,7 +21,7 @@ def available_models() -> list[str]:
     """Names accepted by :func:`build_model` (and ``mmgnn train --model``)."""
     from mmgnn.nn.kge import DECODERS
 
-    return sorted(DECODERS) + ["gat_transe", "imf", "multimodal", "native"]
+    return sorted(DECODERS) + ["gat_transe", "imf", "mkgformer", "multimodal", "native"]
 
 
 def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
@@ -44,6 +45,8 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
         return GATTransE.from_config(config, kg)
     if name == "imf":
         return IMF.from_config(config, kg)
+    if name == "mkgformer":
+        return MKGformer.from_config(config, kg)
     if name == "multimodal":
         return MultiModalKGE.from_config(config, kg)
     if name == "native":
@@ -52,4 +55,4 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
 
 
 __all__ = ["LinkPredictor", "KGEModel", "GATTransE", "IMF", "MultiModalKGE", "NativE",
-           "build_model", "available_models"]
+           "build_model", "available_models", "MKGformer"]

