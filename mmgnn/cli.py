@@ -26,6 +26,9 @@ examples:
       --modality-arg text.output=sequence --modality-arg text.max_length=8 \\
       --sampler-arg text_tokens=8 --sampler-arg pre_sample=256 --out runs/db15k-mmrns
   mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1 --settings missing:text,noise:text
+  mmgnn pretrain --model k3m --dataset K3M-sample --epochs 6 --out runs/k3m-pre
+  mmgnn train --model k3m --task classification --dataset K3M-sample \
+      --init runs/k3m-pre/encoder.pt --out runs/k3m-cls
 """
 
 
@@ -152,6 +155,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (other settings are "
                    "read from --out/config.json)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--task", choices=("link_prediction", "classification"),
+                   default="link_prediction",
+                   help="classification: item category classification with --model k3m on "
+                   "K3M-sample (stratified split of the categories with >= 2 items); there "
+                   "--epochs/--batch-size/--lr left at their defaults become 20/16/3e-3 and "
+                   "--arg sets K3MConfig fields (size=tiny|base, streams=title+knowledge, "
+                   "fusion=hard|soft|mean|interaction, aggregator=paper|code, ...)")
+    p.add_argument("--init", help="k3m: encoder.pt of an `mmgnn pretrain` run to fine-tune "
+                   "(fixes the model settings)")
+    p.add_argument("--image-features", help="k3m: .pt/.npy/.npz image features per item "
+                   "(rows matched by entity_names = item ids); without it there is no image "
+                   "stream")
+
+    p = sub.add_parser(
+        "pretrain", help="pretrain K3M on product items (MLM, PV, MOM, LP)",
+        description="Pretrain K3M (Zhu et al., MM 2021) on every item of K3M-sample: masked "
+        "language modelling on titles, masked property-value modelling, masked object "
+        "modelling (skipped with a note without --image-features) and link prediction. The "
+        "run folder gets config.json, checkpoint.pt (resumable), metrics.json and encoder.pt "
+        "(for `mmgnn train --model k3m --task classification --init`). The text encoder is "
+        "a random-initialised BERT over the dataset's bert-base-chinese vocabulary unless "
+        "--arg text_encoder=NAME_OR_PATH names a transformers checkpoint.",
+        epilog="examples:\n"
+        "  mmgnn pretrain --model k3m --dataset K3M-sample --out runs/k3m-pre\n"
+        "  mmgnn pretrain --model k3m --dataset K3M-sample --arg fusion=soft --lp margin "
+        "--max-minutes 10 --budget-clock cpu --out runs/k3m-soft\n"
+        "  mmgnn pretrain --model k3m --dataset K3M-sample --arg size=base "
+        "--arg text_encoder=bert-base-chinese --out runs/k3m-base",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="k3m", choices=("k3m",), help="(default: k3m)")
+    p.add_argument("--dataset", default="K3M-sample",
+                   help="K3M-sample or a folder with its files (default: K3M-sample)")
+    p.add_argument("--root", help="folder holding the dataset folders")
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="size=tiny|base (default tiny) or a K3MConfig field, repeatable "
+                   "(streams=title+knowledge, fusion=hard, aggregator=paper, co_layers=1, ...)")
+    p.add_argument("--lp", choices=("code", "margin"), default="code",
+                   help="link prediction: the released two-way cross-entropy (code) or the "
+                   "paper's margin loss (default: code)")
+    p.add_argument("--image-features", help=".pt/.npy/.npz image features per item")
+    p.add_argument("--epochs", type=int, default=6, help="(default: 6, as released)")
+    p.add_argument("--batch-size", type=int, default=8, help="(default: 8, as released)")
+    p.add_argument("--lr", type=float, default=1e-4, help="AdamW (default: 1e-4)")
+    p.add_argument("--max-minutes", type=float, help="time budget of the run")
+    p.add_argument("--budget-clock", choices=("wall", "cpu"), default="wall",
+                   help="what --max-minutes counts (default: wall)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("evaluate", help="rank a split with a trained run's best model",
@@ -282,7 +336,66 @@ def _load_run(run: str, root: str | None):
     return saved, config, kg, model
 
 
+def _k3m_settings(args, defaults: dict | None = None):
+    """(size, K3MConfig changes, K3MTrainConfig) of a k3m command line."""
+    from mmgnn.train.k3m import K3MTrainConfig
+
+    changes = _model_args(args.arg)
+    size = changes.pop("size", "tiny")
+    values = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr}
+    if defaults:  # values left at the link-prediction defaults of `train` take K3M's
+        sub = build_parser()._subparsers._group_actions[0].choices[args.command]
+        values.update({k: v for k, v in defaults.items() if values[k] == sub.get_default(k)})
+    train = K3MTrainConfig(**values, max_minutes=args.max_minutes,
+                           budget_clock=args.budget_clock, seed=args.seed, device=args.device,
+                           **({"warmup": 0.0} if defaults else {}))
+    return size, changes, train
+
+
+def _pretrain(args) -> int:
+    from mmgnn.train.k3m_runs import pretrain_run
+
+    size, changes, train = _k3m_settings(args)
+    try:
+        trainer = pretrain_run(args.out, dataset=args.dataset, root=args.root, size=size,
+                               model_args=changes, lp=args.lp, train=train,
+                               image_features=args.image_features, resume=args.resume,
+                               progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"mmgnn: {e}") from None
+    last = trainer.history[-1] if trainer.history else {}
+    print(f"pretrained {trainer.epoch} epochs ({trainer.steps} steps, "
+          f"{trainer._now() / 60:.1f} min); last epoch: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in last.items()
+                      if isinstance(v, float) and k != "minutes"))
+    print(f"run folder: {args.out} (encoder.pt, metrics.json, checkpoint.pt)")
+    return 0
+
+
+def _train_k3m(args) -> int:
+    from mmgnn.train.k3m_runs import classification_run
+
+    if args.model.lower() != "k3m" or args.task != "classification":
+        raise SystemExit("mmgnn: --task classification needs --model k3m (and --model k3m "
+                         "trains for --task classification)")
+    size, changes, train = _k3m_settings(args, {"epochs": 20, "batch_size": 16, "lr": 3e-3})
+    try:
+        results = classification_run(args.out, dataset=args.dataset or "K3M-sample",
+                                     root=args.root, size=size, model_args=changes,
+                                     init=args.init, train=train,
+                                     image_features=args.image_features, resume=args.resume,
+                                     progress=not args.quiet)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(f"mmgnn: {e}") from None
+    print(f"test accuracy {results['test_accuracy']:.4f} (majority class "
+          f"{results['majority_accuracy']:.4f}, {results['test_items']} items); run folder: "
+          f"{args.out} (results.json, metrics.json)")
+    return 0
+
+
 def _train(args) -> int:
+    if args.model.lower() == "k3m" or args.task != "link_prediction":
+        return _train_k3m(args)
     from mmgnn.eval import evaluate
     from mmgnn.models import build_model
     from mmgnn.train import TrainConfig, fit
@@ -438,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"datasets": _datasets, "train": _train, "evaluate": _evaluate,
                "export": _export, "features": _features,
-               "robustness": _robustness}[args.command]
+               "robustness": _robustness, "pretrain": _pretrain}[args.command]
     return handler(args)
 
 

@@ -20,12 +20,16 @@ MNR). Its release has no code for these settings; this module fixes a precise pr
 
 :func:`corrupt_kg` applies a setting to a graph (for training under corruption, pass the
 result to :func:`mmgnn.train.fit`); :func:`robustness_sweep` evaluates a trained model over
-settings and rates and returns a :class:`RobustnessReport` (table, JSON, PNG plot).
+settings and rates and returns a :class:`RobustnessReport` (table, JSON, PNG plot). The
+sweep ranks link-prediction triples by default; any other task passes its clean inputs
+(``features``) and its metric (``metric_fn``), e.g. K3M's item classification with token-id
+inputs (``missing`` empties them, ``swap`` noise takes another item's tokens).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,6 +147,9 @@ def corrupt_features(features: dict[str, Tensor], masks: dict[str, Tensor],
             mask[ids] = False
             if ln is not None:
                 ln[ids] = 0
+        elif noise == "gaussian" and not x.is_floating_point():
+            raise ValueError(f"noise 'gaussian' needs float features; {m!r} holds {x.dtype} "
+                             f"(token ids?): use noise='swap'")
         elif noise == "swap":
             donors_pool = masks[m].nonzero().view(-1)
             if len(donors_pool) < 2 and len(ids):
@@ -205,8 +212,19 @@ class RobustnessReport:
         return {"split": self.split, "noise": self.noise, "seed": self.seed,
                 **self.settings, "rows": self.rows}
 
-    def format(self, metrics: tuple[str, ...] = ("mrr", "hits@1", "hits@10")) -> str:
-        """An aligned table: one row per (setting, rate)."""
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics of the rows (``mrr``, ``hits@k`` for ranking; any for others)."""
+        return tuple(k for k, v in self.rows[0].items()
+                     if k not in ("setting", "rate", "affected") and isinstance(v, float)) \
+            if self.rows else ()
+
+    def format(self, metrics: tuple[str, ...] | None = None) -> str:
+        """An aligned table: one row per (setting, rate); ``metrics`` default to
+        ``mrr, hits@1, hits@10`` for ranking, else all of :attr:`metric_names`."""
+        if metrics is None:
+            names = self.metric_names
+            metrics = ("mrr", "hits@1", "hits@10") if "mrr" in names else names
         width = max([len("setting")] + [len(r["setting"]) for r in self.rows])
         head = (f"{'setting':<{width}}  {'rate':>5}  {'affected':>8}"
                 + "".join(f"{m:>9}" for m in metrics))
@@ -229,7 +247,8 @@ class RobustnessReport:
             ax.plot([r["rate"] for r in rows], [r[metric] for r in rows], marker="o",
                     label=setting)
         ax.set_xlabel("rate of entities corrupted")
-        ax.set_ylabel(f"{metric} ({self.split}, filtered)")
+        ranking = bool(self.rows) and "mrr" in self.rows[0]
+        ax.set_ylabel(f"{metric} ({self.split}{', filtered' if ranking else ''})")
         ax.set_title(f"robustness (noise: {self.noise})")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -240,11 +259,15 @@ class RobustnessReport:
         plt.close(fig)
 
 
-def robustness_sweep(model: LinkPredictor, kg: MultiModalKG, settings: list[str] | None = None,
+def robustness_sweep(model: LinkPredictor, kg: MultiModalKG | None,
+                     settings: list[str] | None = None,
                      rates: list[float] = (0.0, 0.25, 0.5, 0.75, 1.0), *,
                      split: str = "test", seed: int = 0, noise: str = "swap",
                      noise_scale: float = 1.0, num_triples: int | None = None,
-                     ties: str = "realistic", progress: bool = True) -> RobustnessReport:
+                     ties: str = "realistic", progress: bool = True,
+                     features: dict[str, tuple[Tensor, Tensor, Tensor | None]] | None = None,
+                     metric_fn: Callable[[], dict[str, float]] | None = None,
+                     ) -> RobustnessReport:
     """Evaluates ``model`` on ``split`` with each setting at each rate.
 
     The model must read modality features through ``modality_names`` and
@@ -253,8 +276,10 @@ def robustness_sweep(model: LinkPredictor, kg: MultiModalKG, settings: list[str]
     every setting.
 
     Args:
-        model (LinkPredictor): The trained model.
-        kg (MultiModalKG): The graph whose features the corruptions start from.
+        model (LinkPredictor): The trained model (any module with ``modality_names`` and
+            ``set_modality``, e.g. :class:`~mmgnn.models.K3M`, with ``metric_fn``).
+        kg (MultiModalKG, optional): The graph whose features the corruptions start from
+            (:obj:`None` with ``features`` and ``metric_fn``).
         settings (list[str], optional): Settings (:meth:`Corruption.parse`). (default:
             :func:`default_settings` of the model's modalities)
         rates (list[float]): Rates :math:`\\rho`. (default: 0, .25, .5, .75, 1)
@@ -265,6 +290,10 @@ def robustness_sweep(model: LinkPredictor, kg: MultiModalKG, settings: list[str]
         num_triples (int, optional): Rank a seeded sample of this many triples of the split.
         ties (str): Tie policy of the ranking. (default: ``realistic``)
         progress (bool): Progress bars. (default: :obj:`True`)
+        features (dict, optional): Clean ``(x, mask, lengths)`` per modality, for a model
+            whose inputs are not ``kg``'s features (then ``kg`` may be :obj:`None`).
+        metric_fn (callable, optional): Returns the metrics of the model as it stands (e.g.
+            ``{"accuracy": ...}`` of a classifier on ``split``); replaces the ranking.
     """
     names = list(getattr(model, "modality_names", []))
     if not names or not hasattr(model, "set_modality"):
@@ -276,15 +305,26 @@ def robustness_sweep(model: LinkPredictor, kg: MultiModalKG, settings: list[str]
         if any(m not in names for m in c.modalities):
             raise ValueError(f"setting {c.label!r} names modalities the model does not use "
                              f"(it uses {names})")
-    triples = kg.split(split)
-    if num_triples is not None and num_triples < len(triples):
-        pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))
-        triples = triples[pick[:num_triples]]
-    clean = {m: kg.features[m] for m in names}
-    masks = {m: kg.masks[m] for m in names}
-    lengths = {m: kg.lengths[m] for m in names if m in kg.lengths}
+    if (features is None or metric_fn is None) and kg is None:
+        raise ValueError("robustness_sweep needs kg, or both features= and metric_fn=")
+    if features is not None:
+        clean = {m: features[m][0] for m in names}
+        masks = {m: features[m][1] for m in names}
+        lengths = {m: features[m][2] for m in names if features[m][2] is not None}
+    else:
+        clean = {m: kg.features[m] for m in names}
+        masks = {m: kg.masks[m] for m in names}
+        lengths = {m: kg.lengths[m] for m in names if m in kg.lengths}
+    triples = None
+    if metric_fn is None:
+        triples = kg.split(split)
+        if num_triples is not None and num_triples < len(triples):
+            pick = torch.randperm(len(triples), generator=torch.Generator().manual_seed(seed))
+            triples = triples[pick[:num_triples]]
 
     def run() -> dict:
+        if metric_fn is not None:
+            return {k: float(v) for k, v in metric_fn().items()}
         res = evaluate(model, kg, split, triples=triples, ties=ties, progress=progress)
         return {k: v for k, v in res.both.to_dict().items() if k != "count"}
 
@@ -307,6 +347,7 @@ def robustness_sweep(model: LinkPredictor, kg: MultiModalKG, settings: list[str]
     finally:
         for m in names:
             model.set_modality(m, clean[m], masks[m], lengths.get(m))
-    return RobustnessReport(rows, split, noise, seed,
-                            {"noise_scale": noise_scale, "queries": 2 * len(triples),
-                             "ties": ties})
+    extra = {"noise_scale": noise_scale}
+    if triples is not None:
+        extra.update(queries=2 * len(triples), ties=ties)
+    return RobustnessReport(rows, split, noise, seed, extra)

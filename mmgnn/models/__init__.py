@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from mmgnn.models.base import LinkPredictor
 from mmgnn.models.gat_transe import GATTransE
 from mmgnn.models.imf import IMF
+from mmgnn.models.k3m import K3M, K3MConfig
 from mmgnn.models.kge_model import KGEModel
 from mmgnn.models.mkgformer import MKGformer
 from mmgnn.models.multimodal_kge import MultiModalKGE
@@ -55,4 +56,4 @@ def build_model(config: TrainConfig, kg: MultiModalKG) -> LinkPredictor:
 
 
 __all__ = ["LinkPredictor", "KGEModel", "GATTransE", "IMF", "MultiModalKGE", "NativE",
-           "build_model", "available_models", "MKGformer"]
+           "build_model", "available_models", "MKGformer", "K3M", "K3MConfig"]

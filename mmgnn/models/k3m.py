@@ -1,0 +1,447 @@
+"""K3M: knowledge-perceived multimodal pretraining for e-commerce items (spec ``K3M.md``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import HeteroData
+
+from mmgnn.nn.conv import K3MGATConv
+from mmgnn.nn.fusion.co_attention import CoAttentionLayer, additive_mask
+from mmgnn.nn.fusion.iifm import IIFM
+
+STREAMS = ("title", "knowledge", "image")
+# Modality names of the robustness protocol (mmgnn.eval.robustness) for each stream.
+MODALITY_OF = {"title": "text", "knowledge": "knowledge", "image": "image"}
+
+
+@dataclass
+class K3MConfig:
+    """Sizes and variants of :class:`K3M`; :meth:`tiny` for CPUs and tests, :meth:`base` for
+    the released ``bert_base_6layer_6conect.json``.
+
+    Args:
+        vocab_size (int): Text vocabulary (bert-base-chinese: 21128).
+        text_encoder (str, optional): A ``transformers`` BERT-family encoder by hub id or
+            folder (e.g. ``bert-base-chinese``); :obj:`None` builds a randomly initialised
+            BERT of the sizes below.
+        hidden (int), text_layers (int), text_heads (int), text_ffn (int): Text stream.
+        image_channels (int): Width of the input region / patch features (K3M: 2048).
+        image_hidden (int), image_layers (int), image_heads (int), image_ffn (int): Visual
+            stream (K3M: 1024, 6, 8, 1024).
+        co_layers (int): Co-attention blocks per modality pair, :math:`D \\le` the layers of
+            each stream (K3M: 6). Block :math:`k` runs before text layer
+            :math:`L_t - D + k` and visual layer :math:`L_v - D + k` (ViLBERT's
+            ``t_biattention_id`` / ``v_biattention_id``).
+        co_hidden (int), co_heads (int), co_ffn (int): Co-attention width, heads and the
+            feed-forward width of both streams (K3M: 1024, 8, 1024).
+        streams (tuple[str, ...]): Streams in use among ``title``, ``knowledge``,
+            ``image``: ``("title",)`` is the text-only baseline, ``("knowledge",)`` the
+            knowledge-only one.
+        fusion (str): IIFM strategy (``mean``, ``hard``, ``soft``, ``interaction``). A
+            stream without a partner (the single-stream baselines) has its own encoder output
+            as its one interactive source, and ``interaction`` falls back to ``mean`` there.
+        aggregator (str): ``paper`` or ``code`` form of :class:`~mmgnn.nn.conv.K3MGATConv`
+            (the released code: one head); ``none`` skips the knowledge aggregation.
+        aggregator_heads (int): Heads of the paper form (paper: 8).
+        dropout (float): Dropout of every stream (K3M: 0.1).
+        max_position (int): Position embeddings of a random-initialised text encoder.
+    """
+
+    vocab_size: int = 21128
+    text_encoder: str | None = None
+    hidden: int = 768
+    text_layers: int = 12
+    text_heads: int = 12
+    text_ffn: int = 3072
+    image_channels: int = 2048
+    image_hidden: int = 1024
+    image_layers: int = 6
+    image_heads: int = 8
+    image_ffn: int = 1024
+    co_layers: int = 6
+    co_hidden: int = 1024
+    co_heads: int = 8
+    co_ffn: int = 1024
+    streams: tuple = ("title", "knowledge", "image")
+    fusion: str = "hard"
+    aggregator: str = "paper"
+    aggregator_heads: int = 8
+    dropout: float = 0.1
+    max_position: int = 512
+
+    @classmethod
+    def tiny(cls, vocab_size: int = 21128, **changes) -> K3MConfig:
+        """Two text layers of width 32, one visual layer and one co-attention block: a
+        forward-backward step on a CPU in milliseconds."""
+        values = dict(vocab_size=vocab_size, hidden=32, text_layers=2, text_heads=2,
+                      text_ffn=64, image_hidden=32, image_layers=1, image_heads=2,
+                      image_ffn=64, co_layers=1, co_hidden=32, co_heads=2, co_ffn=64,
+                      aggregator_heads=2, max_position=64)
+        return cls(**{**values, **changes})
+
+    @classmethod
+    def base(cls, vocab_size: int = 21128, **changes) -> K3MConfig:
+        """The released configuration (bert-base text stream, 6 visual layers, 6 blocks)."""
+        return cls(vocab_size=vocab_size, **changes)
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "streams": list(self.streams)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> K3MConfig:
+        values = dict(values)
+        values["streams"] = tuple(values.get("streams", cls.streams))
+        return cls(**values)
+
+
+@dataclass
+class K3MOutput:
+    """What :meth:`K3M.forward` returns: the item representation :math:`\\mathbf{c}^*`, the
+    initial one :math:`\\mathbf{c}`, the fused sequences and lengths per stream, and the
+    knowledge triples it aggregated (``pairs``: item index, property and value spans)."""
+
+    item: Tensor
+    initial: Tensor
+    sequences: dict[str, Tensor]
+    lengths: dict[str, Tensor]
+    pooled: dict[str, Tensor]
+    present: dict[str, Tensor]
+    pairs: Tensor | None = None
+    prop: Tensor | None = None
+    value: Tensor | None = None
+
+
+def _layer(layer: nn.Module, x: Tensor, mask: Tensor) -> Tensor:
+    out = layer(x, attention_mask=additive_mask(mask, x.dtype))
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _bert_config(vocab: int, hidden: int, layers: int, heads: int, ffn: int, dropout: float,
+                 max_position: int):
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=ffn,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                        max_position_embeddings=max_position)
+    config._attn_implementation = "sdpa"  # also for layers built outside a BertModel
+    return config
+
+
+def load_text_encoder(config: K3MConfig) -> nn.Module:
+    """The text stream: ``config.text_encoder`` loaded with ``transformers`` (any model with
+    ``embeddings`` and ``encoder.layer``: BERT, RoBERTa, ...), or a random-initialised
+    :class:`transformers.BertModel` of the config's sizes."""
+    from transformers import AutoModel, BertModel
+
+    if config.text_encoder is None:
+        return BertModel(_bert_config(config.vocab_size, config.hidden, config.text_layers,
+                                      config.text_heads, config.text_ffn, config.dropout,
+                                      config.max_position), add_pooling_layer=False)
+    local = Path(config.text_encoder).expanduser().is_dir()
+    model = AutoModel.from_pretrained(config.text_encoder, local_files_only=local)
+    if not (hasattr(model, "embeddings") and hasattr(getattr(model, "encoder", None), "layer")):
+        raise ValueError(f"text encoder {config.text_encoder!r} ({type(model).__name__}) has no "
+                         f"embeddings / encoder.layer; K3M interleaves co-attention with the "
+                         f"layers of a BERT-family encoder")
+    return model
+
+
+class ImageEmbedding(nn.Module):
+    r"""ViLBERT's region embedding (``BertImageEmbeddings``):
+    :math:`\mathrm{LN}(W_f \mathbf{f} + W_b \mathbf{b})` with the 5-d box :math:`\mathbf{b}`,
+    then dropout. Shapes: :math:`(B, R, F), (B, R, 5) \to (B, R, d_v)`."""
+
+    def __init__(self, in_channels: int, out_channels: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.lin_feat = nn.Linear(in_channels, out_channels)
+        self.lin_box = nn.Linear(5, out_channels)
+        self.norm = nn.LayerNorm(out_channels, eps=1e-12)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, feat: Tensor, boxes: Tensor) -> Tensor:
+        return self.dropout(self.norm(self.lin_feat(feat) + self.lin_box(boxes)))
+
+
+class K3M(nn.Module):
+    r"""K3M from `"Knowledge Perceived Multi-modal Pretraining in E-commerce"
+    <https://arxiv.org/abs/2109.00895>`_ (Zhu et al., ACM MM 2021; spec ``K3M.md``).
+
+    Per item, three streams: the **title** and the **knowledge** text
+    ``p1:v1;p2:v2;...`` share one text encoder; the **image** stream embeds regions
+    (:class:`ImageEmbedding`, a global token = the mean region first) and runs its own
+    transformer layers. Every pair of streams runs through the ViLBERT two-stream schedule
+    with its own :class:`~mmgnn.nn.fusion.CoAttentionLayer` blocks (the title-knowledge pair
+    uses the text layers on both sides). :class:`~mmgnn.nn.fusion.IIFM` fuses each stream's
+    embedding output (the individual feature) with its interactive features, pooled
+    :math:`\mathbf{x}_m` (image mapped to the text width), and the initial item vector is
+    their mean :math:`\mathbf{c} = \frac{1}{|M|}\sum_m \mathbf{x}_m` over the streams the item
+    has. The knowledge aggregation (:class:`~mmgnn.nn.conv.K3MGATConv`) attends over the
+    item's triples, with :math:`\mathbf{p}` and :math:`\mathbf{v}` the means of the fused
+    knowledge sequence over each property and value span (``index_pv`` of the code, read
+    from the ``:`` / ``;`` tokens), giving :math:`\mathbf{c}^*`.
+
+    A stream the item lacks is kept minimal, never dropped from the batch: a missing title or
+    knowledge text is ``[CLS] [SEP]``; a missing image is the global token alone, with zero
+    features. The item's inputs are held by the model (:meth:`attach`) so that
+    :mod:`mmgnn.eval.robustness` can swap them through :meth:`set_modality`.
+
+    Args:
+        config (K3MConfig): Sizes and variants.
+        cls_id (int), sep_id (int), pad_id (int), kv_id (int), pair_id (int): Ids of
+            ``[CLS]``, ``[SEP]``, ``[PAD]``, ``:`` and ``;``.
+
+    Shapes:
+        - **input:** item ids :math:`(B,)`
+        - **output:** :class:`K3MOutput`, ``item`` :math:`(B, d)`
+    """
+
+    def __init__(self, config: K3MConfig, cls_id: int = 101, sep_id: int = 102,
+                 pad_id: int = 0, kv_id: int = 131, pair_id: int = 132) -> None:
+        super().__init__()
+        streams = tuple(s for s in STREAMS if s in config.streams)
+        if not streams or set(config.streams) - set(STREAMS):
+            raise ValueError(f"streams must be a non-empty subset of {STREAMS}, got "
+                             f"{config.streams}")
+        if config.aggregator not in ("paper", "code", "none"):
+            raise ValueError(f"aggregator must be 'paper', 'code' or 'none', got "
+                             f"{config.aggregator!r}")
+        self.config, self.streams = config, streams
+        self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
+        self.kv_id, self.pair_id = kv_id, pair_id
+        d, dv = config.hidden, config.image_hidden
+        self.text = load_text_encoder(config)
+        d = self.hidden = self.text.config.hidden_size
+        if "image" in streams:
+            self.image_embedding = ImageEmbedding(config.image_channels, dv, config.dropout)
+            vis = _bert_config(1, dv, config.image_layers, config.image_heads,
+                               config.image_ffn, config.dropout, 1)
+            from transformers.models.bert.modeling_bert import BertLayer
+
+            self.image_layers = nn.ModuleList(BertLayer(vis) for _ in range(config.image_layers))
+            self.image_to_text = nn.Linear(dv, d)  # map_bi_to_individual
+        self.pairs = [(a, b) for a, b in (("title", "image"), ("knowledge", "image"),
+                                          ("title", "knowledge")) if a in streams and b in streams]
+        n_text = len(self.text.encoder.layer)
+        for a, b in self.pairs:
+            depth = (config.co_layers, n_text, config.image_layers if b == "image" else n_text)
+            if depth[0] > min(depth[1:]):
+                raise ValueError(f"co_layers={config.co_layers} exceeds the layers of the "
+                                 f"({a}, {b}) streams {depth[1:]}")
+        width = {"title": d, "knowledge": d, "image": dv}
+        self.co_attention = nn.ModuleDict({
+            f"{a}_{b}": nn.ModuleList(
+                CoAttentionLayer((width[a], width[b]), config.co_hidden, config.co_heads,
+                                 (config.co_ffn, config.co_ffn), config.dropout)
+                for _ in range(config.co_layers))
+            for a, b in self.pairs})
+        self.partners = {s: [b if a == s else a for a, b in self.pairs if s in (a, b)]
+                         for s in streams}
+        self.fusion = nn.ModuleDict({
+            s: IIFM(width[s], 1 + max(1, len(self.partners[s])), config.fusion
+                    if self.partners[s] or config.fusion != "interaction" else "mean")
+            for s in streams})
+        use_agg = "knowledge" in streams and config.aggregator != "none"
+        self.aggregator = K3MGATConv(
+            d, d, edge_dim=d, heads=1 if config.aggregator == "code" else
+            config.aggregator_heads, variant=config.aggregator) if use_agg else None
+        self.inputs: dict[str, Tensor] = {}
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def modality_names(self) -> list[str]:
+        """The corruptible inputs (``text`` = title, ``knowledge``, ``image``)."""
+        return [MODALITY_OF[s] for s in self.streams]
+
+    def attach(self, graph: HeteroData) -> K3M:
+        """Holds the item inputs of a product graph (:func:`~mmgnn.data.product_graph.
+        build_product_graph`); returns ``self``."""
+        item = graph["item"]
+        self.set_modality("text", item.title_ids, item.title_mask, item.title_lengths)
+        self.set_modality("knowledge", item.knowledge_ids, item.knowledge_mask,
+                          item.knowledge_lengths)
+        if "image" in self.streams:
+            if getattr(item, "image_x", None) is None or not bool(item.image_mask.any()):
+                raise ValueError("the image stream needs image features: build the graph "
+                                 "with image=(x, mask), or leave 'image' out of streams")
+            if item.image_x.size(-1) != self.config.image_channels:
+                raise ValueError(f"image features of width {item.image_x.size(-1)}, expected "
+                                 f"image_channels={self.config.image_channels}")
+            self.set_modality("image", item.image_x, item.image_mask)
+            self.inputs["image_boxes"] = item.image_boxes
+        return self
+
+    def set_modality(self, name: str, x: Tensor, mask: Tensor,
+                     lengths: Tensor | None = None) -> None:
+        """Replaces one input: token ids :obj:`(N, L)` with lengths, or image features
+        :obj:`(N, R, F)`; ``mask`` :obj:`(N,)` marks the items that have it."""
+        if name not in ("text", "knowledge", "image"):
+            raise ValueError(f"unknown K3M modality {name!r}; expected text, knowledge, image")
+        if name != "image" and lengths is None:
+            raise ValueError(f"modality {name!r} holds token ids and needs their lengths")
+        self.inputs[name] = x
+        self.inputs[f"{name}_mask"] = mask.bool()
+        if lengths is not None:
+            self.inputs[f"{name}_lengths"] = lengths
+
+    def modality(self, name: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(x, mask, lengths)`` of an input, as :meth:`set_modality` takes them."""
+        return (self.inputs[name], self.inputs[f"{name}_mask"],
+                self.inputs.get(f"{name}_lengths"))
+
+    def _tokens(self, name: str, items: Tensor) -> tuple[Tensor, Tensor]:
+        dev = self.device
+        ids = self.inputs[name][items].to(dev)
+        lengths = self.inputs[f"{name}_lengths"][items].to(dev)
+        present = self.inputs[f"{name}_mask"][items].to(dev) & (lengths > 2)
+        empty = torch.full_like(ids, self.pad_id)
+        empty[:, 0], empty[:, 1] = self.cls_id, self.sep_id
+        ids = torch.where(present[:, None], ids, empty)
+        lengths = torch.where(present, lengths, 2)
+        return ids, lengths
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def text_inputs(self, items: Tensor) -> dict[str, tuple[Tensor, Tensor]]:
+        """Token ids and lengths of the text streams of ``items`` (absent ones
+        ``[CLS] [SEP]``)."""
+        return {s: self._tokens("text" if s == "title" else "knowledge", items)
+                for s in ("title", "knowledge") if s in self.streams}
+
+    def image_inputs(self, items: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(regions, boxes, present)`` of ``items``: :obj:`(B, R, F)`, :obj:`(B, R, 5)`,
+        :obj:`(B,)`."""
+        dev = self.device
+        x = self.inputs["image"][items].to(dev)
+        x = x.unsqueeze(1) if x.dim() == 2 else x
+        return (x, self.inputs["image_boxes"][items].to(dev),
+                self.inputs["image_mask"][items].to(dev))
+
+    # ----------------------------------------------------------------- encoder
+    def pair_spans(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """:obj:`(P, 5)` rows ``(item, p_start, p_end, v_start, v_end)``: the property and
+        value token spans of each ``p:v`` pair of the knowledge texts, read from the ``:`` and
+        ``;`` tokens as the released code's ``index_pv`` (pairs with an empty side skipped)."""
+        rows = []
+        for i, (row, n) in enumerate(zip(ids.tolist(), lengths.tolist(), strict=True)):
+            start = 1
+            for pos in range(1, n):
+                if pos == n - 1 or row[pos] == self.pair_id:
+                    chunk = row[start:pos]
+                    if self.kv_id in chunk:
+                        k = start + chunk.index(self.kv_id)
+                        if k > start and pos > k + 1:
+                            rows.append((i, start, k, k + 1, pos))
+                    start = pos + 1
+        return torch.tensor(rows, dtype=torch.long, device=ids.device).view(-1, 5)
+
+    def _run(self, x: Tensor, mask: Tensor, layers, start: int, stop: int) -> Tensor:
+        for layer in list(layers)[start:stop]:
+            x = _layer(layer, x, mask)
+        return x
+
+    def _two_stream(self, a: str, b: str, x: dict, mask: dict) -> tuple[Tensor, Tensor]:
+        """ViLBERT's schedule for the pair (a, b): co-attention block k runs after the first
+        L - D + k layers of each stream; the remaining layers follow."""
+        layers = {s: self.image_layers if s == "image" else self.text.encoder.layer
+                  for s in (a, b)}
+        blocks = self.co_attention[f"{a}_{b}"]
+        xa, xb, done = x[a], x[b], {a: 0, b: 0}
+        for k, block in enumerate(blocks):
+            for s in (a, b):
+                stop = len(layers[s]) - len(blocks) + k
+                if s == a:
+                    xa = self._run(xa, mask[a], layers[a], done[a], stop)
+                else:
+                    xb = self._run(xb, mask[b], layers[b], done[b], stop)
+                done[s] = stop
+            xa, xb = block(xa, mask[a], xb, mask[b])
+        xa = self._run(xa, mask[a], layers[a], done[a], len(layers[a]))
+        xb = self._run(xb, mask[b], layers[b], done[b], len(layers[b]))
+        return xa, xb
+
+    def embed(self, items: Tensor, text: dict | None = None,
+              image: Tensor | None = None) -> tuple[dict, dict, dict, dict]:
+        """Individual features (embedding outputs), masks, lengths and presence per stream;
+        ``text`` (ids, lengths per stream) / ``image`` (regions :obj:`(B, R, F)`) override
+        the inputs (masked tokens, masked regions)."""
+        text = text or self.text_inputs(items)
+        emb, mask, lengths, present = {}, {}, {}, {}
+        for s, (ids, ln) in text.items():
+            pos = torch.arange(ids.size(1), device=ids.device)
+            emb[s] = self.text.embeddings(input_ids=ids)
+            mask[s], lengths[s] = pos[None] < ln[:, None], ln
+            present[s] = ln > 2
+        if "image" in self.streams:
+            regions, boxes, has = self.image_inputs(items)
+            regions = regions if image is None else image
+            # the global token: the mean region (of the masked regions, as the loader does)
+            feats = torch.cat([regions.mean(1, keepdim=True), regions], 1)
+            whole = boxes.new_tensor([0.0, 0.0, 1.0, 1.0, 1.0]).expand(len(items), 1, 5)
+            emb["image"] = self.image_embedding(feats, torch.cat([whole, boxes], 1))
+            mask["image"] = torch.ones(feats.shape[:2], dtype=torch.bool, device=feats.device)
+            mask["image"][:, 1:] = has[:, None]
+            lengths["image"] = torch.where(has, feats.size(1), 1)
+            present["image"] = has
+        return emb, mask, lengths, present
+
+    def forward(self, items: Tensor, text: dict | None = None,
+                image: Tensor | None = None) -> K3MOutput:
+        emb, mask, lengths, present = self.embed(items, text, image)
+        cross: dict[str, list[Tensor]] = {s: [] for s in self.streams}
+        for a, b in self.pairs:
+            xa, xb = self._two_stream(a, b, emb, mask)
+            cross[a].append(xa)
+            cross[b].append(xb)
+        for s in self.streams:
+            if not cross[s]:  # a lone stream: its own encoder output is the interactive one
+                layers = self.image_layers if s == "image" else self.text.encoder.layer
+                cross[s].append(self._run(emb[s], mask[s], layers, 0, len(layers)))
+        fused = {s: self.fusion[s]([emb[s]] + cross[s]) for s in self.streams}
+        pooled = {s: IIFM.pool(fused[s], lengths[s]) for s in self.streams}
+        if "image" in pooled:
+            pooled["image"] = self.image_to_text(pooled["image"])
+        stack = torch.stack([pooled[s] for s in self.streams], 1)
+        has = torch.stack([present[s] for s in self.streams], 1).to(stack.dtype)
+        has = torch.where(has.sum(1, keepdim=True) > 0, has, torch.ones_like(has))
+        initial = (stack * has[..., None]).sum(1) / has.sum(1, keepdim=True)
+        out = K3MOutput(initial, initial, fused, lengths, pooled, present)
+        if self.aggregator is not None:
+            ids = (text or self.text_inputs(items))["knowledge"]
+            pairs = self.pair_spans(*ids)
+            seq = fused["knowledge"]
+            out.pairs = pairs
+            out.prop = self.span_mean(seq, pairs[:, 0], pairs[:, 1], pairs[:, 2])
+            out.value = self.span_mean(seq, pairs[:, 0], pairs[:, 3], pairs[:, 4])
+            edge_index = torch.stack([torch.arange(len(pairs), device=seq.device), pairs[:, 0]])
+            out.item = self.aggregator((out.value, initial), edge_index, out.prop)
+        return out
+
+    @staticmethod
+    def span_mean(seq: Tensor, item: Tensor, start: Tensor, stop: Tensor) -> Tensor:
+        r""":math:`\frac{1}{e - s}\sum_{l=s}^{e-1} \mathbf{h}_{i,l}` per span: :obj:`(P, d)`."""
+        pos = torch.arange(seq.size(1), device=seq.device)
+        w = ((pos[None] >= start[:, None]) & (pos[None] < stop[:, None])).to(seq.dtype)
+        w = w / w.sum(1, keepdim=True).clamp(min=1)
+        return torch.bmm(w.unsqueeze(1), seq.index_select(0, item)).squeeze(1)
+
+    def self_term(self, initial: Tensor) -> Tensor:
+        """The part of :math:`\\mathbf{c}^*` that depends on the item vector alone
+        (:math:`W_3\\mathbf{c}` in the paper form, :math:`\\mathbf{c}` in the code form):
+        the code's link-prediction negative swaps it for another item's."""
+        if self.aggregator is None or self.aggregator.variant == "code":
+            return initial
+        return self.aggregator.lin_out(initial)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"{type(self).__name__}(hidden={self.hidden}, text_layers="
+                f"{len(self.text.encoder.layer)}, streams={list(self.streams)}, "
+                f"co_layers={c.co_layers}, fusion={c.fusion!r}, aggregator={c.aggregator!r})")

@@ -1,0 +1,58 @@
+"""`mmgnn pretrain --model k3m` and `mmgnn train --model k3m --task classification` on the
+real K3M-sample, end to end with tiny settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mmgnn.cli import main
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_pretrain_then_classify(data_root, tmp_path, capsys):
+    pre = tmp_path / "pre"
+    # a budget of ~0 stops each run after its first step (and its epoch-end evaluation)
+    budget = ["--max-minutes", "0.0001", "--budget-clock", "cpu"]
+    assert main(["pretrain", "--model", "k3m", "--root", str(data_root), "--epochs", "2",
+                 "--batch-size", "32", "--arg", "fusion=mean", "--lp", "margin",
+                 "--out", str(pre), "--quiet", *budget]) == 0
+    out = capsys.readouterr().out
+    assert "masked object modelling skipped" in out and "pretrained 1 epochs (1 steps" in out
+    metrics = json.loads((pre / "metrics.json").read_text())
+    assert metrics["steps"] == 1 and metrics["epochs"] == 1
+    assert {"mlm", "pv", "lp"} <= set(metrics["history"][0])
+    assert "mom" in metrics["skipped"]
+    assert (pre / "encoder.pt").is_file()
+    with pytest.raises(SystemExit, match="already holds a run"):
+        main(["pretrain", "--root", str(data_root), "--out", str(pre), "--quiet"])
+
+    cls = tmp_path / "cls"
+    assert main(["train", "--model", "k3m", "--task", "classification", "--root",
+                 str(data_root), "--init", str(pre / "encoder.pt"), "--epochs", "2",
+                 "--out", str(cls), "--quiet", *budget]) == 0
+    results = json.loads((cls / "results.json").read_text())
+    assert results["epochs"] == 1 and results["steps"] == 1
+    assert 0 <= results["test_accuracy"] <= 1 and results["test_items"] == 94
+    config = json.loads((cls / "config.json").read_text())
+    assert config["train"]["lr"] == 3e-3 and config["model"]["fusion"] == "mean"
+
+
+def test_k3m_errors(data_root, tmp_path):
+    with pytest.raises(SystemExit, match="needs --model k3m"):
+        main(["train", "--model", "transe", "--task", "classification", "--dataset",
+              "K3M-sample", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="K3M reads product files"):
+        main(["pretrain", "--dataset", "FB15k-237", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="K3M model argument"):
+        main(["pretrain", "--root", str(data_root), "--arg", "depth=3",
+              "--out", str(tmp_path / "c"), "--quiet"])
