@@ -19,7 +19,7 @@ examples:
   mmgnn evaluate runs/db15k --split test --ties optimistic
   mmgnn export runs/db15k --out db15k-complex.pt
   mmgnn features --dataset FB15k-237 --modality text       # MiniLM, cached on disk
-  mmgnn train --dataset FB15k-237 --model multimodal --modalities text,numeric \
+  mmgnn train --dataset FB15k-237 --model multimodal --modalities text,numeric \\
       --arg decoder=distmult --regime 1vsall --reciprocal --out runs/fb-mm
   mmgnn train --dataset DB15K --model rotate --arg margin=6 --sampler mmrns \\
       --loss self_adversarial --num-negatives 16 --modalities text \\
@@ -27,7 +27,7 @@ examples:
       --sampler-arg text_tokens=8 --sampler-arg pre_sample=256 --out runs/db15k-mmrns
   mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1 --settings missing:text,noise:text
   mmgnn pretrain --model k3m --dataset K3M-sample --epochs 6 --out runs/k3m-pre
-  mmgnn train --model k3m --task classification --dataset K3M-sample \
+  mmgnn train --model k3m --task classification --dataset K3M-sample \\
       --init runs/k3m-pre/encoder.pt --out runs/k3m-cls
 """
 

@@ -23,11 +23,20 @@ def _train(tmp_path, data_root, model, *extra):
 
 def test_help_of_every_command(capsys):
     for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["export", "--help"],
-                 ["datasets", "--help"], ["features", "--help"], ["robustness", "--help"]):
+                 ["datasets", "--help"], ["features", "--help"], ["robustness", "--help"],
+                 ["pretrain", "--help"]):
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
         assert exit_info.value.code == 0
     assert "--resume" in capsys.readouterr().out
+
+
+def test_help_examples_keep_one_command_per_line():
+    from mmgnn.cli import EXAMPLES
+
+    for line in EXAMPLES.splitlines()[1:]:  # a lost "\\" joins two lines into one
+        assert line.startswith(("  mmgnn ", "      --")), line
+        assert "      --" not in line.strip() and line.count("mmgnn ") <= 1, line
 
 
 def test_train_evaluate_resume(tmp_path, data_root, capsys):
