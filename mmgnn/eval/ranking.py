@@ -187,6 +187,13 @@ class RankingResult:
 
 
 @torch.no_grad()
+def _unsort(values: Tensor, order: Tensor) -> Tensor:
+    """``values`` of queries taken in ``order``, back in the caller's order."""
+    out = torch.empty_like(values)
+    out[order] = values
+    return out
+
+
 def evaluate(
     model: LinkPredictor,
     kg: MultiModalKG,
@@ -239,7 +246,10 @@ def evaluate(
     try:
         x = model.encode()
         device = x.device if isinstance(x, Tensor) else next(model.parameters()).device
-        triples = triples.to(device)
+        # Queries grouped by relation: a model whose candidates depend on the relation
+        # (NativE's relation-guided fusion) builds one table per relation of a batch.
+        order = torch.argsort(triples[:, 1], stable=True)
+        triples = triples[order].to(device)
         ranks: dict[str, list[Tensor]] = {s: [] for s in sides}
         batches = [(s, b) for s in sides for b in triples.split(batch_size)]
         for side, batch in progress_bar(batches, desc=f"ranking {split}", disable=not progress,
@@ -254,7 +264,8 @@ def evaluate(
             ranks[side].append(rank_of_gold(scores.float(), gold, ties, fr, fc).cpu())
     finally:
         model.train(was_training)
-    per_side = {s: torch.cat(v) if v else torch.empty(0) for s, v in ranks.items()}
+    per_side = {s: _unsort(torch.cat(v), order) if v else torch.empty(0)
+                for s, v in ranks.items()}
     metrics = {s: RankingMetrics.from_ranks(v, hits) for s, v in per_side.items()}
     metrics["both"] = RankingMetrics.from_ranks(torch.cat(list(per_side.values())), hits)
     return RankingResult(metrics, ties, filtered, split, time.perf_counter() - start,

@@ -41,6 +41,7 @@ def brute_force_ranks(model, kg, triples, side, ties, filtered):
 @pytest.mark.parametrize("reciprocal", [False, True])
 def test_evaluate_matches_brute_force(filtered, reciprocal):
     kg = random_kg()
+    assert (kg.test[1:, 1] < kg.test[:-1, 1]).any(), "ranks must come back in query order"
     model = distmult_model(kg, reciprocal=reciprocal)
     result = evaluate(model, kg, "test", filtered=filtered, batch_size=7, progress=False,
                       keep_ranks=True)
