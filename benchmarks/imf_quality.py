@@ -11,7 +11,8 @@ per epoch, evaluation time and peak memory.
         --runs imf-text imf-numeric
 
 (the results file: each run a separate ``--threads 1`` invocation, all started together on a
-2-core machine shared with other jobs, load average 5-26.)
+2-core machine shared with other jobs, load average 5-26; then, on the idle machine, four runs
+at once: ``--dataset {DB15K,FB15k-237} --runs {imf,transe} --minutes 6 --threads 1``.)
     python benchmarks/imf_quality.py --table      # prints and writes the table of all rows
 
 Every run is a fresh process (``--runs`` starts one per name), so the peak resident memory
