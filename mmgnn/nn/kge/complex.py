@@ -98,7 +98,7 @@ class ComplEx(KGEDecoder):
         return self._head_query(r, t) @ candidates.t()
 
     def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
-        return [torch.linalg.vector_norm(torch.stack(self._split(x)), dim=0)
+        return [torch.linalg.vector_norm(torch.stack(self._split(x), dim=-1), dim=-1)
                 for x in (h, self.rel_emb(r), t)]
 
     def extra_repr_args(self) -> str:

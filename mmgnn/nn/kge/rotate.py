@@ -119,7 +119,10 @@ class RotatE(RotatEInit, KGEDecoder):
         if self.distance == "l2":
             return self.margin - torch.linalg.vector_norm(diff, dim=-1)
         d = self.hidden_channels
-        moduli = torch.linalg.vector_norm(torch.stack([diff[..., :d], diff[..., d:]]), dim=0)
+        # the pair on a last axis of 2: a norm over a leading axis of 2 is a strided reduction,
+        # ~9x slower forward + backward on (B, K, 2d) negatives
+        moduli = torch.linalg.vector_norm(torch.stack([diff[..., :d], diff[..., d:]], dim=-1),
+                                          dim=-1)
         return self.margin - moduli.sum(dim=-1)
 
     def _distance(self, q: Tensor, candidates: Tensor) -> Tensor:
