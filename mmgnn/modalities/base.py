@@ -74,6 +74,23 @@ def pool_sequence(x: Tensor, lengths: Tensor) -> Tensor:
     return (x * valid).sum(1) / lengths.to(x.device).clamp(min=1)[:, None].to(x.dtype)
 
 
+
+def entity_features(name: str, x: Tensor, mask: Tensor | None, lengths: Tensor | None,
+                    num_entities: int, width: int) -> tuple[Tensor, Tensor]:
+    """The ``(features (N, width), mask (N,))`` a model keeps of modality ``name``: ``x`` as
+    float32, an :obj:`(N, L, d)` sequence pooled over ``lengths`` (or, without them, over all
+    positions of present rows), ``mask`` all-present when :obj:`None`; a clear error when the
+    shapes are not :obj:`(num_entities, width)` and :obj:`(num_entities,)`."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
+    if x.dim() == 3:
+        x = pool_sequence(x, lengths if lengths is not None else torch.where(mask, x.size(1), 0))
+    if tuple(x.shape) != (num_entities, width) or tuple(mask.shape) != (num_entities,):
+        raise ValueError(f"modality {name!r}: expected features {(num_entities, width)} and "
+                         f"mask ({num_entities},), got {tuple(x.shape)} and "
+                         f"{tuple(mask.shape)}")
+    return x, mask
+
 def fingerprint(value: object) -> str:
     """SHA-256 of the raw inputs of a modality (strings, :obj:`None`, numbers, tensors, paths,
     and lists, tuples or dicts of them); a path stands for its size and modification time."""

@@ -10,6 +10,19 @@ from torch import Tensor
 from mmgnn.nn.kge.base import KGEDecoder, gather_pair
 
 
+def one_sided_corruptions(positives: Tensor, negatives: Tensor) -> Tensor | None:
+    """Which negatives :obj:`(B, K, 3)` of positives :obj:`(B, 3)` replace the head
+    (:obj:`(B, K)` bool), when every one keeps the relation and replaces one side only (what
+    every mmgnn sampler draws); :obj:`None` otherwise. A corruption that redrew the original
+    entity is the positive itself, whichever side it claims: it reads as a tail corruption."""
+    h, r, t = positives.unbind(1)
+    nh, nr, nt = negatives.unbind(-1)
+    corrupt_head = nh != h[:, None]
+    if bool((nr == r[:, None]).all()) and not bool((corrupt_head & (nt != t[:, None])).any()):
+        return corrupt_head
+    return None
+
+
 class LinkPredictor(torch.nn.Module):
     r"""Base class of every link-prediction model in mmgnn.
 
@@ -66,16 +79,13 @@ class LinkPredictor(torch.nn.Module):
         When every negative corrupts one side and keeps the relation (what every mmgnn sampler
         draws), all :math:`K + 1` columns go through the decoder's
         :meth:`~mmgnn.nn.kge.base.KGEDecoder.score_corruptions` in one call (the positive as
-        the tail "corruption" by itself), which may use a fused kernel; other negatives through
-        :meth:`score_hrt`. A subclass that overrides :meth:`score_hrt` must override this
-        method too.
+        the tail "corruption" by itself), which may use a fused kernel; other negatives, and
+        every negative of a subclass with its own :meth:`score_hrt`, through :meth:`score_hrt`.
         """
         h, r, t = positives.unbind(1)
-        nh, nr, nt = negatives.unbind(-1)
-        # A corruption that redrew the original entity is the positive itself, whichever side
-        # it claims: reading it as a tail corruption scores the same triple.
-        corrupt_head = nh != h[:, None]
-        if bool((nr == r[:, None]).all()) and not bool((corrupt_head & (nt != t[:, None])).any()):
+        corrupt_head = one_sided_corruptions(positives, negatives)
+        if corrupt_head is not None and type(self).score_hrt is LinkPredictor.score_hrt:
+            nh, _, nt = negatives.unbind(-1)
             corrupt_head = torch.cat([corrupt_head.new_zeros(len(h), 1), corrupt_head], dim=1)
             candidates = torch.cat([t[:, None], torch.where(corrupt_head[:, 1:], nh, nt)], dim=1)
             scores = self.decoder.score_corruptions(x, h, r, t, corrupt_head, candidates)

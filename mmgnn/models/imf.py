@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmgnn.compile import LazyCompiled
-from mmgnn.modalities.base import pool_sequence
+from mmgnn.modalities.base import entity_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_missing
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion import TuckerFusion
@@ -296,16 +296,8 @@ class IMF(LinkPredictor):
         pool encoder only at :meth:`reset_parameters`."""
         if name not in self.modality_names:
             raise KeyError(f"modality {name!r} is not one of this model's {self.modality_names}")
-        x = torch.as_tensor(x, dtype=torch.float32)
-        mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
-        if x.dim() == 3:
-            x = pool_sequence(x, lengths if lengths is not None
-                              else torch.where(mask, x.size(1), 0))
-        expected = (self.num_entities, self._feature_width[name])
-        if tuple(x.shape) != expected or tuple(mask.shape) != (self.num_entities,):
-            raise ValueError(f"modality {name!r}: expected features {expected} and mask "
-                             f"({self.num_entities},), got {tuple(x.shape)} and "
-                             f"{tuple(mask.shape)}")
+        x, mask = entity_features(name, x, mask, lengths, self.num_entities,
+                                  self._feature_width[name])
         if self.normalize_features:
             x = F.normalize(x, dim=-1)
         device = self.decoder.core.device
@@ -401,12 +393,6 @@ class IMF(LinkPredictor):
     def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.combine(self._biased([dec.score_hrt(tab[h], r, tab[t], relations=rel)
                                           for tab, dec, rel in self._branches(x)]))
-
-    def score_with_negatives(self, x: Tensor, positives: Tensor,
-                             negatives: Tensor) -> tuple[Tensor, Tensor]:
-        both = torch.cat([positives[:, None, :], negatives], dim=1)
-        scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
-        return scores[:, 0], scores[:, 1:]
 
     def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
         return []

@@ -268,12 +268,6 @@ class MKGformer(LinkPredictor):
         scores = self.score_t(x, keys[0], keys[1])
         return scores[inverse, t].view(shape)
 
-    def score_with_negatives(self, x: Tensor, positives: Tensor,
-                             negatives: Tensor) -> tuple[Tensor, Tensor]:
-        both = torch.cat([positives[:, None, :], negatives], dim=1)
-        scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
-        return scores[:, 0], scores[:, 1:]
-
     def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
         return []
 

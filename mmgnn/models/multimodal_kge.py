@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from mmgnn.modalities.base import pool_sequence
+from mmgnn.modalities.base import entity_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.kge.base import KGEDecoder
@@ -123,17 +123,8 @@ class MultiModalKGE(LinkPredictor):
         if name not in self.projections:
             raise KeyError(f"modality {name!r} is not one of this model's "
                            f"{self.modality_names}")
-        x = torch.as_tensor(x, dtype=torch.float32)
-        if mask is None:
-            mask = torch.ones(len(x), dtype=torch.bool)
-        if x.dim() == 3:
-            x = pool_sequence(x, lengths if lengths is not None
-                              else torch.where(mask, x.size(1), 0))
-        expected = (self.num_entities, self.projections[name].in_features)
-        if tuple(x.shape) != expected or mask.shape != (self.num_entities,):
-            raise ValueError(f"modality {name!r}: expected features {expected} and mask "
-                             f"({self.num_entities},), got {tuple(x.shape)} and "
-                             f"{tuple(mask.shape)}")
+        x, mask = entity_features(name, x, mask, lengths, self.num_entities,
+                                  self.projections[name].in_features)
         device = self.entity.weight.device if hasattr(self, "entity") else x.device
         self.register_buffer(f"x_{name}", x.to(device), persistent=False)
         self.register_buffer(f"mask_{name}", mask.to(device, torch.bool), persistent=False)

@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.modalities.base import pool_sequence
-from mmgnn.models.base import LinkPredictor
+from mmgnn.modalities.base import entity_features
+from mmgnn.models.base import LinkPredictor, one_sided_corruptions
 from mmgnn.nn.fusion.comat import PENALTIES, ModalityGenerator, gradient_penalty
 from mmgnn.nn.fusion.redaf import ReDAF
 from mmgnn.nn.kge.base import KGEDecoder, gather_pair
@@ -231,16 +231,8 @@ class NativE(LinkPredictor):
         and its presence; with ``trainable_features`` the table is overwritten."""
         if name not in self.modality_names:
             raise KeyError(f"modality {name!r} is not one of this model's {self.modality_names}")
-        x = torch.as_tensor(x, dtype=torch.float32)
-        mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
-        if x.dim() == 3:
-            x = pool_sequence(x, lengths if lengths is not None
-                              else torch.where(mask, x.size(1), 0))
-        expected = (self.num_entities, self._feature_width[name])
-        if tuple(x.shape) != expected or tuple(mask.shape) != (self.num_entities,):
-            raise ValueError(f"modality {name!r}: expected features {expected} and mask "
-                             f"({self.num_entities},), got {tuple(x.shape)} and "
-                             f"{tuple(mask.shape)}")
+        x, mask = entity_features(name, x, mask, lengths, self.num_entities,
+                                  self._feature_width[name])
         device = self.entity.weight.device
         if self.trainable_features:
             if name in self.feature_tables:
@@ -293,14 +285,11 @@ class NativE(LinkPredictor):
         """As :meth:`LinkPredictor.score_with_negatives`; for one-sided corruptions the kept
         side is fused once per positive and only the candidates :obj:`(B, K)` per
         corruption."""
+        corrupt_head = one_sided_corruptions(positives, negatives)
+        if corrupt_head is None:
+            return super().score_with_negatives(x, positives, negatives)  # through score_hrt
         h, r, t = positives.unbind(1)
-        nh, nr, nt = negatives.unbind(-1)
-        corrupt_head = nh != h[:, None]
-        if not (bool((nr == r[:, None]).all())
-                and not bool((corrupt_head & (nt != t[:, None])).any())):
-            both = torch.cat([positives[:, None, :], negatives], dim=1)
-            scores = self.score_hrt(x, both[..., 0], both[..., 1], both[..., 2])
-            return scores[:, 0], scores[:, 1:]
+        nh, _, nt = negatives.unbind(-1)
         hh, tt = gather_pair(x, h, t)
         fh, ft = self.fuse(self._unflatten(hh), h, r), self.fuse(self._unflatten(tt), t, r)
         cand = torch.where(corrupt_head, nh, nt)
