@@ -186,7 +186,6 @@ class RankingResult:
         return "\n".join(lines)
 
 
-@torch.no_grad()
 def _unsort(values: Tensor, order: Tensor) -> Tensor:
     """``values`` of queries taken in ``order``, back in the caller's order."""
     out = torch.empty_like(values)
@@ -194,6 +193,7 @@ def _unsort(values: Tensor, order: Tensor) -> Tensor:
     return out
 
 
+@torch.no_grad()
 def evaluate(
     model: LinkPredictor,
     kg: MultiModalKG,

@@ -144,8 +144,15 @@ def test_encoder_runs_once_and_mode_restored():
     model = distmult_model(kg)
     calls = []
     original = model.encode
-    model.encode = lambda: calls.append(1) or original()
+    model.encode = lambda: calls.append(torch.is_grad_enabled()) or original()
+    scored = []
+    score_t = model.score_t
+    model.score_t = lambda *a: scored.append(torch.is_grad_enabled()) or score_t(*a)
     model.train()
     evaluate(model, kg, "valid", batch_size=3, progress=False)
     assert len(calls) == 1
     assert model.training
+    # no autograd graph: with one, the chunked one-to-all kernels keep their chunks and the
+    # compiled ones are skipped (slower, and gigabytes on DB15K)
+    assert calls == [False] and scored and not any(scored)
+    assert torch.is_grad_enabled()
