@@ -60,13 +60,8 @@ def gumbel_top_k(logits: Tensor, k: int, generator: torch.Generator | None = Non
         ``(index, y, valid)``: positions :obj:`(B, K)`, straight-through one-hots
         :obj:`(B, K, P)` and :obj:`(B, K)` validity.
     """
+    z, index, valid = _perturb(logits, k, generator)
     b, p = logits.shape
-    if k > p:
-        raise ValueError(f"cannot draw {k} distinct items from {p}")
-    u = torch.rand((b, p), generator=generator).clamp_(1e-20, 1.0 - 1e-7).to(logits.device)
-    z = logits - torch.log(-torch.log(u))
-    top, index = z.detach().topk(k, dim=1)
-    valid = torch.isfinite(top)
     rank = torch.full((b, p), k, dtype=torch.long, device=logits.device)
     rank.scatter_(1, index, torch.arange(k, device=logits.device).expand(b, k))
     removed = rank[:, None, :] < torch.arange(k, device=logits.device)[None, :, None]
@@ -79,6 +74,72 @@ def gumbel_top_k(logits: Tensor, k: int, generator: torch.Generator | None = Non
     return index, hard - soft.detach() + soft, valid
 
 
+def _perturb(logits: Tensor, k: int, generator: torch.Generator | None
+             ) -> tuple[Tensor, Tensor, Tensor]:
+    """Gumbel-perturbed logits :obj:`(B, P)`, the top-:math:`K` positions in order and their
+    validity (a finite perturbed logit)."""
+    b, p = logits.shape
+    if k > p:
+        raise ValueError(f"cannot draw {k} distinct items from {p}")
+    u = torch.rand((b, p), generator=generator).clamp_(1e-20, 1.0 - 1e-7).to(logits.device)
+    z = logits - torch.log(-torch.log(u))
+    top, index = z.detach().topk(k, dim=1)
+    return z, index, torch.isfinite(top)
+
+
+def gumbel_top_k_rows(logits: Tensor, x: Tensor, k: int,
+                      generator: torch.Generator | None = None
+                      ) -> tuple[Tensor, Tensor, Tensor]:
+    r"""The rows :math:`y_k^\top X` of :func:`gumbel_top_k`'s straight-through draws, without
+    its :obj:`(B, K, P)` one-hots: same draws for the same generator state, same values
+    (row :math:`X_{i_k}` of each drawn item, zero for an empty draw) and same gradients.
+
+    Draw :math:`k`'s soft weights are the softmax of the perturbed logits :math:`z` over the
+    items not drawn before it, and the draws are the top-:math:`K` of :math:`z` in order, so
+    with :math:`w = e^{z - \max z}`, :math:`R` the items never drawn and
+    :math:`i_k` the :math:`k`-th drawn item:
+
+    .. math::
+        s_k^\top X = \frac{\sum_{p \in R} w_p X_p + \sum_{j \ge k} w_{i_j} X_{i_j}}
+                          {\sum_{p \in R} w_p + \sum_{j \ge k} w_{i_j}}
+
+    (suffix sums over the draws, accumulated in float64 so that no difference of sums is
+    taken). The straight-through output is :math:`X_{i_k} + s_k^\top \mathrm{sg}(X) -
+    \mathrm{sg}(s_k^\top X)`: the value of the hard row; the gradient reaches :math:`X`
+    through the hard row only and the logits through :math:`s_k`, as for
+    :math:`(\mathrm{onehot}_k - \mathrm{sg}(s_k) + s_k)^\top X`. Memory and time are
+    :math:`O(BP + BKd)` plus one :math:`(B, P) \times (P, d)` product.
+
+    Args:
+        logits (Tensor): :obj:`(B, P)` unnormalised log-probabilities (``-inf``: excluded).
+        x (Tensor): :obj:`(P, d)` rows to select.
+        k (int): Draws per row.
+        generator (torch.Generator, optional): Source of the Gumbel noise (drawn on CPU).
+
+    Returns:
+        ``(index, rows, valid)``: positions :obj:`(B, K)`, rows :obj:`(B, K, d)` and
+        :obj:`(B, K)` validity.
+    """
+    z, index, valid = _perturb(logits, k, generator)
+    top = z.detach().amax(1, keepdim=True)
+    z = z.double() - torch.where(torch.isfinite(top), top, torch.zeros_like(top)).double()
+    w = z.exp()  # excluded items: 0
+    w_drawn = w.gather(1, index)  # (B, K), in draw order
+    w_rest = w.scatter(1, index, 0.0)
+    xs = x.detach().double()
+    drawn = xs[index]  # (B, K, d)
+
+    def suffix(v: Tensor) -> Tensor:  # sum over draws j >= k
+        return v.flip(1).cumsum(1).flip(1)
+
+    num = (w_rest @ xs)[:, None] + suffix(w_drawn[..., None] * drawn)
+    den = w_rest.sum(1, keepdim=True) + suffix(w_drawn)
+    soft = (num / den.clamp_min(torch.finfo(torch.float64).tiny)[..., None]).to(x.dtype)
+    soft = soft * valid[..., None]
+    hard = x[index] * valid[..., None].to(x.dtype)
+    return index, hard + soft - soft.detach(), valid
+
+
 class MMRNSSampler(NegativeSampler, torch.nn.Module):
     r"""Relation-enhanced multimodal negative sampling (MMRNS, `Xu et al., ACM MM 2022
     <https://arxiv.org/abs/2208.10658>`_, Sec. 3; spec ``MMRNS.md``, sections 2-4): a learned
@@ -89,8 +150,11 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
     ``BidirectionalOneShotIterator``):
 
     1. **Pre-sample** :math:`P` candidate entities uniformly without replacement, shared by
-       the batch and fresh each step (memory :math:`O(U P a)` for the :math:`U` distinct
-       relations of the batch, never :math:`B \times N \times d`).
+       the batch and fresh each step. Cost: the views of the :math:`U` distinct relations of
+       the batch against the :math:`P` candidates, :math:`O(U P (F + L_q L_k))` memory (KCA's
+       grid form never builds :math:`U \times P \times L \times a`), plus :math:`O(BP)` for
+       the similarities and the draw (never :math:`B \times P \times a` or
+       :math:`B \times K \times P`): time grows linearly in :math:`P`.
     2. **Views** of every candidate and of the gold answer :math:`g` from :class:`KCA`
        (structure, and text / image when features are given), with the query relation; the
        grid form runs once per *distinct* relation of the batch (the views depend on the
@@ -286,11 +350,15 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         relations, inverse = torch.unique(r, return_inverse=True)
         grid = self.kca(table[relations], x[pre], **self._tokens(pre))
         gold_views = self.kca(table[r], x[gold], **self._tokens(gold), pairwise=True)
+        # queries grouped by relation: every group's dots are one (P, a) x (a, n_u) product,
+        # never a (B, P, a) gather of the grid
+        order = torch.argsort(inverse, stable=True)
+        counts = torch.bincount(inverse, minlength=len(relations)).tolist()
         sims, covered = {}, {}
         for v, cand in grid.items():
             g = gold_views[v]
-            cand_b = cand[inverse]  # (B, P, a)
-            dot = torch.einsum("bpa,ba->bp", cand_b, g)
+            groups = [c @ gu.t() for c, gu in zip(cand, g[order].split(counts), strict=True)]
+            dot = torch.cat(groups, 1).t()[torch.argsort(order)]  # (B, P), caller's order
             norm = cand.norm(dim=-1)[inverse] * g.norm(dim=-1)[:, None]
             sims[v] = dot / ((norm.detach() if self.detach_norm else norm) + 1e-10)
             if v == "structure":
@@ -338,7 +406,8 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
             dist = dist + torch.where(covered[v].any(1, keepdim=True), p, torch.zeros_like(p))
         known = self._known_in_presample(anchor, r, pre, head_batch)
         logits = torch.log(dist).masked_fill(known, float("-inf"))
-        index, onehot, valid = gumbel_top_k(logits, self.num_negatives, generator)
+        x_pre = x[pre]
+        index, neg, valid = gumbel_top_k_rows(logits, x_pre, self.num_negatives, generator)
         if not bool(valid.all()):
             if not self.empty_slots:  # once per sampler; the running count is empty_slots
                 warnings.warn(f"MMRNS: {int((~valid).sum())} of {valid.numel()} negatives "
@@ -347,10 +416,6 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
                               f"entities); they get zero loss; the count goes on in "
                               f"sampler.empty_slots", stacklevel=3)
             self.empty_slots += int((~valid).sum())
-        x_pre = x[pre]
-        # value x[pre[index]] exactly; gradient of the straight-through one-hot
-        soft = onehot - onehot.detach()
-        neg = x_pre[index] + soft @ x_pre
         decoder = model.decoder
         fixed = x[anchor][:, None]
         rel = r[:, None]

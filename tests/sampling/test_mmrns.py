@@ -15,7 +15,12 @@ from scipy.stats import chi2
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.models import build_model
-from mmgnn.sampling import MMRNSSampler, exploration_temperature, gumbel_top_k
+from mmgnn.sampling import (
+    MMRNSSampler,
+    exploration_temperature,
+    gumbel_top_k,
+    gumbel_top_k_rows,
+)
 from mmgnn.train import TrainConfig, fit
 from tests.helpers import random_kg
 
@@ -96,6 +101,36 @@ def test_gumbel_straight_through_gradient_and_empty_draws():
     assert valid.tolist() == [[True, False]] and index[0, 0] == 0
     y.sum().backward()
     assert torch.isfinite(logits.grad).all()
+
+
+def test_gumbel_rows_equal_onehot_rows_in_value_and_gradient():
+    # rows of the fused form = y @ x of the one-hot form, for the same noise: values and the
+    # gradients to the logits and to x; with excluded items and rows with empty draws
+    g = torch.Generator().manual_seed(3)
+    base = torch.randn(6, 40, generator=g) * 3
+    base[0, 5:] = float("-inf")  # 5 drawable items for 7 draws: 2 empty
+    base[1, ::3] = float("-inf")
+    base[2] = float("-inf")  # nothing drawable
+    x0 = torch.randn(40, 5, generator=g, dtype=torch.float64).float()
+    weight = torch.randn(6, 7, 5, generator=g)
+    grads = []
+    for fused in (False, True):
+        logits, x = base.clone().requires_grad_(), x0.clone().requires_grad_()
+        if fused:
+            index, rows, valid = gumbel_top_k_rows(logits, x, 7, torch.Generator().manual_seed(9))
+        else:
+            index, y, valid = gumbel_top_k(logits, 7, torch.Generator().manual_seed(9))
+            rows = y @ x
+        (rows * weight).sum().backward()
+        grads.append((index, valid, rows.detach(), logits.grad, x.grad))
+    (i1, v1, r1, gl1, gx1), (i2, v2, r2, gl2, gx2) = grads
+    assert torch.equal(i1[v1], i2[v2]) and torch.equal(v1, v2)
+    assert v1[0].sum() == 5 and not v1[2].any()
+    torch.testing.assert_close(r2, r1)
+    torch.testing.assert_close(r2[v2], x0[i2[v2]])  # the hard rows exactly
+    torch.testing.assert_close(gl2, gl1, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(gx2, gx1, atol=1e-5, rtol=1e-4)
+    assert gl1.abs().sum() > 0 and torch.isfinite(gl2).all()
 
 
 def _setup(seed=0, features=True, **kw):

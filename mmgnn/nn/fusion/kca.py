@@ -153,16 +153,40 @@ class KCA(torch.nn.Module):
             gate = gate.transpose(-1, -2)
         soft = torch.softmax(affinity.masked_fill(~keys_valid[:, None, :], _MASKED), dim=-1)
         plain = soft @ keys  # (P, Lq, a), relation-free
-        if pairwise:
-            gated = (gate * affinity) @ keys  # (B, Lq, a)
-        else:
-            gated = (gate[:, None] * affinity[None]) @ keys[None]  # (U, P, Lq, a)
-            plain = plain[None]
-        first = self.norm(gated)
-        second = plain if (pairwise and self.released_positive_norm and name == "image") \
+        if not pairwise:
+            return self._grid_view(name, keys, affinity, gate, plain)
+        gated = (gate * affinity) @ keys  # (B, Lq, a)
+        second = plain if (self.released_positive_norm and name == "image") \
             else self.norm(plain)
-        out = first + second
-        return self.view_proj[name](out.flatten(-2))
+        return self.view_proj[name]((self.norm(gated) + second).flatten(-2))
+
+    def _grid_view(self, name: str, keys: Tensor, affinity: Tensor, gate: Tensor,
+                   plain: Tensor) -> Tensor:
+        r"""The grid form of one view without an :obj:`(U, P, L_q, a)` tensor.
+
+        With :math:`\alpha = \sigma(W_g r_u) \odot C_p`, keys :math:`K_p` centred over
+        channels :math:`\bar K_p` and :math:`S_p = \bar K_p \bar K_p^\top`, the gated branch's
+        LayerNorm is :math:`\mathrm{LN}(\alpha_i K_p) = \gamma \odot \alpha_i \bar K_p /
+        \sigma_i + \beta` with :math:`\sigma_i^2 = \alpha_i S_p \alpha_i^\top / a + \epsilon`,
+        so the projected view is
+        :math:`\sum_{i,j} (\alpha_{ij} / \sigma_i)\, W_i (\gamma \odot \bar K_{pj})
+        + W \mathrm{vec}(\mathrm{LN}(B_{plain}) + \beta) + b` (:math:`W_i`: the block of
+        the projection that reads token :math:`i`): a contraction of an
+        :obj:`(U, P, L_q, L_k)` coefficient tensor with :obj:`(P, L_q, L_k, a)` projected keys.
+        """
+        u, (p, lq, lk) = gate.size(0), affinity.shape
+        a = keys.size(-1)
+        proj = self.view_proj[name]
+        centred = keys - keys.mean(-1, keepdim=True)  # (P, Lk, a)
+        gram = centred @ centred.transpose(-1, -2)  # (P, Lk, Lk)
+        alpha = gate[:, None] * affinity[None]  # (U, P, Lq, Lk)
+        var = ((alpha @ gram) * alpha).sum(-1) / a  # (U, P, Lq)
+        coef = alpha * torch.rsqrt(var + self.norm.eps)[..., None]
+        blocks = proj.weight.view(-1, lq, a)  # (a_out, Lq, a): W_i = blocks[:, i]
+        keys_out = torch.einsum("oic,pjc->pijo", blocks, centred * self.norm.weight)
+        gated = coef.permute(1, 0, 2, 3).reshape(p, u, lq * lk) @ keys_out.reshape(p, lq * lk, -1)
+        rest = proj((self.norm(plain) + self.norm.bias).flatten(-2))  # (P, a_out), with b
+        return gated.transpose(0, 1) + rest[None]
 
     def forward(self, relation: Tensor, entity: Tensor, text: Tensor | None = None,
                 image: Tensor | None = None, text_lengths: Tensor | None = None,
