@@ -269,8 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
         "modality: at each rate, that fraction of the entities having a modality lose it "
         "(missing:M) or get noisy features (noise:M; swap = another entity's features, "
         "gaussian = added noise scaled by the per-dimension std); 'a+b' corrupts all listed "
-        "modalities of a chosen entity, 'a|b' one of them at random. Entities are chosen with "
-        "a fixed seed, nested across rates. Writes RUN/robustness.json and RUN/robustness.png "
+        "modalities of a chosen entity, 'a|b' one of them at random, 'a&b' each modality on "
+        "its own (that fraction of each modality's entities, drawn independently: "
+        "modality-level missing). Entities are chosen with a fixed seed, nested across rates. Writes RUN/robustness.json and RUN/robustness.png "
         "(metric against rate per setting) and prints the table.",
         epilog="examples:\n"
         "  mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1\n"
@@ -281,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rates", default="0,0.25,0.5,0.75,1",
                    help="comma-separated rates in [0, 1] (default: 0,0.25,0.5,0.75,1)")
     p.add_argument("--settings", help="comma-separated settings: missing:M, noise:M, "
-                   "noise:a+b, missing:a|b, or K3M names TMR,IMR,MMR,TNR,INR,TINR,MNR "
+                   "noise:a+b, missing:a|b, missing:a&b, or K3M names TMR,IMR,MMR,TNR,INR,TINR,MNR "
                    "(default: missing and noise for each modality of the model, and the "
                    "mixed settings when it has several)")
     p.add_argument("--noise", choices=("swap", "gaussian"), default="swap",

@@ -5,12 +5,16 @@ items whose title or image is removed (TMR, IMR, MMR) or replaced by noise (TNR,
 MNR). Its release has no code for these settings; this module fixes a precise protocol:
 
 - A **setting** is ``missing:<mods>`` or ``noise:<mods>``. ``a`` affects modality ``a``;
-  ``a+b`` affects every listed modality the chosen entity has (K3M's TINR); ``a|b`` affects
-  one of them per chosen entity, drawn uniformly among those it has (K3M's mixed MMR / MNR).
+  ``a+b`` affects every listed modality the chosen entity has (K3M's TINR; entity-level
+  missing); ``a|b`` affects one of them per chosen entity, drawn uniformly among those it has
+  (K3M's mixed MMR / MNR); ``a&b`` affects each listed modality on its own, a fraction
+  :math:`\rho` of the entities that have it chosen independently per modality
+  (modality-level missing: :math:`\rho` of the (entity, modality) pairs).
   The K3M names are aliases over ``text`` (title) and ``image``: :data:`K3M_SETTINGS`.
 - At rate :math:`\rho`, exactly :math:`k = \lfloor \rho\, n + 1/2 \rfloor` entities are chosen among
-  the :math:`n` that have at least one of the setting's modalities: the first :math:`k` of one
-  seeded permutation, so a higher rate corrupts a superset of the entities of a lower one.
+  the :math:`n` that have at least one of the setting's modalities (for ``a&b``: per modality,
+  among the :math:`n_m` that have it): the first :math:`k` of one seeded permutation, so a
+  higher rate corrupts a superset of the entities of a lower one.
 - **missing**: the modality's mask becomes :obj:`False` and its features zero.
 - **noise**: ``swap`` replaces the features with those of another entity that has the
   modality (drawn uniformly, never itself); ``gaussian`` adds
@@ -57,24 +61,28 @@ class Corruption:
     kind: str
     modalities: tuple[str, ...]
     mixed: bool = False
+    each: bool = False
 
     @classmethod
     def parse(cls, text: str) -> Corruption:
-        """From ``missing:text``, ``noise:text+image``, ``missing:text|image`` or a K3M name
-        (``TMR``, ``IMR``, ``MMR``, ``TNR``, ``INR``, ``TINR``, ``MNR``)."""
+        """From ``missing:text``, ``noise:text+image``, ``missing:text|image``,
+        ``missing:text&image`` or a K3M name (``TMR``, ``IMR``, ``MMR``, ``TNR``, ``INR``,
+        ``TINR``, ``MNR``)."""
         spec = K3M_SETTINGS.get(text.strip().upper(), text.strip())
         kind, colon, mods = spec.partition(":")
-        mixed = "|" in mods
-        names = tuple(m for m in mods.replace("|", "+").split("+") if m)
-        if not colon or kind not in KINDS or not names or ("+" in mods and mixed):
+        joins = [j for j in "+|&" if j in mods]
+        names = tuple(m for m in mods.replace("|", "+").replace("&", "+").split("+") if m)
+        if not colon or kind not in KINDS or not names or len(joins) > 1:
             raise ValueError(f"robustness setting {text!r}: expected 'missing:<m>' or "
-                             f"'noise:<m>' with <m> one modality, 'a+b' (all) or 'a|b' (one "
-                             f"per entity), or a K3M name ({', '.join(K3M_SETTINGS)})")
-        return cls(kind, names, mixed)
+                             f"'noise:<m>' with <m> one modality, 'a+b' (all), 'a|b' (one "
+                             f"per entity), 'a&b' (each on its own), or a K3M name "
+                             f"({', '.join(K3M_SETTINGS)})")
+        return cls(kind, names, joins == ["|"], joins == ["&"])
 
     @property
     def label(self) -> str:
-        return f"{self.kind}:{('|' if self.mixed else '+').join(self.modalities)}"
+        join = "|" if self.mixed else ("&" if self.each else "+")
+        return f"{self.kind}:{join.join(self.modalities)}"
 
 
 @dataclass
@@ -126,7 +134,12 @@ def corrupt_features(features: dict[str, Tensor], masks: dict[str, Tensor],
     pick = torch.rand(len(eligible), present.size(1), generator=g)
     chosen = order[: int(rate * len(eligible) + 0.5)]  # round half up
     hit = torch.zeros_like(present)
-    if c.mixed:
+    if c.each:
+        for j in range(present.size(1)):
+            own = present[:, j].nonzero().view(-1)
+            own = own[torch.randperm(len(own), generator=g)]
+            hit[own[: int(rate * len(own) + 0.5)], j] = True
+    elif c.mixed:
         # One of the entity's present modalities, uniformly: argmax of random keys over them.
         keys = torch.where(present[order], pick, -1.0)
         one = torch.zeros_like(present[order])

@@ -97,12 +97,33 @@ def test_mixed_and_joint_settings(feats):
     assert all(e in out.affected["text"] and e in out.affected["image"] for e in both)
 
 
+def test_modality_level_setting_draws_each_modality_on_its_own(feats):
+    x, masks = feats
+    out = corrupt_features(x, masks, "missing:text&image", 0.5, seed=0)
+    t, i = set(out.affected["text"].tolist()), set(out.affected["image"].tolist())
+    assert len(t) == 400 and len(i) == 250  # half of each modality's 800 / 500 entities
+    assert masks["text"][list(t)].all() and masks["image"][list(i)].all()
+    # independent draws: of the 400 entities with both, about a quarter lose both (the
+    # entity-level 'text+image' setting removes both from every chosen entity)
+    both = masks["text"] & masks["image"]
+    lost_both = sum(1 for e in both.nonzero().view(-1).tolist() if e in t and e in i)
+    assert 60 < lost_both < 140, lost_both
+    joint = corrupt_features(x, masks, "missing:text+image", 0.5, seed=0)
+    jt, ji = set(joint.affected["text"].tolist()), set(joint.affected["image"].tolist())
+    assert sum(1 for e in both.nonzero().view(-1).tolist() if e in jt) == \
+        sum(1 for e in both.nonzero().view(-1).tolist() if e in jt and e in ji)
+    low = corrupt_features(x, masks, "missing:text&image", 0.25, seed=0)
+    assert set(low.affected["text"].tolist()) < t and set(low.affected["image"].tolist()) < i
+
+
 def test_settings_parse():
     assert Corruption.parse("MNR") == Corruption("noise", ("text", "image"), True)
     assert Corruption.parse("noise:a+b").label == "noise:a+b"
+    assert Corruption.parse("missing:a&b") == Corruption("missing", ("a", "b"), False, True)
+    assert Corruption.parse("missing:a&b").label == "missing:a&b"
     assert default_settings(["text"]) == ["missing:text", "noise:text"]
     assert len(default_settings(["text", "image"])) == 7
-    for bad in ("drop:text", "missing:", "missing:a+b|c", "TXR"):
+    for bad in ("drop:text", "missing:", "missing:a+b|c", "missing:a&b+c", "TXR"):
         with pytest.raises(ValueError, match="expected 'missing:<m>'"):
             Corruption.parse(bad)
     with pytest.raises(ValueError, match="lack"):
