@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mmgnn.train.config import TrainConfig
 
 ENCODERS = ("projection", "pool")
-DECISIONS = ("learned", "mean")
+DECISIONS = ("learned", "mean", "fused")
 STRUCTURE, FUSED = "structure", "fused"
 PROB_EPS = 1e-6
 
@@ -94,7 +94,8 @@ class IMF(LinkPredictor):
     **Decision fusion** (section 4), with branch logits :math:`s_b` and weights
     :math:`\pi = \operatorname{softmax}(\theta)` (``decision="learned"``, paper; :math:`\theta`
     starts at 0) or :math:`\pi_b = 1/B` (``decision="mean"``, the released code's mean of
-    probabilities):
+    probabilities); ``decision="fused"`` is the paper's "w/o decision fusion" ablation: the
+    multimodal branch alone ranks, :math:`s = s_{\mathrm{mm}}` (every branch still trains):
 
     .. math::
         p = \sum_b \pi_b\, \sigma(s_b), \qquad s = \operatorname{logit}(p)
@@ -163,7 +164,7 @@ class IMF(LinkPredictor):
             (default: ``xavier_uniform``)
         contrastive_weight (float): :math:`\lambda`. (default: :obj:`0.01`)
         temperature (float): InfoNCE temperature. (default: :obj:`0.1`)
-        decision (str): ``learned`` or ``mean``. (default: ``learned``)
+        decision (str): ``learned``, ``mean`` or ``fused``. (default: ``learned``)
         logit_bias (bool): Add a learned scalar per branch to its logits, initialised at
             :math:`-\log N`. (default: :obj:`True`)
 
@@ -375,6 +376,8 @@ class IMF(LinkPredictor):
 
         if len(scores) == 1:
             return scores[0]
+        if self.decision == "fused":
+            return scores[-1]
         s = torch.stack(scores)
         log_pi = torch.log(self.decision_weights()).view(-1, *([1] * (s.dim() - 1)))
         if not torch.is_grad_enabled() and s.device.type == "cpu" and \

@@ -132,6 +132,17 @@ def test_decision_fusion_is_the_logit_of_the_weighted_mean_probability(decision)
     assert torch.isfinite(fused).all() and fused[0, 1] > fused[0, 0]
 
 
+def test_without_decision_fusion_the_fused_branch_ranks():
+    model, _ = _model(decision="fused")
+    assert model.decision_logits is None
+    x = model.encode()
+    h, r = torch.tensor([0, 3]), torch.tensor([2, 0])
+    scores = model.branch_scores(x, h, r)
+    torch.testing.assert_close(model.score_t(x, h, r), scores[-1])
+    assert not torch.allclose(model.score_t(x, h, r), _model(decision="mean")[0].score_t(
+        x, h, r))
+
+
 def test_multi_part_loss_and_gradients():
     model, _ = _model(contrastive_weight=0.5)
     loss_fn = BCEWithLabelSmoothing(0.1)
