@@ -271,8 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
         "gaussian = added noise scaled by the per-dimension std); 'a+b' corrupts all listed "
         "modalities of a chosen entity, 'a|b' one of them at random, 'a&b' each modality on "
         "its own (that fraction of each modality's entities, drawn independently: "
-        "modality-level missing). Entities are chosen with a fixed seed, nested across rates. Writes RUN/robustness.json and RUN/robustness.png "
-        "(metric against rate per setting) and prints the table.",
+        "modality-level missing). Entities are chosen with a fixed seed, nested across rates. "
+        "Writes RUN/robustness.json and RUN/robustness.png (metric against rate per setting) "
+        "and prints the table.",
         epilog="examples:\n"
         "  mmgnn robustness runs/fb-mm --rates 0,0.25,0.5,0.75,1\n"
         "  mmgnn robustness runs/fb-mm --settings TMR,TNR --noise gaussian "
