@@ -6,6 +6,11 @@ time per pretraining step and peak memory of the tiny and base-size configuratio
     export MMGNN_DATA=/path/to/datasets HF_HUB_OFFLINE=1
     python benchmarks/k3m_quality.py --part quality --pretrain-minutes 1 --finetune-minutes 1
     python benchmarks/k3m_quality.py --part speed            # one process per configuration
+    # accuracy against pretraining budget, mean +- std over seeds (split, init, training)
+    python benchmarks/k3m_quality.py --part curve --systems k3m --seeds 3 \
+        --curve-minutes 0 0.5 1.5 3
+    # pretraining losses on held-out items beside a no-context (unigram) floor
+    python benchmarks/k3m_quality.py --part heldout --systems k3m text-only
 
 Task: the stratified category split of :func:`~mmgnn.data.product_graph.category_split`
 (categories with >= 2 items; 149 train / 94 test items in 72 categories): the sample's own
@@ -191,6 +196,270 @@ def plot(sweeps: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def item_geometry(model, items) -> dict:
+    """Spread of the item representations c* (eval mode, seeded Gumbel draws): effective
+    rank (exp of the entropy of the normalised squared singular values of the centred
+    matrix) and the mean cosine similarity between items."""
+    was = model.training
+    model.eval()
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        rep = torch.cat([model(b).item for b in items.split(64)])
+    model.train(was)
+    s = torch.linalg.svdvals(rep - rep.mean(0))
+    p = s**2 / (s**2).sum()
+    unit = torch.nn.functional.normalize(rep, dim=-1)
+    off = ~torch.eye(len(rep), dtype=torch.bool)
+    return {"effective_rank": float(torch.exp(-(p * p.clamp_min(1e-12).log()).sum())),
+            "mean_cosine": float((unit @ unit.T)[off].mean())}
+
+
+def curve(args) -> None:
+    """Accuracy against pretraining CPU-minutes, over ``--seeds`` seeds (each: split, init,
+    pretraining and fine-tuning seed). One pretraining run per system and seed to the largest
+    budget, snapshotting the encoder when the CPU clock passes each smaller one (the
+    learning rate is constant, so a snapshot is what a shorter run would give); every
+    snapshot is fine-tuned with the recipe of ``--part quality``. Rows of systems not run now
+    are kept from the results file, so systems may be run in separate invocations."""
+    from mmgnn.data.product_graph import category_split
+    from mmgnn.models.k3m_pretraining import K3MPretraining
+    from mmgnn.models.k3m_tasks import ItemClassifier
+    from mmgnn.train.k3m import (
+        K3MTrainConfig,
+        K3MTrainer,
+        classification_accuracy,
+        finetune_classification,
+    )
+    from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+
+    start_machine = machine()
+    graph = load_product_graph("K3M-sample")
+    y, items = graph["item"].y, torch.arange(graph["item"].num_nodes)
+    budgets = sorted(set(args.curve_minutes))
+    rows = []
+    for name in args.systems:
+        for seed in range(args.seeds):
+            train, test = category_split(y, min_count=2, test_fraction=0.3, seed=seed)
+            torch.manual_seed(seed)
+            model = build_k3m(graph, "tiny", **SYSTEMS[name], fusion=args.fusion)
+            snaps = {0.0: ({k: v.clone() for k, v in model.state_dict().items()}, 0, None)}
+            if budgets[-1] > 0:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    objective = K3MPretraining(model, lp=args.lp, pv_masking=args.pv_masking)
+                pending = [m for m in budgets if m > 0]
+                holder = {}
+
+                def step(batch, g, objective=objective, pending=pending, holder=holder,
+                         model=model, snaps=snaps):
+                    t = holder["trainer"]
+                    while len(pending) > 1 and t._now() >= 60 * pending[0]:
+                        snaps[pending.pop(0)] = ({k: v.clone() for k, v in
+                                                  model.state_dict().items()}, t.steps,
+                                                 t.history[-1] if t.history else None)
+                    return objective(batch, g)
+
+                t = holder["trainer"] = K3MTrainer(
+                    objective, step, items, K3MTrainConfig(
+                        epochs=1000, batch_size=8, lr=1e-3, warmup=0.0, max_minutes=budgets[-1],
+                        budget_clock="cpu", seed=seed), progress=False, name="pretrain")
+                t.fit()
+                snaps[budgets[-1]] = ({k: v.clone() for k, v in model.state_dict().items()},
+                                      t.steps, t.history[-1])
+            for minutes in budgets:
+                state, steps, last = snaps[minutes]
+                model.load_state_dict(state)
+                geometry = item_geometry(model, items)
+                torch.manual_seed(seed)
+                clf = ItemClassifier(model, len(graph.category_names))
+                f = finetune_classification(clf, y, train, test, K3MTrainConfig(
+                    epochs=args.finetune_epochs, batch_size=16, lr=3e-3, warmup=0.0,
+                    max_minutes=args.finetune_minutes, budget_clock="cpu", seed=seed),
+                    progress=False)
+                row = {"system": name, "seed": seed, "pretrain_minutes": minutes,
+                       "pretrain_steps": steps, "finetune_epochs": f.epoch,
+                       "test_accuracy": classification_accuracy(clf, test, y),
+                       "train_accuracy": classification_accuracy(clf, train, y),
+                       "majority_accuracy": float((y[test] == y[train].bincount().argmax())
+                                                  .float().mean()),
+                       "last_epoch_losses": None if last is None else {
+                           k: round(v, 4) for k, v in last.items()
+                           if k not in ("epoch", "steps", "minutes")}, **geometry}
+                rows.append(row)
+                print(f"{name:<15} seed {seed} pretrain {minutes:>4} CPU-min ({steps:>5} steps)"
+                      f"  test {row['test_accuracy']:.4f}  train {row['train_accuracy']:.4f}"
+                      f"  eff. rank {geometry['effective_rank']:.1f}", flush=True)
+    variant = "" if (args.lp, args.pv_masking) == ("code", "code") else \
+        f" (lp={args.lp}, pv={args.pv_masking})"
+    path = RESULTS / "k3m_pretraining_curve.json"
+    old = json.loads(path.read_text()) if path.exists() else {"runs": []}
+    labels = {name + variant for name in args.systems}
+    runs = [r for r in old["runs"] if r["label"] not in labels] + [{
+        "system": name, "label": name + variant, "machine": start_machine,
+        "command": " ".join(sys.argv),
+        "seeds": args.seeds, "lp": args.lp, "pv_masking": args.pv_masking,
+        "fusion": args.fusion, "finetune_minutes": args.finetune_minutes,
+        "finetune_epochs": args.finetune_epochs,
+        "rows": [r for r in rows if r["system"] == name]} for name in args.systems]
+    runs.sort(key=lambda r: (list(SYSTEMS).index(r["system"]), r["label"]))
+    no_pretraining = {(r["system"], r["seed"]): r["test_accuracy"] for run in runs
+                      for r in run["rows"] if r["pretrain_minutes"] == 0}
+    lines = ["K3M category accuracy against pretraining budget on K3M-sample (tiny encoder, "
+             "random init; test = 30 % of each category with >= 2 items, ~94 items, split "
+             "and init seed = seed; fine-tuning: <= 30 epochs, lr 3e-3)",
+             "mean +- std over seeds; 'gain' = paired difference to the same seed without "
+             "pretraining; eff. rank / cos: the 500 item vectors c* before fine-tuning", ""]
+    head = (f"{'system':<15} {'pre min':>7} {'steps':>6} {'test acc':>15} {'gain':>15} "
+            f"{'train acc':>9} {'eff.rank':>8} {'cos':>6} {'majority':>8}")
+    for run in runs:
+        lines += [f"[{run['label']}] lp={run['lp']} pv_masking={run['pv_masking']} "
+                  f"seeds={run['seeds']}; {run['machine']}", f"command: {run['command']}",
+                  head]
+        by = {}
+        for r in run["rows"]:
+            by.setdefault(r["pretrain_minutes"], []).append(r)
+        for minutes, rs in sorted(by.items()):
+            acc = torch.tensor([r["test_accuracy"] for r in rs])
+            gain = torch.tensor([r["test_accuracy"] - no_pretraining[r["system"], r["seed"]]
+                                 for r in rs if (r["system"], r["seed"]) in no_pretraining])
+
+            def ms(t):
+                return f"{t.mean():.4f}+-{t.std() if len(t) > 1 else 0:.4f}"
+
+            lines.append(f"{run['system']:<15} {minutes:>7} "
+                         f"{sum(r['pretrain_steps'] for r in rs) // len(rs):>6} {ms(acc):>15} "
+                         f"{ms(gain) if len(gain) else '':>15} "
+                         f"{sum(r['train_accuracy'] for r in rs) / len(rs):>9.4f} "
+                         f"{sum(r['effective_rank'] for r in rs) / len(rs):>8.2f} "
+                         f"{sum(r['mean_cosine'] for r in rs) / len(rs):>6.3f} "
+                         f"{sum(r['majority_accuracy'] for r in rs) / len(rs):>8.4f}")
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "k3m_pretraining_curve.txt").write_text(text + "\n")
+    path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    plot_curve(runs, RESULTS / "k3m_pretraining_curve.png")
+
+
+def plot_curve(runs: list, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run in runs:
+        by = {}
+        for r in run["rows"]:
+            by.setdefault(r["pretrain_minutes"], []).append(100 * r["test_accuracy"])
+        xs = sorted(by)
+        acc = [torch.tensor(by[x]) for x in xs]
+        ax.errorbar(xs, [a.mean() for a in acc],
+                    yerr=[a.std() if len(a) > 1 else 0 for a in acc], marker="o", capsize=3,
+                    label=f"{run['label']} ({run['seeds']} seeds)")
+    ax.set(xlabel="pretraining (CPU-minutes, 1 thread)", ylabel="test category accuracy (%)",
+           title="K3M-sample: accuracy vs pretraining budget (tiny, random init)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def heldout(args) -> None:
+    """Do the pretraining objectives generalise? Pretrains on 400 of the 500 items (the
+    recipe of ``--part quality``) and, after every epoch, scores each objective on the 100
+    held-out items and on 100 of the pretraining items (eval mode, the same masks every
+    time), beside the cross-entropy of a unigram model of the masked tokens (token
+    frequencies of the pretraining items, add-0.1 smoothing): the floor that needs no
+    context at all."""
+    from mmgnn.models.k3m_pretraining import IGNORE, K3MPretraining, mask_values
+    from mmgnn.train.k3m import K3MTrainConfig, K3MTrainer
+    from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+
+    start_machine = machine()
+    graph = load_product_graph("K3M-sample")
+    n = graph["item"].num_nodes
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
+    held, seen = perm[:100].sort().values, perm[100:].sort().values
+    results = {}
+    for name in args.systems:
+        torch.manual_seed(args.seed)
+        model = build_k3m(graph, "tiny", **SYSTEMS[name], fusion=args.fusion)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            objective = K3MPretraining(model, lp=args.lp, pv_masking=args.pv_masking)
+        # unigram floors: title tokens (all inner ones can be masked) and masked values
+        text, unigram = model.text_inputs(torch.arange(n)), {}
+        if "title" in text:
+            ids, ln = text["title"]
+            pos = torch.arange(ids.size(1))
+            inner = (pos[None] >= 1) & (pos[None] < ln[:, None] - 1)
+            unigram["mlm"] = torch.where(inner, ids, IGNORE)
+        if "knowledge" in text:
+            ids, ln = text["knowledge"]
+            unigram["pv"] = mask_values(ids, model.pair_spans(ids, ln), 103,
+                                        args.pv_masking, generator=torch.Generator()
+                                        .manual_seed(0))[1]
+        floors = {}
+        for k, labels in unigram.items():
+            fit, ev = labels[seen], labels[held]
+            counts = torch.bincount(fit[fit != IGNORE], minlength=model.config.vocab_size)
+            logp = (counts.double() + 0.1).log() - (counts.sum() + 0.1 * len(counts)).log()
+            floors[k] = {"held": float(-logp[ev[ev != IGNORE]].mean()),
+                         "seen": float(-logp[fit[fit != IGNORE]].mean())}
+
+        def evaluate(objective=objective):
+            out = {}
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                for tag, part in (("held", held), ("seen", seen[:100])):
+                    g = torch.Generator().manual_seed(1)
+                    for b in part.split(50):
+                        for k, v in objective(b, g).items():
+                            if k != "loss":
+                                out[f"{tag}_{k}"] = out.get(f"{tag}_{k}", 0.0) + float(v) / 2
+            return out
+
+        t = K3MTrainer(objective, lambda b, g, o=objective: o(b, g), seen, K3MTrainConfig(
+            epochs=1000, batch_size=8, lr=1e-3, warmup=0.0, max_minutes=args.pretrain_minutes,
+            budget_clock="cpu", seed=args.seed), evaluate=evaluate, progress=False)
+        before = evaluate()
+        t.fit()
+        results[name] = {"unigram": floors, "before": before, "history": t.history,
+                         "steps": t.steps}
+        print(name, t.steps, "steps", {k: round(v, 3) for k, v in t.history[-1].items()
+                                       if isinstance(v, float)}, flush=True)
+    lines = [f"K3M pretraining losses on 100 held-out items vs 100 pretraining items "
+             f"(pretraining on 400 items, {args.pretrain_minutes} CPU-min, batch 8, lr 1e-3, "
+             f"lp={args.lp}, pv_masking={args.pv_masking}, tiny random-init encoder)",
+             f"machine: {start_machine}", f"command: {' '.join(sys.argv)}",
+             "unigram = cross-entropy of token frequencies (no context); lp floor = ln 2 = "
+             "0.693", ""]
+    for name, res in results.items():
+        keys = [k for k in ("mlm", "pv", "lp") if f"held_{k}" in res["before"]]
+        lines.append(f"[{name}] {res['steps']} steps; " + "; ".join(
+            f"unigram {k}: held {f['held']:.3f} / seen {f['seen']:.3f}"
+            for k, f in res["unigram"].items()))
+        lines.append(f"{'epoch':>5} {'steps':>6} " + " ".join(
+            f"{'held ' + k:>9} {'seen ' + k:>9}" for k in keys))
+        marks = [{"epoch": 0, "steps": 0, **res["before"]}] + res["history"]
+        every = max(1, len(marks) // 12)
+        for h in marks[::every] + ([marks[-1]] if (len(marks) - 1) % every else []):
+            lines.append(f"{h['epoch']:>5} {h['steps']:>6} " + " ".join(
+                f"{h['held_' + k]:>9.3f} {h['seen_' + k]:>9.3f}" for k in keys))
+        lines.append("")
+    text = "\n".join(lines)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "k3m_pretraining_heldout.txt").write_text(text + "\n")
+    (RESULTS / "k3m_pretraining_heldout.json").write_text(json.dumps(
+        {"machine": start_machine, "command": " ".join(sys.argv), "lp": args.lp,
+         "pv_masking": args.pv_masking, "pretrain_minutes": args.pretrain_minutes,
+         "results": results}, indent=2) + "\n")
+
+
 def speed_one(args) -> None:
     """One configuration in this process: prints one JSON line."""
     from mmgnn.models.k3m import K3M, K3MConfig
@@ -274,14 +543,23 @@ def speed(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=("quality", "speed", "speed-one"),
-                        default="quality")
+    parser.add_argument("--part", choices=("quality", "curve", "heldout", "speed",
+                                           "speed-one"), default="quality",
+                        help="quality: the table and robustness; curve: accuracy against "
+                        "pretraining budget over --seeds; heldout: pretraining losses on "
+                        "held-out items; speed: time and memory per pretraining step")
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     parser.add_argument("--pretrain-minutes", type=float, default=1.0)
     parser.add_argument("--finetune-minutes", type=float, default=1.0)
     parser.add_argument("--finetune-epochs", type=int, default=30)
     parser.add_argument("--fusion", default="hard")
     parser.add_argument("--lp", default="code", choices=("code", "margin"))
+    parser.add_argument("--pv-masking", default="code", choices=("code", "random"),
+                        help="curve / heldout: masked property-value modelling variant")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="curve: seeds 0..N-1, each a split, init and training seed")
+    parser.add_argument("--curve-minutes", type=float, nargs="+", default=[0, 0.5, 1.5, 3],
+                        help="curve: pretraining budgets (CPU-minutes); 0 = no pretraining")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--size", default="tiny", choices=("tiny", "base"))
@@ -295,7 +573,8 @@ def main() -> None:
                         "needs > 9 GiB of RAM; default: the other three)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    {"quality": quality, "speed": speed, "speed-one": speed_one}[args.part](args)
+    {"quality": quality, "curve": curve, "heldout": heldout, "speed": speed,
+     "speed-one": speed_one}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,11 @@ class K3MPretraining(nn.Module):
       paper's translation margin loss over the item's triples,
       :math:`[\gamma + \|\mathbf{c}^*_i + \mathbf{p} - \mathbf{v}\| -
       \|\mathbf{c}^*_{i+1} + \mathbf{p} - \mathbf{v}\|]_+`. Both need two items per batch.
+      The ``code`` form cannot be learned: :math:`\mathbf{c}^*` is additive in
+      :math:`s(\mathbf{c}_i)` and the aggregate, so with the linear head and the cyclic batch
+      shift the positives and negatives of a batch have the same mean logit for any weights,
+      and by Jensen's inequality the loss never falls below :math:`\ln 2` (it stays there in
+      training); it is kept for fidelity, ``margin`` is the learnable choice.
 
     Args:
         model (K3M): The encoder.

@@ -98,7 +98,8 @@ def build_optimizer(module: nn.Module, config: K3MTrainConfig, num_steps: int,
 class K3MTrainer:
     """Runs ``step(items, generator) -> loss`` over shuffled batches of ``items`` for
     ``config.epochs`` epochs (or the budget); ``evaluate() -> dict`` after every epoch adds
-    metrics to the history. With ``out_dir``, each epoch ends with an atomic
+    metrics to the history (losses averaged over the items the epoch reached, fewer than all
+    when the budget ends it). With ``out_dir``, each epoch ends with an atomic
     ``checkpoint.pt`` and ``metrics.json``; ``fit(resume=True)`` continues from them."""
 
     def __init__(self, module: nn.Module, step: Callable[[Tensor, torch.Generator], dict],
@@ -134,6 +135,7 @@ class K3MTrainer:
         while self.epoch < cfg.epochs and not stop:
             self.module.train()
             totals: dict[str, float] = {}
+            seen = 0  # items of this epoch so far (fewer than all when the budget cuts it)
             perm = self.items[torch.randperm(len(self.items), generator=self.generator)]
             with progress_bar(total=self.steps_per_epoch, leave=False,
                               desc=f"{self.name} epoch {self.epoch + 1}/{cfg.epochs}",
@@ -150,6 +152,7 @@ class K3MTrainer:
                     self.optimizer.step()
                     self.scheduler.step()
                     self.steps += 1
+                    seen += len(batch)
                     for k, v in losses.items():
                         totals[k] = totals.get(k, 0.0) + float(v.detach()) * len(batch)
                     bar.update(1)
@@ -159,7 +162,7 @@ class K3MTrainer:
                         break
             self.epoch += 1
             record = {"epoch": self.epoch, "steps": self.steps,
-                      **{k: v / len(self.items) for k, v in totals.items()}}
+                      **{k: v / max(1, seen) for k, v in totals.items()}}
             paused = clock(cfg.budget_clock)
             if self.evaluate is not None:
                 self.module.eval()

@@ -4,6 +4,7 @@ objectives, masking rates, downstream heads, checkpoints."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
 
 import pytest
@@ -316,6 +317,26 @@ def test_margin_link_loss_and_mom_with_images(files, tokenizer):
     assert obj.region_head.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("variant", ["paper", "code"])
+def test_code_form_link_loss_cannot_fall_below_ln2(graph, variant):
+    # c*_i = s(c_i) + A_i and the negative s(c_{i+1}) + A_i: over a batch, a linear head
+    # gives positives and negatives the same mean logit, so by Jensen the loss is >= ln 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = K3MPretraining(tiny(graph, aggregator=variant, fusion="mean"), lp="code").eval()
+    with torch.no_grad():
+        out = obj.model(torch.arange(7))
+        g = torch.Generator().manual_seed(0)
+        for _ in range(5):
+            obj.lp_head.weight.copy_(10 * torch.randn(obj.lp_head.weight.shape, generator=g))
+            c = out.item
+            neg = c - obj.model.self_term(out.initial) + obj.model.self_term(
+                out.initial.roll(-1, 0))
+            z = obj.lp_head(torch.cat([c, neg])).diff(dim=-1).view(-1)
+            torch.testing.assert_close(z[:7].mean(), z[7:].mean(), atol=1e-3, rtol=1e-4)
+            assert float(obj.link_loss(out)) >= math.log(2) - 1e-5
+
+
 # -------------------------------------------------------------------------- heads
 def test_classifier_learns_a_real_subset_above_majority(graph):
     y = graph["item"].y
@@ -368,6 +389,24 @@ def test_pretraining_checkpoint_resumes_exactly(graph, tmp_path):
     assert [h["loss"] for h in second.history] == [h["loss"] for h in full.history]
     assert (tmp_path / "part" / "metrics.json").is_file()
     assert not list(tmp_path.glob("**/.*.tmp"))
+
+
+def test_epoch_loss_is_the_mean_over_the_items_a_budget_cut_epoch_reached():
+    import time
+
+    p = torch.nn.Parameter(torch.zeros(1))
+
+    def step(batch, _g):
+        time.sleep(0.05)
+        return {"loss": p.sum() * 0 + 2.0, "part": p.sum() * 0 + 0.5}
+
+    # 5 steps of >= 0.05 s per epoch against a 0.1 s budget: the epoch stops after 2 or 3
+    cfg = K3MTrainConfig(epochs=3, batch_size=2, warmup=0.0, max_minutes=0.1 / 60)
+    t = K3MTrainer(torch.nn.Linear(1, 1), step, torch.arange(10), cfg, progress=False)
+    history = t.fit()
+    assert len(history) == 1 and 1 <= t.steps < 5
+    assert history[0]["loss"] == pytest.approx(2.0) and history[0]["part"] == \
+        pytest.approx(0.5)
 
 
 def test_encoder_roundtrip_and_config_check(graph, tmp_path):
