@@ -91,6 +91,22 @@ def entity_features(name: str, x: Tensor, mask: Tensor | None, lengths: Tensor |
                          f"{tuple(mask.shape)}")
     return x, mask
 
+def graph_features(kg: MultiModalKG, names: Sequence[str], model: str, *,
+                   required: bool = False
+                   ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """The features, masks and lengths of ``kg``'s modalities ``names`` (empty: every
+    modality attached to ``kg``) that ``model`` is built from; a clear error names the absent
+    ones (and, with ``required``, a graph without any)."""
+    names = list(names) or kg.modalities
+    absent = [m for m in names if m not in kg.features]
+    if absent or (required and not names):
+        raise ValueError(f"{kg.name}: {model} needs modality features "
+                         f"{absent or '(none given)'}; the graph has {kg.modalities} (build "
+                         f"them with --modalities, see `mmgnn features --help`)")
+    return ({m: kg.features[m] for m in names}, {m: kg.masks[m] for m in names},
+            {m: kg.lengths[m] for m in names if m in kg.lengths})
+
+
 def fingerprint(value: object) -> str:
     """SHA-256 of the raw inputs of a modality (strings, :obj:`None`, numbers, tensors, paths,
     and lists, tuples or dicts of them); a path stands for its size and modification time."""

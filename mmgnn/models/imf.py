@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmgnn.compile import LazyCompiled
-from mmgnn.modalities.base import entity_features
+from mmgnn.modalities.base import entity_features, graph_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_missing
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion import TuckerFusion
@@ -254,15 +254,9 @@ class IMF(LinkPredictor):
         if not config.reciprocal or config.regime == "negative":
             raise ValueError("IMF scores 1-to-all with inverse relations: use --reciprocal and "
                              "--regime kvsall (or 1vsall)")
-        names = list(config.modalities) or kg.modalities
-        absent = [m for m in names if m not in kg.features]
-        if absent:
-            raise ValueError(f"{kg.name}: IMF needs modality features {absent}; the graph has "
-                             f"{kg.modalities} (build them with --modalities)")
-        return cls(kg.num_entities, kg.num_relations, {m: kg.features[m] for m in names},
-                   {m: kg.masks[m] for m in names},
-                   {m: kg.lengths[m] for m in names if m in kg.lengths},
-                   hidden_channels=config.dim, **config.model_args)
+        inputs = graph_features(kg, config.modalities, "IMF")
+        return cls(kg.num_entities, kg.num_relations, *inputs, hidden_channels=config.dim,
+                   **config.model_args)
 
     def reset_parameters(self) -> None:
         self.decoder.reset_parameters()

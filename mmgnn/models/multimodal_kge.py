@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from mmgnn.modalities.base import entity_features
+from mmgnn.modalities.base import entity_features, graph_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.kge.base import KGEDecoder
@@ -94,17 +94,10 @@ class MultiModalKGE(LinkPredictor):
         args = dict(config.model_args)
         decoder_name = args.pop("decoder", "distmult")
         own = {k: args.pop(k) for k in ("missing", "modality_dropout") if k in args}
-        names = list(config.modalities) or kg.modalities
-        absent = [m for m in names if m not in kg.features]
-        if absent or not names:
-            raise ValueError(f"{kg.name}: the multimodal model needs modality features "
-                             f"{absent or '(none given)'}; the graph has {kg.modalities} "
-                             f"(build them with --modalities, see `mmgnn features --help`)")
+        inputs = graph_features(kg, config.modalities, "the multimodal model", required=True)
         num_rel = kg.num_relations * (2 if config.reciprocal else 1)
         decoder = build_decoder(decoder_name, num_rel, config.dim, **args)
-        return cls(kg.num_entities, kg.num_relations, decoder,
-                   {m: kg.features[m] for m in names}, {m: kg.masks[m] for m in names},
-                   {m: kg.lengths[m] for m in names if m in kg.lengths},
+        return cls(kg.num_entities, kg.num_relations, decoder, *inputs,
                    reciprocal=config.reciprocal, **own)
 
     def reset_parameters(self) -> None:

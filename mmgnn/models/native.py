@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.modalities.base import entity_features
+from mmgnn.modalities.base import entity_features, graph_features
 from mmgnn.models.base import LinkPredictor, one_sided_corruptions
 from mmgnn.nn.fusion.comat import PENALTIES, ModalityGenerator, gradient_penalty
 from mmgnn.nn.fusion.redaf import ReDAF
@@ -198,16 +198,10 @@ class NativE(LinkPredictor):
         decoder_name = args.pop("decoder", "rotate")
         own: dict[str, Any] = {k: args.pop(k) for k in OWN_ARGS if k in args}
         own.setdefault("generator_lr", config.lr)
-        names = list(config.modalities) or kg.modalities
-        absent = [m for m in names if m not in kg.features]
-        if absent:
-            raise ValueError(f"{kg.name}: NativE needs modality features {absent}; the graph "
-                             f"has {kg.modalities} (build them with --modalities)")
+        inputs = graph_features(kg, config.modalities, "NativE")
         num_rel = kg.num_relations * (2 if config.reciprocal else 1)
         decoder = build_decoder(decoder_name, num_rel, config.dim, **args)
-        return cls(kg.num_entities, kg.num_relations, decoder,
-                   {m: kg.features[m] for m in names}, {m: kg.masks[m] for m in names},
-                   {m: kg.lengths[m] for m in names if m in kg.lengths},
+        return cls(kg.num_entities, kg.num_relations, decoder, *inputs,
                    reciprocal=config.reciprocal, **own)
 
     def reset_parameters(self) -> None:
