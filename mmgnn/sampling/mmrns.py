@@ -353,12 +353,13 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         # queries grouped by relation: every group's dots are one (P, a) x (a, n_u) product,
         # never a (B, P, a) gather of the grid
         order = torch.argsort(inverse, stable=True)
+        unsort = torch.argsort(order)
         counts = torch.bincount(inverse, minlength=len(relations)).tolist()
         sims, covered = {}, {}
         for v, cand in grid.items():
             g = gold_views[v]
             groups = [c @ gu.t() for c, gu in zip(cand, g[order].split(counts), strict=True)]
-            dot = torch.cat(groups, 1).t()[torch.argsort(order)]  # (B, P), caller's order
+            dot = torch.cat(groups, 1).t()[unsort]  # (B, P), caller's order
             norm = cand.norm(dim=-1)[inverse] * g.norm(dim=-1)[:, None]
             sims[v] = dot / ((norm.detach() if self.detach_norm else norm) + 1e-10)
             if v == "structure":
