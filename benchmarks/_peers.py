@@ -194,7 +194,7 @@ def train_steps(kg, triples, spec, p: dict) -> list[float]:
         cfg = TrainConfig(model=spec.decoder, dim=spec.hidden(p["dim"]),
                           model_args=dict(spec.kwargs), regime="negative", loss="margin",
                           num_negatives=k, batch_size=b, lr=p["lr"], eval_every=0,
-                          seed=p["seed"])
+                          seed=p["seed"], negative_filter="none")  # as the peers draw
         sub = MultiModalKG(kg.entity_names, kg.relation_names, triples, kg.valid, kg.test)
         trainer = Trainer(mmgnn_model(spec, n, r, p["dim"], p["seed"]), sub, cfg,
                           progress=False)

@@ -32,13 +32,13 @@ PRESETS = {
     "db15k-rotate": ("DB15K", dict(
         model="rotate", dim=100, model_args={"margin": 9.0}, regime="negative",
         loss="self_adversarial", adversarial_temperature=1.0, num_negatives=256,
-        batch_size=1024, lr=1e-3)),
+        batch_size=1024, lr=1e-3, negative_filter="none")),
     # TransE (L1, unit-norm entities as in the paper) with the self-adversarial loss and
     # margin 9 of the RotatE code base; 64 negatives and Adam 1e-3 to fit a CPU budget.
     "fb15k237-transe": ("FB15k-237", dict(
         model="transe", dim=200, model_args={"p_norm": 1},
         regime="negative", loss="self_adversarial", margin=9.0, num_negatives=64,
-        batch_size=1024, lr=1e-3)),
+        batch_size=1024, lr=1e-3, negative_filter="none")),
     # TransE (L2) trained like the fast DB15K preset: reciprocal relations, 1-vs-all
     # cross-entropy; the L2 distance to all entities is one matrix product.
     "fb15k237-transe-1vsall": ("FB15k-237", dict(

@@ -76,7 +76,7 @@ def main() -> None:
     model = build_model(config, kg)
     if args.gat_minutes:
         gat_cfg = TrainConfig(model="gat_transe", dim=args.dim, regime="negative",
-                              sampler="head_tail", num_negatives=2, filtered_negatives=True,
+                              sampler="head_tail", num_negatives=2,
                               batch_size=32768, lr=5e-3, epochs=100_000, eval_every=0,
                               patience=0, max_minutes=args.gat_minutes)
         gat = build_model(gat_cfg, kg)

@@ -133,8 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "text=FEATURE, image=FEATURE (or none), text_tokens=4, image_tokens=24, "
                    "attention_channels=50, lr=1e-3, contrastive=query|batch, "
                    "contrastive_weight=0.01, initial_temperature=10")
-    p.add_argument("--filtered-negatives", action="store_true",
-                   help="redraw negatives that are known true triples")
+    p.add_argument("--negative-filter", choices=("train", "none", "all_splits"),
+                   default="train", help="redraw negatives that are known true triples of the "
+                   "training split (train), never (none), or of train + valid + test "
+                   "(all_splits: IMF's released structural encoder; leaks held-out answers "
+                   "into training, warns) (default: train)")
     p.add_argument("--optimizer", choices=("adam", "adagrad", "sgd"), default="adam")
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.0)
@@ -426,7 +429,7 @@ def _train(args) -> int:
                 label_smoothing=args.label_smoothing,
                 label_smoothing_form=args.label_smoothing_form, num_negatives=args.num_negatives,
                 sampler=args.sampler, sampler_args=_model_args(args.sampler_arg),
-                filtered_negatives=args.filtered_negatives,
+                negative_filter=args.negative_filter,
                 optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
                 n3=args.n3, epochs=args.epochs, batch_size=args.batch_size,
                 eval_every=args.eval_every, patience=args.patience, max_minutes=args.max_minutes,

@@ -81,7 +81,7 @@ class MultiModalKG:
                     f"{self.name}: texts[{kind!r}] has {len(values)} entries, expected one per "
                     f"entity ({self.num_entities})"
                 )
-        self._filter: FilterIndex | None = None
+        self._filters: dict[tuple[str, ...], FilterIndex] = {}
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -240,14 +240,21 @@ class MultiModalKG:
         return data
 
     # ---------------------------------------------------------------- filters
-    def filter_index(self) -> FilterIndex:
-        """Index of every known true triple (train + valid + test) for filtered ranking."""
-        if self._filter is None:
-            self._filter = FilterIndex(
-                torch.cat([self.train, self.valid, self.test]), self.num_entities,
-                self.num_relations,
-            )
-        return self._filter
+    def filter_index(self, splits: tuple[str, ...] | list[str] = SPLITS) -> FilterIndex:
+        """Index of the known true triples of ``splits`` (cached per set of splits).
+
+        The default, train + valid + test, is the filter of filtered **ranking** (Bordes et al.,
+        2013). Training must never see more than ``("train",)``: a negative filter that holds
+        valid or test triples tells the model which held-out triples are true (the KBGAT leak,
+        Sun et al., 2020); :func:`~mmgnn.train.build_sampler` therefore filters with the
+        training triples only unless asked otherwise."""
+        if isinstance(splits, str) or not splits or set(splits) - set(SPLITS):
+            raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits!r}")
+        key = tuple(s for s in SPLITS if s in splits)
+        if key not in self._filters:
+            self._filters[key] = FilterIndex(
+                torch.cat([self.split(s) for s in key]), self.num_entities, self.num_relations)
+        return self._filters[key]
 
     # --------------------------------------------------------------- summary
     def statistics(self) -> dict[str, object]:

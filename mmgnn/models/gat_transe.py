@@ -36,9 +36,10 @@ class GATTransE(LinkPredictor):
     ``hidden_channels / heads``; the last layer has one head of width ``hidden_channels``
     (KBGAT's ``out_att``); each is a :class:`~mmgnn.nn.conv.KBGATConv` (ELU inside). Dropout
     between layers, and on the attention, is ``dropout``. Training (IMF): margin ranking loss
-    with margin 1 on one head and one tail corruption per positive, filtered
-    (``TrainConfig(loss="margin", sampler="head_tail", num_negatives=2,
-    filtered_negatives=True)``); the encoder runs once per optimiser step.
+    with margin 1 on one head and one tail corruption per positive, filtered with the
+    training triples (``TrainConfig(loss="margin", sampler="head_tail", num_negatives=2)``;
+    IMF's released code filters with every split: ``negative_filter="all_splits"``, which
+    leaks the held-out answers into training); the encoder runs once per optimiser step.
 
     **Message passing sees the training triples only.** The graph is fixed at construction
     (:meth:`from_kg` reads ``kg.train_graph()``); validation and test triples never enter it,

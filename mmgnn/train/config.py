@@ -9,6 +9,8 @@ from mmgnn.nn.losses import SMOOTHING_FORMS
 
 REGIMES = ("negative", "kvsall", "1vsall")
 SAMPLERS = ("uniform", "bernoulli", "head_tail", "mmrns")
+#: Which splits' triples a negative is checked against (and redrawn if it is one of them).
+NEGATIVE_FILTERS = {"none": None, "train": ("train",), "all_splits": ("train", "valid", "test")}
 DEFAULT_LOSS = {"negative": "margin", "kvsall": "bce", "1vsall": "ce"}
 
 
@@ -46,7 +48,12 @@ class TrainConfig:
             negatives, :class:`~mmgnn.sampling.MMRNSSampler`).
         sampler_args (dict): Constructor arguments of a learned sampler (``mmrns``:
             ``pre_sample``, ``text``, ``image``, ``lr``, ``contrastive``, ...).
-        filtered_negatives (bool): Redraw negatives that are known true triples.
+        negative_filter (str): Redraw negatives that are known true triples of: ``train``
+            (the training triples, as RotatE's and OpenKE's released samplers do), ``none``
+            (plain uniform corruption, PyKEEN's default) or ``all_splits`` (train + valid +
+            test: the form of IMF's released structural encoder and of KBGAT, kept for
+            parity only; it lets held-out answers steer training, so it warns). The
+            ``mmrns`` sampler always masks the training answers. (default: ``train``)
         optimizer (str): ``adam``, ``adagrad`` or ``sgd``.
         lr (float): Learning rate.
         weight_decay (float): L2 weight decay of the optimiser.
@@ -83,7 +90,7 @@ class TrainConfig:
     num_negatives: int = 1
     sampler: str = "uniform"
     sampler_args: dict = field(default_factory=dict)
-    filtered_negatives: bool = False
+    negative_filter: str = "train"
     optimizer: str = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -119,6 +126,9 @@ class TrainConfig:
             raise ValueError(f"budget_clock must be 'wall' or 'cpu', got {self.budget_clock!r}")
         if self.sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.negative_filter not in NEGATIVE_FILTERS:
+            raise ValueError(f"negative_filter must be one of {tuple(NEGATIVE_FILTERS)}, got "
+                             f"{self.negative_filter!r}")
         if self.optimizer not in ("adam", "adagrad", "sgd"):
             raise ValueError(f"optimizer must be adam, adagrad or sgd, got {self.optimizer!r}")
 
@@ -128,6 +138,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
+        if "filtered_negatives" in values and "negative_filter" not in values:
+            # Run folders written before 0.2 filtered with every split when this was true.
+            values = dict(values)
+            values["negative_filter"] = "all_splits" if values.pop("filtered_negatives") \
+                else "none"
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"unknown training settings {sorted(unknown)}; known: {sorted(known)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from mmgnn.sampling import (
     UniformSampler,
 )
 from mmgnn.train.checkpoint import load_checkpoint, save_checkpoint, save_json
-from mmgnn.train.config import TrainConfig
+from mmgnn.train.config import NEGATIVE_FILTERS, TrainConfig
 from mmgnn.train.plot import plot_history
 
 CHECKPOINT = "checkpoint.pt"  # last state, for --resume
@@ -63,11 +64,21 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig,
 
 def build_sampler(kg: MultiModalKG, config: TrainConfig,
                   model: LinkPredictor | None = None) -> NegativeSampler:
+    """The negative sampler of ``config``. Its filter (``config.negative_filter``) holds the
+    training triples only unless ``all_splits`` is asked for explicitly (with a warning):
+    no valid or test triple may decide which negatives training sees."""
     if config.sampler == "mmrns":
         if model is None:
             raise ValueError("the mmrns sampler needs the model (its representation sizes)")
         return MMRNSSampler.from_config(kg, config, model)
-    flt = kg.filter_index() if config.filtered_negatives else None
+    splits = NEGATIVE_FILTERS[config.negative_filter]
+    if config.negative_filter == "all_splits":
+        warnings.warn(
+            "negative_filter='all_splits' redraws negatives that are valid or test triples: "
+            "held-out answers then steer training and test metrics come out optimistic. Use it "
+            "only to reproduce released code that does this (IMF's structural encoder, KBGAT); "
+            "the default 'train' filters with the training triples only", stacklevel=2)
+    flt = kg.filter_index(splits) if splits else None
     if config.sampler == "bernoulli":
         return BernoulliSampler(kg.train, kg.num_entities, kg.num_relations,
                                 config.num_negatives, flt)

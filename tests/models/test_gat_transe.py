@@ -96,7 +96,7 @@ def test_trains_and_evaluates_through_the_core():
     kg = random_kg(n=(400, 40, 40))
     assert "gat_transe" in available_models()
     cfg = TrainConfig(model="gat_transe", dim=16, model_args={"dropout": 0.0}, lr=0.02,
-                      sampler="head_tail", num_negatives=2, filtered_negatives=True,
+                      sampler="head_tail", num_negatives=2,
                       epochs=15, batch_size=400, eval_every=0, seed=0)
     model = build_model(cfg, kg)
     before = evaluate(model, kg, triples=kg.train, progress=False).mrr

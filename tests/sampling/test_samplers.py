@@ -42,6 +42,18 @@ def test_bernoulli_probabilities_match_definition():
     assert abs(float(frac_head) - 8 / 9 * 0.9) < 0.05  # head corrupted, and not redrawn as 0
 
 
+def test_bernoulli_relation_without_training_triples_is_a_fair_coin():
+    """No evidence either way: head and tail are corrupted with probability 1/2 each, not
+    always the tail (0/0 read as 0)."""
+    train = torch.tensor([[0, 0, t] for t in range(1, 9)])
+    s = BernoulliSampler(train, 10, 3)
+    torch.testing.assert_close(s.head_probability[1:], torch.tensor([0.5, 0.5]))
+    pos = torch.tensor([[0, 2, 1]]).repeat(4000, 1)
+    neg = s.sample(pos, torch.Generator().manual_seed(0))
+    kept_tail = (neg[..., 2] == 1).float().mean()  # head corrupted, or tail redrawn as 1
+    assert abs(float(kept_tail) - (0.5 + 0.5 / 10)) < 0.03  # 4000 draws: std 0.008
+
+
 def test_filtered_negatives_are_never_known_triples():
     kg = random_kg(num_entities=40, num_relations=2, n=(300, 10, 10))
     flt = kg.filter_index()
