@@ -148,7 +148,8 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
     both = test.to_dict()["both"]
     return {"dataset": dataset, "run": run, "modalities": cfg.modalities,
             "model_args": cfg.model_args, "dim": cfg.dim, "batch": cfg.batch_size,
-            "lr": cfg.lr, "clock": clock, "threads": threads,
+            "lr": cfg.lr, "clock": clock, "threads": threads, "seed": cfg.seed,
+            "negative_filter": cfg.negative_filter if cfg.regime == "negative" else "-",
             "minutes": round(train_min, 2), "cpu_minutes": round(cpu_min, 2), "steps": steps[0],
             "epochs_done": round(steps[0] / per_epoch, 2), "s_per_step": round(step_s, 3),
             "min_per_epoch": round(step_s * per_epoch / 60, 1),
@@ -161,13 +162,15 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'dataset':<10} {'run':<19} {'modalities':<13} {'clock':>5} {'budget':>6} "
+    head = (f"{'dataset':<10} {'run':<19} {'filter':<10} {'modalities':<13} {'clock':>5} "
+            f"{'budget':>6} "
             f"{'wall':>5} {'epochs':>6} {'s/step':>6} {'min/ep':>6} {'eval s':>6} "
             f"{'GiB':>5}  {'MRR':>6} {'H@1':>6} {'H@10':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['dataset']:<10} {r['run']:<19} {'+'.join(r['modalities']) or '-':<13} "
+            f"{r['dataset']:<10} {r['run']:<19} {r['negative_filter']:<10} "
+            f"{'+'.join(r['modalities']) or '-':<13} "
             f"{r.get('clock', 'wall'):>5} {r.get('cpu_minutes', r['minutes']):>6.1f} "
             f"{r['minutes']:>5.1f} {r['epochs_done']:>6.2f} {r['s_per_step']:>6.2f} "
             f"{r['min_per_epoch']:>6.1f} {r.get('test_eval_cpu_s', r['test_eval_s']):>6.1f} "

@@ -131,7 +131,8 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None) -> dict:
     both = test.to_dict()["both"]
     sampler = trainer.sampler
     return {"dataset": dataset, "run": run, "decoder": cfg.model, "dim": cfg.dim,
-            "negatives": cfg.num_negatives, "batch": cfg.batch_size,
+            "negatives": cfg.num_negatives, "batch": cfg.batch_size, "seed": cfg.seed,
+            "negative_filter": "train" if cfg.sampler == "mmrns" else cfg.negative_filter,
             "sampler_args": cfg.sampler_args, "features": (
                 "text: MiniLM token states of the names (8 tokens)" if cfg.modalities
                 else ("structure view only (no text/image here)" if cfg.sampler == "mmrns"
@@ -155,13 +156,14 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'dataset':<7} {'run':<11} {'budget':<11} {'steps':>6} {'ep':>5} "
+    head = (f"{'dataset':<7} {'run':<11} {'filter':<10} {'budget':<11} {'steps':>6} {'ep':>5} "
             f"{'step/cpu s':>10} {'GiB':>5}  {'MRR':>6} {'H@1':>6} {'H@3':>6} {'H@10':>6}  "
             f"{'paper MRR':>9}  features")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['dataset']:<7} {r['run']:<11} {r['budget']:<11} {r['steps']:>6} "
+            f"{r['dataset']:<7} {r['run']:<11} {r['negative_filter']:<10} {r['budget']:<11} "
+            f"{r['steps']:>6} "
             f"{r['epochs_done']:>5.2f} {r['steps_per_cpu_s']:>10.2f} {r['peak_rss_gib']:>5.2f}  "
             f"{r['mrr']:>6.4f} {r['hits@1']:>6.4f} {r['hits@3']:>6.4f} {r['hits@10']:>6.4f}  "
             f"{r['paper_mrr'] / 100 if r['paper_mrr'] else float('nan'):>9.4f}  "
@@ -179,7 +181,8 @@ def ratios(rows: list[dict]) -> list[str]:
         for u in rows:
             if u["run"] != "uniform" or u["dataset"] != m["dataset"]:
                 continue
-            out.append(f"{m['dataset']} {m['run']} ({m['budget']}) vs uniform ({u['budget']}): "
+            out.append(f"{m['dataset']} {m['run']} ({m['budget']}) vs uniform ({u['budget']}, "
+                       f"{u['negative_filter']} filter): "
                        f"{u['steps_per_cpu_s'] / m['steps_per_cpu_s']:.2f}x CPU time per step, "
                        f"peak RSS {m['peak_rss_gib']:.2f} vs {u['peak_rss_gib']:.2f} GiB, MRR "
                        f"{m['mrr']:.4f} vs {u['mrr']:.4f} ({m['mrr'] / u['mrr']:.2f}x)")
@@ -212,7 +215,8 @@ def main() -> None:
                         *(["--epochs", str(args.epochs)] if args.epochs else [])], check=True)
     if args.table or not args.runs:
         rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
-        rows.sort(key=lambda r: (r["dataset"], r["budget"], r["run"] != "uniform"))
+        rows.sort(key=lambda r: (r["dataset"], r["budget"], r["run"] != "uniform",
+                                 r["negative_filter"] != "train"))
         text = (f"torch {torch.__version__}, 1 thread per run, {os.cpu_count()} CPUs shared "
                 f"with other jobs (load average in the .json); same CPU-time budget "
                 f"(budget_clock='cpu') or epochs per pair; RotatE dim 64, self-adversarial "

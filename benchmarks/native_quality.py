@@ -130,7 +130,8 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
     both = test.to_dict()["both"]
     row = {"dataset": dataset, "run": run, "modalities": cfg.modalities,
            "model_args": cfg.model_args, "dim": cfg.dim, "batch": cfg.batch_size,
-           "negatives": cfg.num_negatives, "lr": cfg.lr,
+           "negatives": cfg.num_negatives, "negative_filter": cfg.negative_filter,
+           "seed": cfg.seed, "lr": cfg.lr,
            "cpu_minutes": round(train_cpu / 60, 2), "wall_minutes": round(train_wall / 60, 2),
            "steps": steps[0], "epochs_done": round(steps[0] / per_epoch, 2),
            "cpu_s_per_step": round(step_cpu, 3),
@@ -161,13 +162,13 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'dataset':<9} {'run':<22} {'cpu min':>7} {'wall':>5} {'epochs':>6} "
+    head = (f"{'dataset':<9} {'run':<22} {'filter':<10} {'cpu min':>7} {'wall':>5} {'epochs':>6} "
             f"{'cpu s/step':>10} {'cpu min/ep':>10} {'GiB':>5}  {'MRR':>6} {'H@1':>6} "
             f"{'H@10':>6}")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['dataset']:<9} {r['run']:<22} {r['cpu_minutes']:>7.2f} "
+            f"{r['dataset']:<9} {r['run']:<22} {r['negative_filter']:<10} {r['cpu_minutes']:>7.2f} "
             f"{r['wall_minutes']:>5.1f} {r['epochs_done']:>6.2f} {r['cpu_s_per_step']:>10.3f} "
             f"{r['cpu_min_per_epoch']:>10.2f} {r['peak_rss_gib']:>5.2f}  {r['mrr']:>6.4f} "
             f"{r['hits@1']:>6.4f} {r['hits@10']:>6.4f}")
@@ -175,9 +176,11 @@ def table(rows: list[dict]) -> str:
     for ds in dict.fromkeys(r["dataset"] for r in rows):
         base = [i for i, r in enumerate(rows) if r["dataset"] == ds and r["run"] == "rotate"]
         for j, r in enumerate(rows):
-            if base and r["dataset"] == ds and r["run"] == "native":
-                b = rows[min(base, key=lambda i: abs(i - j))]  # the RotatE run beside it
-                ratios.append(f"{ds}: NativE / RotatE time per step "
+            same = [i for i in base if rows[i]["negative_filter"] == r["negative_filter"]]
+            if same and r["dataset"] == ds and r["run"] == "native":
+                b = rows[min(same, key=lambda i: abs(i - j))]  # the RotatE run beside it
+                ratios.append(f"{ds} ({r['negative_filter']} filter): NativE / RotatE time "
+                              f"per step "
                               f"{r['cpu_s_per_step'] / b['cpu_s_per_step']:.2f}x, peak memory "
                               f"{r['peak_rss_gib'] / b['peak_rss_gib']:.2f}x, MRR "
                               f"{r['mrr'] / max(b['mrr'], 1e-9):.2f}x")
@@ -209,7 +212,7 @@ def main() -> None:
     if args.table or not args.runs:
         rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
         rows.sort(key=lambda r: (DATASETS.index(r["dataset"]), r["run"] != "rotate",
-                                 r["run"] != "native", r["run"]))
+                                 r["run"] != "native", r["run"], r["negative_filter"] != "train"))
         text = (f"torch {torch.__version__}, 1 thread per run, {os.cpu_count()} CPUs shared "
                 f"with other jobs (load in the JSON rows); CPU-time budgets; filtered test "
                 f"metrics, both sides, realistic ties; features in the module "
