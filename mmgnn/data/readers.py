@@ -12,11 +12,23 @@ Three formats cover every benchmark in ``../shared/datasets`` (see ``datasets/RE
 
 String triples become id triples with :func:`build_vocabulary` and :func:`encode_triples`.
 
-Every reader validates what it reads. A problem raises :class:`ValueError` (or
+Every reader validates what it reads through the helpers of this module (:func:`read_lines`,
+:func:`parse_id`, :func:`check_name`, :func:`split_fields`), so every format obeys the same
+rules. A problem raises :class:`DataFormatError` (a :class:`ValueError`; a missing file raises
 :class:`FileNotFoundError`) whose message names the file, the 1-based line, the offending text
 and what was expected, e.g.
 ``.../train2id.txt line 17: expected 'head tail relation' as three integers, got 'abc 3'``.
-No row is skipped; only blank lines at the end of a file are ignored.
+No row is skipped and nothing is changed silently:
+
+* **Line ends**: LF or CRLF (removed exactly; a final CR without its LF counts as a line end);
+  a carriage return anywhere else is an error, so ``\\r\\r\\n`` or a CR-only file never leaves
+  ``'b\\r'`` next to ``'b'``. A leading UTF-8 byte-order mark is removed; one anywhere else is an
+  error. Blank lines at the end of a file are ignored; blank lines inside it are errors.
+* **Names** (entities, relations, attributes) are kept exactly as written and must be non-empty
+  without leading or trailing whitespace: ``a<TAB>r<TAB>b<SPACE>`` is an error, not an entity
+  ``'b '`` next to ``'b'``.
+* **Integers** are ASCII decimal (``-?[0-9]+``) within the 64-bit range: ``³``, ``①``, ``٣``,
+  ``1_000`` or ``2**63`` are errors, not a Python exception or a different number.
 """
 
 from __future__ import annotations
@@ -36,6 +48,12 @@ PathLike = str | os.PathLike
 StringTriple = tuple[str, str, str]
 
 _NTRIPLE = re.compile(r"^\s*(<[^<>\s]*>)\s+(<[^<>\s]*>)\s+(<[^<>\s]*>)\s*\.\s*$")
+# ASCII digits only: int() also accepts '٣', '３' and '1_000', and str.isdigit() accepts '³',
+# which int() then rejects with a bare ValueError.
+_INT = re.compile(r"-?[0-9]+", re.ASCII)
+_COUNT = re.compile(r"[0-9]+", re.ASCII)
+_ID_ROW = re.compile(r"\s*(-?[0-9]+)\s+(-?[0-9]+)\s+(-?[0-9]+)\s*")
+_INT64 = 1 << 63
 
 
 def _shown(text: str, limit: int = 80) -> str:
@@ -54,13 +72,42 @@ def format_error(path: PathLike, line: int, text: str, expected: str) -> str:
     return f"{path} line {line}: expected {expected}, got {_shown(text)}"
 
 
+class DataFormatError(ValueError):
+    """A data file does not hold what its format requires.
+
+    The message is ``"<path> line <n>: expected <what>, got '<text>'<note>"`` (without
+    ``line <n>`` where no line applies, e.g. for a binary feature file, and without ``got`` where
+    the offending value is described in ``note``). It is a :class:`ValueError`, so code that
+    catches those keeps working.
+
+    Args:
+        path (str or PathLike): The file.
+        line (int, optional): 1-based line number, or :obj:`None`.
+        expected (str): What the file should have held there.
+        got (str, optional): The offending text (shown truncated to 80 characters).
+        note (str): Appended to the message, e.g. a reason. (default: ``""``)
+    """
+
+    def __init__(self, path: PathLike, line: int | None, expected: str, got: str | None = None,
+                 note: str = "") -> None:
+        self.path, self.line, self.expected, self.got, self.note = path, line, expected, got, note
+        where = f"{path}" if line is None else f"{path} line {line}"
+        shown = "" if got is None else f", got {_shown(got)}"
+        super().__init__(f"{where}: expected {expected}{shown}{note}")
+
+    def __reduce__(self) -> tuple:  # picklable across processes despite the custom __init__
+        return type(self), (self.path, self.line, self.expected, self.got, self.note)
+
+
 def read_lines(path: PathLike, what: str = "a text file") -> list[str]:
     """The lines of a UTF-8 file, without line terminators and without trailing blank lines.
 
-    Lines are split on ``\\n`` only (a trailing ``\\r`` is removed, so CRLF files read like LF
-    files); unlike :meth:`str.splitlines` this never splits inside a name holding ``\\x85`` or
-    ``\\u2028``, so line numbers match those of a text editor. A leading byte-order mark is
-    removed.
+    Lines end in ``\\n`` or ``\\r\\n``; the ``\\r`` of a CRLF is removed exactly, and so is a
+    final ``\\r`` (a CRLF file whose last line feed is missing). Any other carriage return
+    (``\\r\\r\\n``, CR-only line ends, a CR inside a line) is a :class:`DataFormatError`: it would
+    otherwise end up inside a name. Unlike :meth:`str.splitlines` this never splits inside a
+    name holding ``\\x85`` or ``\\u2028``, so line numbers match those of a text editor. A leading
+    byte-order mark is removed; a second one is an error.
 
     Args:
         path (str or PathLike): The file.
@@ -74,23 +121,69 @@ def read_lines(path: PathLike, what: str = "a text file") -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path} line {line}: expected UTF-8 text, got the undecodable bytes "
-            f"{data[e.start:e.end]!r}"
-        ) from None
+        raise DataFormatError(path, line, "UTF-8 text",
+                              note=f", got the undecodable bytes {data[e.start:e.end]!r}") from None
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+        if text.endswith("\r"):
+            text = text[:-1]
+        if "\r" in text:
+            _raise_at(path, text, text.index("\r"),
+                      "lines ending in LF or CRLF (a carriage return only right before a line "
+                      "feed)")
+    if "\ufeff" in text:
+        _raise_at(path, text, text.index("\ufeff"),
+                  "a byte-order mark (U+FEFF) only at the start of the file")
     lines = text.split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
     return lines
 
 
+def _raise_at(path: PathLike, text: str, pos: int, expected: str) -> None:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    raise DataFormatError(path, text.count("\n", 0, pos) + 1, expected,
+                          text[start:end if end >= 0 else len(text)])
+
+
+def parse_id(token: str) -> int | None:
+    """The integer of an ASCII decimal ``token`` (``-?[0-9]+``) in the 64-bit range, else
+    :obj:`None` (callers raise :class:`DataFormatError` naming their file, line and row)."""
+    if _INT.fullmatch(token) is None:
+        return None
+    value = int(token)
+    return value if -_INT64 <= value < _INT64 else None
+
+
+def check_name(path: PathLike, line: int, text: str, name: str, expected: str) -> str:
+    """``name`` itself if it is non-empty without leading or trailing whitespace; otherwise a
+    :class:`DataFormatError` for ``text`` at ``path`` line ``line``. Stripping silently would
+    make ``'b '`` and ``'b'`` one entity in one file and two in another, so it is an error."""
+    if not name or name[0].isspace() or name[-1].isspace():
+        raise DataFormatError(path, line, f"{expected}; names must be non-empty, without "
+                              f"leading or trailing whitespace", text,
+                              note=f" (the name {_shown(name)})" if name else "")
+    return name
+
+
+def split_fields(path: PathLike, line: int, text: str, sep: str | None, count: int,
+                 expected: str) -> list[str]:
+    """The ``count`` fields of row ``text`` split on ``sep`` (:obj:`None`: runs of whitespace),
+    each checked with :func:`check_name`; else a :class:`DataFormatError` naming the line."""
+    parts = text.split(sep)
+    if len(parts) != count:
+        raise DataFormatError(path, line, expected, text)
+    for part in parts:
+        check_name(path, line, text, part, expected)
+    return parts
+
+
 def _check_no_blank(path: PathLike, lines: Sequence[str], first: int, expected: str) -> None:
     """Blank lines inside a file are errors (only trailing ones are ignored)."""
     for i, line in enumerate(lines):
         if not line.strip():
-            raise ValueError(format_error(path, first + i, line, expected))
+            raise DataFormatError(path, first + i, expected, line)
 
 
 def _count_line(path: PathLike, lines: list[str], has_count: bool | None,
@@ -104,24 +197,24 @@ def _count_line(path: PathLike, lines: list[str], has_count: bool | None,
     first = lines[0].strip()
     if has_count is None and len(first.split()) != 1:
         return None, 0
-    if not first.isdigit():
-        raise ValueError(format_error(path, 1, lines[0], f"the number of {what} as the first line"))
+    if _COUNT.fullmatch(first) is None:
+        raise DataFormatError(path, 1, f"the number of {what} as the first line (ASCII digits)",
+                              lines[0])
     return int(first), 1
 
 
 def _check_count(path: PathLike, count: int | None, found: int, what: str) -> None:
     if count is not None and count != found:
-        raise ValueError(
-            f"{path} line 1: expected the number of {what} ({found} rows follow), got "
-            f"{_shown(str(count))}: the count line disagrees with the rows"
-        )
+        raise DataFormatError(path, 1, f"the number of {what} ({found} rows follow)", str(count),
+                              ": the count line disagrees with the rows")
 
 
 def read_id_vocab(path: PathLike, *, has_count: bool | None = None) -> list[str]:
     r"""Reads an OpenKE vocabulary (``entity2id.txt`` / ``relation2id.txt``).
 
     Rows are ``name<whitespace>id``. Names may themselves contain spaces (TIVA) and the separator
-    may be a tab (KVC16K, WN18-IMG), so each row is split on its **last** run of whitespace.
+    may be a tab (KVC16K, WN18-IMG), so each row is split on its **last** run of whitespace; a
+    name is kept exactly and must not begin with whitespace (:func:`check_name`).
     The ids must be the integers :math:`0, \dots, n-1`, each exactly once, and the names must be
     distinct. The first line is the number of rows in OpenKE files; the IMF split's files have
     none.
@@ -145,24 +238,19 @@ def read_id_vocab(path: PathLike, *, has_count: bool | None = None) -> list[str]
     line_of_name: dict[str, int] = {}
     for lineno, line in enumerate(lines[start:], start + 1):
         parts = line.rsplit(None, 1)
-        try:
-            if len(parts) != 2:
-                raise ValueError
-            name, idx = parts[0].strip(), int(parts[1])
-        except ValueError:
-            raise ValueError(format_error(path, lineno, line, expected_row)) from None
+        idx = parse_id(parts[1]) if len(parts) == 2 else None
+        if idx is None:
+            raise DataFormatError(path, lineno, expected_row, line)
+        name = check_name(path, lineno, line, parts[0], expected_row)
         if not 0 <= idx < n:
-            raise ValueError(format_error(
-                path, lineno, line, f"an id in 0..{n - 1} (ids must be contiguous from 0 for "
-                f"{n} entries)"))
+            raise DataFormatError(path, lineno, f"an id in 0..{n - 1} (ids must be contiguous "
+                                  f"from 0 for {n} entries)", line)
         if idx in line_of_id:
-            raise ValueError(format_error(
-                path, lineno, line, f"a unique id, but id {idx} is already used on line "
-                f"{line_of_id[idx]}"))
+            raise DataFormatError(path, lineno, f"a unique id, but id {idx} is already used on "
+                                  f"line {line_of_id[idx]}", line)
         if name in line_of_name:
-            raise ValueError(format_error(
-                path, lineno, line, f"a unique name, but {_shown(name)} is already listed on "
-                f"line {line_of_name[name]}"))
+            raise DataFormatError(path, lineno, f"a unique name, but {_shown(name)} is already "
+                                  f"listed on line {line_of_name[name]}", line)
         line_of_id[idx] = lineno
         line_of_name[name] = lineno
         names[idx] = name
@@ -214,27 +302,33 @@ def read_id_triples(path: PathLike, *, num_entities: int | None = None,
     _check_count(path, count, len(body), "triples")
     rows: list[tuple[int, int, int]] = []
     append = rows.append
+    match = _ID_ROW.fullmatch
     for lineno, line in enumerate(body, start + 1):
-        parts = line.split()
-        if len(parts) != 3:
-            raise ValueError(format_error(path, lineno, line, expected_row))
-        try:
-            append((int(parts[0]), int(parts[1]), int(parts[2])))
-        except ValueError:
-            raise ValueError(format_error(path, lineno, line, expected_row)) from None
-    raw = torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
+        m = match(line)
+        if m is None:
+            raise DataFormatError(path, lineno, expected_row, line)
+        append((int(m[1]), int(m[2]), int(m[3])))
+    try:
+        raw = torch.tensor(rows, dtype=torch.long).reshape(-1, 3)
+    except (OverflowError, RuntimeError, ValueError):  # an id outside the 64-bit range
+        row = next(i for i, r in enumerate(rows) if not all(-_INT64 <= v < _INT64 for v in r))
+        raise DataFormatError(path, start + 1 + row, f"{expected_row} (in the 64-bit range)",
+                              body[row]) from None
     triples = raw[:, [order.index(c) for c in "hrt"]].contiguous()
     bad = _first_bad_row(triples, num_entities, num_relations)
     if bad is not None:
         row, label, idx, n = bad
         bound = f"in 0..{n - 1}" if n >= 0 else "that is non-negative"
-        raise ValueError(format_error(path, start + 1 + row, body[row],
-                                      f"a {label} id {bound} (found {idx})"))
+        raise DataFormatError(path, start + 1 + row, f"a {label} id {bound} (found {idx})",
+                              body[row])
     return triples
 
 
 def read_string_triples(path: PathLike, *, sep: str | None = "\t") -> list[StringTriple]:
     """Reads ``head<TAB>relation<TAB>tail`` string triples (FB15k-237, WN18RR, Nations).
+
+    Names are kept exactly and must be non-empty without edge whitespace
+    (:func:`check_name`): ``a<TAB>r<TAB>b<SPACE>`` is an error, not a second entity ``'b '``.
 
     Args:
         path (str or PathLike): The triples file.
@@ -251,8 +345,9 @@ def read_string_triples(path: PathLike, *, sep: str | None = "\t") -> list[Strin
     append = triples.append
     for lineno, line in enumerate(lines, 1):
         parts = line.split(sep)
-        if len(parts) != 3 or not all(parts):
-            raise ValueError(format_error(path, lineno, line, expected))
+        if len(parts) != 3 or not all(p and not p[0].isspace() and not p[-1].isspace()
+                                      for p in parts):
+            split_fields(path, lineno, line, sep, 3, expected)  # raises, naming what is wrong
         append((parts[0], parts[1], parts[2]))
     return triples
 
@@ -276,8 +371,8 @@ def read_ntriples(path: PathLike) -> list[StringTriple]:
     for lineno, line in enumerate(lines, 1):
         m = match(line)
         if m is None:
-            raise ValueError(format_error(path, lineno, line,
-                                          "'<head> <relation> <tail> .' (three <IRI>s and a dot)"))
+            raise DataFormatError(path, lineno,
+                                  "'<head> <relation> <tail> .' (three <IRI>s and a dot)", line)
         append(m.groups())  # type: ignore[arg-type]
     return triples
 
@@ -340,13 +435,13 @@ def encode_triples(triples: Sequence[StringTriple], entity_index: Mapping[str, i
             for label, name, index in (("head", h, entity_index), ("relation", r, relation_index),
                                        ("tail", t, entity_index)):
                 if name not in index:
-                    where = (f"{source} line {first_line + row}" if source is not None
-                             else f"triple #{row}")
                     kind = "relation" if label == "relation" else "entity"
-                    row_text = _shown(" ".join(triples[row]))
-                    raise ValueError(
-                        f"{where}: expected a {label} in the {kind} vocabulary "
-                        f"({len(index)} names), got {_shown(name)} in row {row_text}"
-                    ) from None
+                    expected = f"a {label} in the {kind} vocabulary ({len(index)} names)"
+                    note = f" in row {_shown(' '.join(triples[row]))}"
+                    if source is not None:
+                        raise DataFormatError(source, first_line + row, expected, name,
+                                              note) from None
+                    raise ValueError(f"triple #{row}: expected {expected}, got {_shown(name)}"
+                                     f"{note}") from None
         raise  # unreachable: some name was missing
     return torch.stack([torch.frombuffer(col, dtype=torch.long) for col in ids], dim=1)

@@ -5,13 +5,17 @@ Texts end up in ``kg.texts[kind]`` (one string or :obj:`None` per entity) for th
 files often cover more entities than the graph (FB15k-237's numeric file is the one of FB15K, a
 superset): rows naming an entity outside the vocabulary are skipped, counted in ``skipped`` and
 reported in a warning (``warn=True``), or folded into ``kg.quirks`` and the one summary warning by
-:func:`mmgnn.data.load_dataset`. Malformed rows are errors naming the file and line.
+:func:`mmgnn.data.load_dataset`. Malformed rows raise :class:`~mmgnn.data.readers.DataFormatError`
+naming the file and line, under the rules of :mod:`mmgnn.data.readers` (line ends, names kept
+exactly without edge whitespace). Texts are prose, not keys: their edge whitespace is removed and
+an empty text is missing (:obj:`None`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +26,13 @@ from urllib.parse import unquote
 import torch
 from torch import Tensor
 
-from mmgnn.data.readers import PathLike, _shown, format_error, read_lines
+from mmgnn.data.readers import (
+    DataFormatError,
+    PathLike,
+    _shown,
+    check_name,
+    read_lines,
+)
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
@@ -30,6 +40,11 @@ if TYPE_CHECKING:
 NORMALIZATIONS = ("minmax", "zscore", "none")
 
 _URI_PREFIXES = ("http://dbpedia.org/resource/", "https://dbpedia.org/resource/")
+
+# ASCII decimal notation only: float() also accepts '1_0', '٣', ' 1 ', 'infinity' and 'nan'.
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+# Values beyond float32 would become inf in the float32 features (and overflow min-max).
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def _index(entities: Sequence[str] | Mapping[str, int]) -> Mapping[str, int]:
@@ -162,11 +177,12 @@ def _keyed_rows(path: PathLike, index: Mapping[str, int], what: str, expected: s
     skipped, example = 0, None
     for lineno, line in enumerate(lines, 1):
         key, tab, rest = line.partition("\t")
-        if not tab or not key:
-            raise ValueError(format_error(path, lineno, line, expected))
+        if not tab:
+            raise DataFormatError(path, lineno, expected, line)
+        check_name(path, lineno, line, key, expected)
         if key in seen:
-            raise ValueError(format_error(path, lineno, line, f"one row per entity, but "
-                                          f"{_shown(key)} already has one on line {seen[key]}"))
+            raise DataFormatError(path, lineno, f"one row per entity, but {_shown(key)} already "
+                                  f"has one on line {seen[key]}", line)
         seen[key] = lineno
         idx = index.get(key)
         if idx is None:
@@ -226,7 +242,7 @@ def read_wordnet_text(path: PathLike, entities: Sequence[str] | Mapping[str, int
     for lineno, idx, text in rows:
         lemma, comma, gloss = text.partition(", ")
         if not comma or not lemma.strip():
-            raise ValueError(format_error(path, lineno, text, expected))
+            raise DataFormatError(path, lineno, expected, text)
         names[idx] = lemma.strip()
         glosses[idx] = gloss.strip() or None
     return _finish({"name": names, "description": glosses}, path, skipped, total, len(index),
@@ -249,25 +265,30 @@ def read_wikidata_json(path: PathLike, entities: Sequence[str] | Mapping[str, in
     text = "\n".join(read_lines(path, "a JSON object of Freebase id -> {label, description}"))
 
     def line_of(key: str) -> int:
-        return text.count("\n", 0, max(text.find(json.dumps(key)), 0)) + 1
+        return text.count("\n", 0, max(text.find(json.dumps(key, ensure_ascii=False)), 0)) + 1
 
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
         out: dict[str, object] = {}
         for key, value in pairs:
             if key in out:
-                raise ValueError(f"{path} line {line_of(key)}: expected one entry per key, got "
-                                 f"{_shown(key)} twice")
+                raise DataFormatError(path, line_of(key), "one entry per key", key,
+                                      " (it occurs twice)")
             out[key] = value
         return out
 
     try:
         data = json.loads(text, object_pairs_hook=no_duplicates)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path} line {e.lineno}: expected JSON, got a syntax error: "
-                         f"{e.msg} (column {e.colno})") from None
+        raise DataFormatError(path, e.lineno, "JSON", note=f", got a syntax error: {e.msg} "
+                              f"(column {e.colno})") from None
+    except ValueError as e:  # e.g. an integer beyond Python's digit limit
+        raise DataFormatError(path, None, "JSON", note=f", got {e}") from None
+    except RecursionError:
+        raise DataFormatError(path, None, "a JSON object of entity -> {label, description}",
+                              note=", got nesting too deep to parse") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} line 1: expected a JSON object keyed by entity, got "
-                         f"{type(data).__name__}")
+        raise DataFormatError(path, 1, "a JSON object keyed by entity",
+                              note=f", got {type(data).__name__}")
     labels: list[str | None] = [None] * len(index)
     descriptions: list[str | None] = [None] * len(index)
     skipped, example = 0, None
@@ -275,9 +296,9 @@ def read_wikidata_json(path: PathLike, entities: Sequence[str] | Mapping[str, in
         ok = isinstance(entry, dict) and all(
             isinstance(entry.get(f), str | type(None)) for f in ("label", "description"))
         if not ok:
-            raise ValueError(f"{path} line {line_of(key)}: expected an object with string or "
-                             f"null 'label' and 'description' for {_shown(key)}, got "
-                             f"{_shown(json.dumps(entry))}")
+            raise DataFormatError(path, line_of(key), f"an object with string or null 'label' "
+                                  f"and 'description' for {_shown(key)}", json.dumps(entry))
+        check_name(path, line_of(key), key, key, "an entity name as the key")
         idx = index.get(key)
         if idx is None:
             skipped += 1
@@ -293,11 +314,20 @@ def normalize_attributes(x: Tensor, mask: Tensor, method: str = "minmax") -> Ten
     """Per-column normalisation of :obj:`(N, A)` ``x`` over the entries where ``mask``.
 
     See :class:`NumericAttributes` for the formulas. Missing entries are zero in the result.
+    Each column is first divided by a power of two near its largest magnitude, which
+    changes neither formula nor any rounding (both are scale-invariant and a power-of-two
+    scaling is exact) but keeps ``max - min`` and the squares finite for any finite input,
+    e.g. ``±1.7e308``.
     """
     if method not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {method!r}")
     x = x.to(torch.float64)
     zero = torch.zeros((), dtype=torch.float64)
+    if method != "none" and x.numel():
+        biggest = torch.where(mask, x.abs(), zero).amax(dim=0)
+        # 2**(e - 1) <= biggest < 2**e; 2**e itself overflows for biggest >= 2**1023.
+        exponent = torch.frexp(biggest).exponent - 1
+        x = x / torch.ldexp(torch.ones_like(biggest), exponent)
     if method == "minmax":
         lo = torch.where(mask, x, math.inf).amin(dim=0)
         hi = torch.where(mask, x, -math.inf).amax(dim=0)
@@ -319,8 +349,12 @@ def read_numeric_triples(path: PathLike, entities: Sequence[str] | Mapping[str, 
     """Reads numeric attribute triples ``entity<TAB>attribute<TAB>value``.
 
     FB15k-237 ``numeric/FB15K_NumericalTriples.txt`` (MMKB) and Nations ``literals.txt`` (PyKEEN)
-    have this layout. A value that is not a finite number, or a second value for the same
-    entity and attribute, is an error naming the file and line.
+    have this layout. Entity and attribute names are kept exactly (no edge whitespace, see
+    :func:`~mmgnn.data.readers.check_name`). A value must be an ASCII decimal number
+    (``-1.5e3``; not ``nan``, ``inf``, ``1_0`` or ``٣``) of magnitude at most
+    :data:`FLOAT32_MAX` (about 3.4e38), so that the float32 features hold it. A bad value, a
+    second value for the same entity and attribute, or a bad row is a
+    :class:`~mmgnn.data.readers.DataFormatError` naming the file and line.
 
     Args:
         path (str or PathLike): The file.
@@ -344,21 +378,20 @@ def read_numeric_triples(path: PathLike, entities: Sequence[str] | Mapping[str, 
     skipped, example = 0, None
     for lineno, line in enumerate(lines, 1):
         parts = line.split(sep)
-        if len(parts) != 3 or not parts[0] or not parts[1]:
-            raise ValueError(format_error(path, lineno, line, expected))
+        if len(parts) != 3:
+            raise DataFormatError(path, lineno, expected, line)
         entity, attribute, text = parts
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise ValueError(format_error(path, lineno, line,
-                                          f"a finite number as the value, not {_shown(text)}"))
+        check_name(path, lineno, line, entity, expected)
+        check_name(path, lineno, line, attribute, expected)
+        value = float(text) if _FLOAT.fullmatch(text) else math.nan
+        if not abs(value) <= FLOAT32_MAX:
+            raise DataFormatError(path, lineno, f"a finite number as the value, not "
+                                  f"{_shown(text)} (ASCII decimal notation, magnitude at most "
+                                  f"{FLOAT32_MAX:.4g})", line)
         if (entity, attribute) in seen:
-            raise ValueError(format_error(
-                path, lineno, line, f"one value per entity and attribute, but line "
-                f"{seen[entity, attribute]} already gives {_shown(attribute)} of "
-                f"{_shown(entity)}"))
+            raise DataFormatError(path, lineno, f"one value per entity and attribute, but line "
+                                  f"{seen[entity, attribute]} already gives {_shown(attribute)} "
+                                  f"of {_shown(entity)}", line)
         seen[entity, attribute] = lineno
         a = attributes.setdefault(attribute, len(attributes))
         idx = index.get(entity)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import pickle
 import re
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 import torch
 
 from mmgnn.data.readers import (
+    DataFormatError,
     build_vocabulary,
     encode_triples,
     read_id_triples,
@@ -211,3 +214,75 @@ def test_encode_unknown_name_names_file_and_line(tmp_path):
                        source=tmp_path / "val.txt")
     with pytest.raises(ValueError, match=r"triple #0: expected a relation in the relation"):
         encode_triples([("a", "q", "b")], e_idx, r_idx)
+
+
+# ---------------------------------------------- one rule set for every format (DataFormatError)
+@pytest.mark.parametrize("order", ["".join(p) for p in itertools.permutations("hrt")])
+def test_id_triples_every_column_order(tmp_path, order):
+    disk = [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    path = write(tmp_path, "train2id.txt", "".join(" ".join(map(str, r)) + "\n" for r in disk))
+    # Independent reorder: name each disk value by its column letter, then read h, r, t.
+    expected = [[dict(zip(order, row, strict=True))[c] for c in "hrt"] for row in disk]
+    assert read_id_triples(path, order=order).tolist() == expected
+
+
+@pytest.mark.parametrize("data,line,got", [
+    (b"a\tr\tb\r\r\nb\tr\ta\r\r\n", 1, "'a\\tr\\tb\\r'"),     # \r\r\n: phantom 'b\r' before
+    (b"a\tr\tb\rb\tr\ta\r", 1, "'a\\tr\\tb\\rb\\tr\\ta'"),    # CR-only line ends
+    (b"a\tr\tb\nb\tr\xe2\x80\x8b\xef\xbb\xbfa\n", 2, "'b\\tr\\u200b\\ufeffa'"),  # inner BOM
+])
+def test_stray_carriage_return_or_bom_is_an_error(tmp_path, data, line, got):
+    path = tmp_path / "train.txt"
+    path.write_bytes(data)
+    with raises_at(DataFormatError, path, line, got):
+        read_string_triples(path)
+
+
+def test_crlf_is_removed_exactly_even_without_the_final_line_feed(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_bytes(b"\xef\xbb\xbfa\tr\tb\r\nb\tr\ta\r")
+    assert read_string_triples(path) == [("a", "r", "b"), ("b", "r", "a")]
+
+
+@pytest.mark.parametrize("text,line", [
+    ("a\tr\tb \n", 1), ("a\tr\tb\n a\tr\tb\n", 2), ("a\tr \tb\n", 1), ("a\tr\t\u3000b\n", 1),
+])
+def test_names_with_edge_whitespace_are_errors(tmp_path, text, line):
+    path = write(tmp_path, "train.txt", text)
+    with raises_at(DataFormatError, path, line, "without leading or trailing whitespace"):
+        read_string_triples(path)
+    vocab = write(tmp_path, "entity2id.txt", "1\n a 0\n")
+    with raises_at(DataFormatError, vocab, 2, "without leading or trailing whitespace", "' a'"):
+        read_id_vocab(vocab)
+
+
+@pytest.mark.parametrize("text,line,got", [
+    ("³\n0 0 0\n0 0 0\n0 0 0\n", 1, "'³'"),
+    ("①\n0 0 0\n", 1, "'①'"),
+    ("1\n0 ٣ 0\n", 2, "'0 ٣ 0'"),
+    ("1\n0 1_0 0\n", 2, "'0 1_0 0'"),
+    ("1\n0 +1 0\n", 2, "'0 +1 0'"),
+    (f"1\n0 {2 ** 63} 0\n", 2, f"'0 {2 ** 63} 0'"),
+    (f"1\n0 {-2 ** 63 - 1} 0\n", 2, "64-bit range"),
+])
+def test_integers_are_ascii_and_64_bit(tmp_path, text, line, got):
+    path = write(tmp_path, "train2id.txt", text)
+    with raises_at(DataFormatError, path, line, got):
+        read_id_triples(path)
+
+
+def test_vocab_ids_are_ascii_and_64_bit(tmp_path):
+    for bad in ("３", str(2 ** 64), "1_0"):
+        path = write(tmp_path, "entity2id.txt", f"a 0\nb {bad}\n")
+        with raises_at(DataFormatError, path, 2, "'name id'", f"'b {bad}'"):
+            read_id_vocab(path)
+
+
+def test_data_format_error_carries_file_and_line(tmp_path):
+    path = write(tmp_path, "train.txt", "a\tr\tb\na\tr\n")
+    with pytest.raises(DataFormatError) as info:
+        read_string_triples(path)
+    err = info.value
+    assert isinstance(err, ValueError)
+    assert (Path(err.path), err.line, err.got) == (path, 2, "a\tr")
+    assert pickle.loads(pickle.dumps(err)).args == err.args

@@ -187,3 +187,43 @@ def test_numeric_attach_to_kg(tmp_path):
     assert kg.features["numeric"].shape == (4, 4)
     assert kg.masks["numeric"].tolist() == [True, True, True, False]
     assert kg.extras["numeric"] is attrs and kg.extras["numeric"].mask.shape == (4, 4)
+
+
+@pytest.mark.parametrize("row,fragments", [
+    ("/m/b\tarea\t1.7e308", ("a finite number", "'1.7e308'", "magnitude at most")),
+    ("/m/b\tarea\t1_0", ("a finite number", "'1_0'")),
+    ("/m/b\tarea\t٣", ("a finite number", "'٣'")),
+    ("/m/b\tarea\t 3", ("a finite number", "' 3'")),
+    ("/m/b\tarea\tinfinity", ("a finite number",)),
+    ("/m/b \tarea\t3", ("without leading or trailing whitespace", "'/m/b '")),
+    ("/m/b\t area\t3", ("without leading or trailing whitespace", "' area'")),
+])
+def test_numeric_values_and_names_are_strict(tmp_path, row, fragments):
+    path = write(tmp_path, "literals.txt", f"/m/a\tarea\t10\n{row}\n")
+    with raises_at(path, 2, *fragments):
+        read_numeric_triples(path, ENTITIES)
+
+
+def test_normalize_attributes_never_overflows():
+    # min-max of +-1.7e308 overflowed (max - min = inf) and gave NaN; the references below
+    # work on Python floats scaled by a power of two first, which is exact for these values.
+    column = [1.7e308, -1.7e308, 0.0, 1e307]
+    x = torch.tensor(column, dtype=torch.float64).view(-1, 1)
+    mask = torch.ones_like(x, dtype=torch.bool)
+    half = [v / 2 for v in column]
+    lo, hi = min(half), max(half)
+    assert normalize_attributes(x, mask).view(-1).tolist() == [(v - lo) / (hi - lo) for v in half]
+    tiny = [v * 2.0 ** -1000 for v in column]
+    mean = sum(tiny) / 4
+    std = math.sqrt(sum((v - mean) ** 2 for v in tiny) / 4)
+    z = normalize_attributes(x, mask, "zscore").view(-1).tolist()
+    assert z == pytest.approx([(v - mean) / std for v in tiny], rel=1e-12)
+
+
+def test_side_text_keys_are_names_and_deep_json_is_an_error(tmp_path):
+    path = write(tmp_path, "entity2text.txt", "/m/a\tAlpha\n/m/b \tBeta\n")
+    with raises_at(path, 2, "without leading or trailing whitespace"):
+        read_entity_text(path, ENTITIES)
+    deep = write(tmp_path, "entity2wikidata.json", "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=re.escape(str(deep)) + ": expected a JSON object"):
+        read_wikidata_json(deep, ENTITIES)
