@@ -72,7 +72,8 @@ RUNS = {"uniform": {}, "mmrns": {"sampler": "mmrns"},
         "mmrns-p1500": {"sampler": "mmrns", "sampler_args": {"pre_sample": 1500}}}
 
 
-def config_for(run: str, dataset: str, minutes: float, epochs: int | None = None):
+def config_for(run: str, dataset: str, minutes: float, epochs: int | None = None,
+               seed: int = 0, negative_filter: str = "train"):
     from mmgnn.train import TrainConfig
 
     extra = dict(RUNS[run])
@@ -82,13 +83,15 @@ def config_for(run: str, dataset: str, minutes: float, epochs: int | None = None
             args["text"] = "none"
         extra["sampler_args"] = args
     mods = ["text"] if (extra.get("sampler") == "mmrns" and TEXT[dataset]) else []
-    return TrainConfig(**BASE, **extra, model_args={"margin": MARGIN[dataset]}, modalities=mods,
+    return TrainConfig(**{**BASE, "negative_filter": negative_filter}, **extra, model_args={"margin": MARGIN[dataset]}, modalities=mods,
                        modality_args={"text": TEXT[dataset]} if mods else {},
                        epochs=epochs or 100_000, eval_every=0, patience=0,
-                       max_minutes=None if epochs else minutes, budget_clock="cpu", seed=0)
+                       max_minutes=None if epochs else minutes, budget_clock="cpu",
+                       seed=seed)
 
 
-def run_one(run: str, dataset: str, minutes: float, epochs: int | None) -> dict:
+def run_one(run: str, dataset: str, minutes: float, epochs: int | None, seed: int = 0,
+            negative_filter: str = "train") -> dict:
     from mmgnn.data import load_dataset
     from mmgnn.eval import evaluate
     from mmgnn.modalities import attach_modalities
@@ -96,7 +99,7 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None) -> dict:
     from mmgnn.train import Trainer
 
     torch.set_num_threads(1)
-    cfg = config_for(run, dataset, minutes, epochs)
+    cfg = config_for(run, dataset, minutes, epochs, seed, negative_filter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kg = load_dataset(dataset, add_side_info=bool(cfg.modalities))
@@ -156,13 +159,15 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = (f"{'dataset':<7} {'run':<11} {'filter':<10} {'budget':<11} {'steps':>6} {'ep':>5} "
+    head = (f"{'dataset':<7} {'run':<11} {'filter':<10} {'seed':>4} {'budget':<11} {'steps':>6} "
+            f"{'ep':>5} "
             f"{'step/cpu s':>10} {'GiB':>5}  {'MRR':>6} {'H@1':>6} {'H@3':>6} {'H@10':>6}  "
             f"{'paper MRR':>9}  features")
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['dataset']:<7} {r['run']:<11} {r['negative_filter']:<10} {r['budget']:<11} "
+            f"{r['dataset']:<7} {r['run']:<11} {r['negative_filter']:<10} {r['seed']:>4} "
+            f"{r['budget']:<11} "
             f"{r['steps']:>6} "
             f"{r['epochs_done']:>5.2f} {r['steps_per_cpu_s']:>10.2f} {r['peak_rss_gib']:>5.2f}  "
             f"{r['mrr']:>6.4f} {r['hits@1']:>6.4f} {r['hits@3']:>6.4f} {r['hits@10']:>6.4f}  "
@@ -200,10 +205,16 @@ def main() -> None:
                         help="train this many epochs instead of a CPU-time budget (the same "
                              "number of steps for both samplers)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    parser.add_argument("--negative-filter", choices=("train", "all_splits", "none"),
+                        default="train", help="filter of the uniform sampler: the training "
+                        "triples (default), or every split (the leak of the rows before 0.2, "
+                        "for the comparison)")
     parser.add_argument("--table", action="store_true", help="print and write the table")
     args = parser.parse_args()
     if args.single:
-        row = run_one(args.runs[0], args.dataset, args.minutes, args.epochs)
+        row = run_one(args.runs[0], args.dataset, args.minutes, args.epochs, args.seed,
+                      args.negative_filter)
         RESULTS.mkdir(parents=True, exist_ok=True)
         with ROWS.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -211,12 +222,13 @@ def main() -> None:
         return
     for run in args.runs:
         subprocess.run([sys.executable, __file__, "--single", "--dataset", args.dataset,
-                        "--minutes", str(args.minutes), "--runs", run,
+                        "--minutes", str(args.minutes), "--runs", run, "--seed", str(args.seed),
+                        "--negative-filter", args.negative_filter,
                         *(["--epochs", str(args.epochs)] if args.epochs else [])], check=True)
     if args.table or not args.runs:
         rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
         rows.sort(key=lambda r: (r["dataset"], r["budget"], r["run"] != "uniform",
-                                 r["negative_filter"] != "train"))
+                                 r["negative_filter"] != "train", r["seed"]))
         text = (f"torch {torch.__version__}, 1 thread per run, {os.cpu_count()} CPUs shared "
                 f"with other jobs (load average in the .json); same CPU-time budget "
                 f"(budget_clock='cpu') or epochs per pair; RotatE dim 64, self-adversarial "
