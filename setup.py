@@ -24,11 +24,11 @@ setup(
     extras_require={
         # PyKEEN is a peer the tests check scores against (PairRE, TuckER) and the benchmarks
         # compare with; mmgnn itself never imports it.
-        "test": ["pytest>=7", "pykeen>=1.10"],
+        "test": ["pytest>=7", "pykeen>=1.10", "hypothesis>=6"],
         # sentence-transformers is the peer of benchmarks/features_speed.py; install it with
         # --no-deps (its requirements are mmgnn's own).
         "bench": ["pykeen>=1.10"],
-        "dev": ["pytest>=7", "ruff>=0.5", "pykeen>=1.10"],
+        "dev": ["pytest>=7", "ruff>=0.5", "pykeen>=1.10", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["mmgnn=mmgnn.cli:main"]},
 )

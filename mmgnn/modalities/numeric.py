@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from mmgnn.data.readers import DataFormatError
 from mmgnn.data.side_info import (
     NORMALIZATIONS,
     NumericAttributes,
@@ -73,6 +74,11 @@ class NumericModality(Modality):
 
     def encode(self, raw: NumericAttributes, progress: bool = True) -> ModalityFeatures:
         x = normalize_attributes(raw.raw, raw.mask, self.normalization).to(torch.float32)
+        if not torch.isfinite(x).all():  # only raw values built by hand can get here
+            bad = (~torch.isfinite(x)).any(dim=1).nonzero().view(-1)[:5].tolist()
+            raise DataFormatError(raw.source or "numeric attributes", None, "raw values that "
+                                  "fit float32 after normalization", note=f", got "
+                                  f"non-finite ones for entities {bad}")
         if self.with_mask:
             x = torch.cat([x, raw.mask.to(torch.float32)], dim=1)
         entity_mask = raw.mask.any(dim=1)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
-from mmgnn.data import load_dataset
+from mmgnn.data import MultiModalKG, NumericAttributes, load_dataset
+from mmgnn.data.readers import DataFormatError
 from mmgnn.modalities import NumericModality
 
 
@@ -53,3 +56,25 @@ def test_reads_a_file_and_errors_without_attributes(data_root, nations):
     from_file = NumericModality(path=data_root / "Nations-literal" / "literals.txt")
     torch.testing.assert_close(from_file.build(bare, cache=False).x,
                                NumericModality().build(nations, cache=False).x)
+
+
+def test_out_of_range_values_are_errors_naming_file_and_line(tmp_path, nations):
+    # +-1.7e308 once overflowed min-max (NaN features) with no file or line in sight.
+    first, second = nations.entity_names[:2]
+    path = tmp_path / "literals.txt"
+    path.write_text(f"{first}\tsize\t1.7e308\n{second}\tsize\t-1.7e308\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=re.escape(f"{path} line 1: expected a finite "
+                                                        f"number as the value, not '1.7e308'")):
+        NumericModality(path=path).build(nations, cache=False)
+
+
+def test_hand_built_attributes_beyond_float32_are_errors():
+    raw = torch.tensor([[1e300], [0.0]], dtype=torch.float64)
+    mask = torch.ones(2, 1, dtype=torch.bool)
+    attributes = NumericAttributes(raw.float(), mask, ["size"], raw, "none")
+    kg = MultiModalKG(["a", "b"], ["r"], [[0, 0, 1]], torch.empty(0, 3), torch.empty(0, 3))
+    kg.extras["numeric"] = attributes
+    with pytest.raises(DataFormatError, match=r"fit float32 .*entities \[0\]"):
+        NumericModality("none").build(kg, cache=False)
+    minmax = NumericModality("minmax").build(kg, cache=False)  # scale-free: no overflow
+    assert minmax.x.view(-1).tolist() == [1.0, 0.0]
