@@ -22,7 +22,7 @@ from mmgnn.eval import evaluate
 from mmgnn.models import LinkPredictor
 from mmgnn.nn.conv import KBGATConv
 from mmgnn.nn.kge import DistMult
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 
 class SageKBGAT(LinkPredictor):
@@ -57,6 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     kg = load_dataset(args.dataset, add_side_info=False)
+    seed_everything(0)  # the TrainConfig's seed, before the weights are drawn
     model = SageKBGAT(kg, dim=args.dim)
     print(kg, model, sep="\n")
     # The encoder runs once per step over the whole graph: few, large batches.

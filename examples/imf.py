@@ -36,7 +36,7 @@ from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.modalities import attach_modalities
 from mmgnn.models import GATTransE, build_model
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 VARIANTS = {
     "paper": ({}, "standard"),
@@ -72,7 +72,7 @@ def main() -> None:
                          label_smoothing=0.1, label_smoothing_form=smoothing,
                          batch_size=args.batch_size, lr=args.lr, epochs=args.epochs,
                          eval_every=5, patience=0, max_minutes=args.minutes)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed)  # before the weights are drawn
     model = build_model(config, kg)
     if args.gat_minutes:
         gat_cfg = TrainConfig(model="gat_transe", dim=args.dim, regime="negative",

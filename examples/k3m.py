@@ -28,6 +28,7 @@ from mmgnn.data.product_graph import category_split
 from mmgnn.eval.robustness import robustness_sweep
 from mmgnn.models.k3m_pretraining import K3MPretraining
 from mmgnn.models.k3m_tasks import ItemClassifier
+from mmgnn.train import seed_everything
 from mmgnn.train.k3m import (
     K3MTrainConfig,
     classification_accuracy,
@@ -59,6 +60,7 @@ def main() -> None:
     changes = {"fusion": args.fusion, "aggregator": args.aggregator}
     if args.text_encoder:
         changes["text_encoder"] = args.text_encoder
+    seed_everything(0)  # the seed of the K3MTrainConfigs below, before the weights are drawn
     model = build_k3m(graph, args.size, **changes)
     print(model)
 

@@ -36,7 +36,7 @@ from mmgnn.data import load_dataset
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.eval import evaluate
 from mmgnn.models import MKGformer
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 
 def with_fewer_eval_triples(kg: MultiModalKG, count: int, seed: int = 0) -> MultiModalKG:
@@ -75,7 +75,7 @@ def main() -> None:
     kg = with_fewer_eval_triples(full, args.eval_triples)
     vision = None if args.vision == "none" else args.vision
     images = args.images if vision is not None and Path(args.images).is_dir() else None
-    torch.manual_seed(0)
+    seed_everything(0)  # the seed of the TrainConfig below, before the weights are drawn
     model = MKGformer.from_pretrained(kg, text=args.text, vision=vision, images=images,
                                       fusion_layers=args.fusion_layers,
                                       max_length=args.max_length,

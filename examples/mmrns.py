@@ -21,13 +21,11 @@ from __future__ import annotations
 import argparse
 import warnings
 
-import torch
-
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.modalities import attach_modalities
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 
 def main() -> None:
@@ -65,7 +63,7 @@ def main() -> None:
                              lr=0.02 if args.dataset == "Nations" else 1e-3,
                              epochs=args.epochs, eval_every=10, patience=0,
                              max_minutes=args.minutes, budget_clock="cpu")
-        torch.manual_seed(config.seed)
+        seed_everything(config.seed)  # the same initial weights for both samplers
         model = build_model(config, kg)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -28,7 +28,7 @@ from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.modalities import attach_modalities
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 
 def main() -> None:
@@ -66,7 +66,7 @@ def main() -> None:
         num_negatives=args.negatives,
         batch_size=args.batch_size, lr=args.lr, epochs=args.epochs, eval_every=5, patience=0,
         max_minutes=args.minutes)
-    torch.manual_seed(config.seed)
+    seed_everything(config.seed)  # before the weights are drawn
     model = build_model(config, kg)
     print(kg)
     print(model)

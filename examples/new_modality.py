@@ -30,7 +30,7 @@ from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.modalities import Modality, ModalityFeatures, attach_modalities, register_modality
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 
 @register_modality("char_ngrams")
@@ -72,6 +72,7 @@ def main() -> None:
     config = TrainConfig(model="multimodal", modalities=["char_ngrams"], dim=64,
                          model_args={"decoder": "distmult"}, regime="1vsall", reciprocal=True,
                          lr=0.01, batch_size=256, epochs=args.epochs, eval_every=0)
+    seed_everything(config.seed)  # before the weights are drawn
     model = build_model(config, kg)  # the same model class as for text or images
     print(model)
     fit(model, kg, config, progress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -42,25 +43,47 @@ def _feature_args(pairs: list[str], what: str) -> dict:
 
 
 def _modality_args(pairs: list[str]) -> dict[str, dict]:
-    """``--modality-arg text.pooling=cls`` pairs as ``{"text": {"pooling": "cls"}}``."""
+    """``--modality-arg text.pooling=cls`` pairs as ``{"text": {"pooling": "cls"}}``. A
+    setting whose constructor default is a string gets the text as written (so
+    ``precomputed.missing=none`` or ``=nan`` reach the modality as the words it expects)."""
     out: dict[str, dict] = {}
     for pair in pairs:
         key, eq, value = pair.partition("=")
         kind, dot, setting = key.partition(".")
+        kind, setting = kind.strip(), setting.strip()
         if not eq or not dot or not kind or not setting:
             raise SystemExit(f"mmgnn: --modality-arg expects MODALITY.KEY=VALUE (e.g. "
                              f"text.encoder=/path/to/model), got {pair!r}")
-        out.setdefault(kind.strip(), {})[setting.strip()] = _parse_value(value.strip())
+        out.setdefault(kind, {})[setting] = _parse_value(
+            value.strip(), keep_text=isinstance(_modality_default(kind, setting), str))
     return out
 
 
+def _modality_default(kind: str, setting: str):
+    """The constructor default of ``setting`` of the modality ``kind`` (None if unknown)."""
+    import inspect
 
-def _parse_value(text: str):
+    from mmgnn.modalities import MODALITIES
+
+    if kind not in MODALITIES:
+        return None
+    param = inspect.signature(MODALITIES[kind]).parameters.get(setting)
+    return None if param is None or param.default is param.empty else param.default
+
+
+def _parse_value(text: str, keep_text: bool = False):
+    """A command-line value: an int, a finite float, ``true`` / ``false`` / ``none``, else
+    the text (``nan`` and ``inf`` too: no setting takes them as numbers). ``keep_text``:
+    always the text."""
+    if keep_text:
+        return text
     for cast in (int, float):
         try:
-            return cast(text)
+            value = cast(text)
         except ValueError:
-            pass
+            continue
+        if cast is int or math.isfinite(value):
+            return value
     return {"true": True, "false": False, "none": None}.get(text.lower(), text)
 
 
@@ -152,12 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what --max-minutes counts: wall time, or this process's CPU time per "
                    "torch thread (fair between runs on a shared machine; default: wall)")
     p.add_argument("--ties", choices=TIES, default="realistic", help="(default: realistic)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of every random draw: the same seed gives a bit-identical run "
+                   "on CPU (default: 0)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="also use torch's deterministic kernels (bit-identical runs on one "
+                   "GPU, slower; errors on an operation that has none)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default: cpu)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its checkpoint (other settings are "
-                   "read from --out/config.json)")
+                   "read from --out/config.json); without a checkpoint yet, start it again")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--task", choices=("link_prediction", "classification"),
                    default="link_prediction",
@@ -403,16 +431,23 @@ def _train(args) -> int:
         return _train_k3m(args)
     from mmgnn.eval import evaluate
     from mmgnn.models import build_model
-    from mmgnn.train import TrainConfig, fit
+    from mmgnn.train import TrainConfig, fit, seed_everything
     from mmgnn.train.checkpoint import save_json
 
     out = Path(args.out)
-    if args.resume:
+    resume, deterministic = args.resume, args.deterministic
+    if resume:
         if not (out / "config.json").is_file():
             raise SystemExit(f"mmgnn: nothing to resume in {out} (no config.json)")
         saved = json.loads((out / "config.json").read_text())
         config = TrainConfig.from_dict(saved["train"])
         dataset, root = saved["dataset"], args.root or saved.get("root")
+        deterministic = deterministic or saved.get("deterministic", False)
+        if not (out / "checkpoint.pt").is_file():
+            # Stopped before its first checkpoint: from the beginning, the same run (seed).
+            print(f"mmgnn: {out} has config.json but no checkpoint.pt yet; starting the run "
+                  f"from the beginning")
+            resume = False
     else:
         if not args.dataset:
             raise SystemExit("mmgnn: train needs --dataset (see `mmgnn datasets`)")
@@ -439,14 +474,18 @@ def _train(args) -> int:
             raise SystemExit(f"mmgnn: {e}") from None
         dataset, root = args.dataset, args.root
         save_json(out / "config.json", {"dataset": dataset, "root": root,
+                                        "deterministic": deterministic,
                                         "train": config.to_dict()})
     progress = not args.quiet
     kg = _load_kg(dataset, root, config, progress)
+    # The run's one seeding point: before the model (and a learned sampler) draw their
+    # initial weights. A resumed run then overwrites the stream with the checkpoint's.
+    seed_everything(config.seed, deterministic=deterministic)
     model = build_model(config, kg)
     if progress:
         print(kg)
         print(model)
-    trainer = fit(model, kg, config, out_dir=out, resume=args.resume, progress=progress,
+    trainer = fit(model, kg, config, out_dir=out, resume=resume, progress=progress,
                   extra_state={"dataset": kg.name})
     from mmgnn.train import load_checkpoint
 

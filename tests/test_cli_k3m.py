@@ -56,3 +56,26 @@ def test_k3m_errors(data_root, tmp_path):
     with pytest.raises(SystemExit, match="K3M model argument"):
         main(["pretrain", "--root", str(data_root), "--arg", "depth=3",
               "--out", str(tmp_path / "c"), "--quiet"])
+
+
+def test_pretrain_is_seeded_before_the_model_is_built(data_root, tmp_path, capsys):
+    """Same seed, same encoder.pt bit for bit (the initial weights included); a run killed
+    before its first checkpoint starts over on --resume and gives the same encoder."""
+    def pretrain(name: str, seed: int) -> dict:
+        assert main(["pretrain", "--root", str(data_root), "--epochs", "2", "--batch-size",
+                     "16", "--seed", str(seed), "--max-minutes", "0.0001", "--budget-clock",
+                     "cpu", "--out", str(tmp_path / name), "--quiet"]) == 0
+        return torch.load(tmp_path / name / "encoder.pt", weights_only=False)["model"]
+
+    def same(a: dict, b: dict) -> bool:
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    a, b, other = pretrain("a", 5), pretrain("b", 5), pretrain("c", 6)
+    assert same(a, b) and not same(a, other)
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    (killed / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
+    capsys.readouterr()
+    assert main(["pretrain", "--out", str(killed), "--resume", "--quiet"]) == 0
+    assert "starting the run from the beginning" in capsys.readouterr().out
+    assert same(a, torch.load(killed / "encoder.pt", weights_only=False)["model"])

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
+# ``.<name>.<8 random characters>.tmp``: the temporary files of :func:`atomic_write`.
+_PARTIAL = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
-def _atomic_write(path: Path, write) -> None:
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Writes through ``write(file)`` into ``.<name>.XXXXXXXX.tmp`` next to ``path``, syncs it
+    and renames it over ``path``. A process killed (SIGKILL) before the rename leaves that
+    temporary file behind; :func:`remove_partial_writes` removes it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -30,7 +39,7 @@ def _atomic_write(path: Path, write) -> None:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     """Writes ``state`` with :func:`torch.save` to a temporary file in the same folder, syncs
     it to disk and renames it over ``path`` (an atomic replace on POSIX and Windows)."""
-    _atomic_write(Path(path), lambda f: torch.save(state, f))
+    atomic_write(Path(path), lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -41,7 +50,33 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
+def remove_partial_writes(folder: str | Path) -> list[Path]:
+    """Removes the temporary files that a killed write left in ``folder`` (those named
+    ``.<name>.XXXXXXXX.tmp``, see :func:`atomic_write`); returns them. Call it when a run
+    starts or resumes in ``folder``, never while another process writes there."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = [p for p in folder.iterdir() if _PARTIAL.match(p.name) and p.is_file()]
+    for p in removed:
+        p.unlink(missing_ok=True)
+    return removed
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def save_json(path: str | Path, value: Any) -> None:
-    """Atomically writes ``value`` as indented JSON."""
-    data = json.dumps(value, indent=2, sort_keys=False).encode()
-    _atomic_write(Path(path), lambda f: f.write(data))
+    """Atomically writes ``value`` as indented, strict JSON (RFC 8259): a non-finite float
+    (NaN, +-inf, which :func:`json.dumps` would write as the invalid ``NaN`` /
+    ``Infinity``) becomes ``null``."""
+    data = json.dumps(_finite_or_null(value), indent=2, sort_keys=False,
+                      allow_nan=False).encode()
+    atomic_write(Path(path), lambda f: f.write(data))

@@ -18,7 +18,13 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from mmgnn.progress import progress_bar
-from mmgnn.train.checkpoint import load_checkpoint, save_checkpoint, save_json
+from mmgnn.train.checkpoint import (
+    load_checkpoint,
+    remove_partial_writes,
+    save_checkpoint,
+    save_json,
+)
+from mmgnn.train.loop import random_state, restore_random_state, sampling_generator
 
 CHECKPOINT, METRICS, ENCODER = "checkpoint.pt", "metrics.json", "encoder.pt"
 
@@ -100,19 +106,22 @@ class K3MTrainer:
     ``config.epochs`` epochs (or the budget); ``evaluate() -> dict`` after every epoch adds
     metrics to the history (losses averaged over the items the epoch reached, fewer than all
     when the budget ends it). With ``out_dir``, each epoch ends with an atomic
-    ``checkpoint.pt`` and ``metrics.json``; ``fit(resume=True)`` continues from them."""
+    ``checkpoint.pt`` and ``metrics.json``; ``fit(resume=True)`` continues from them.
+
+    As :class:`~mmgnn.train.Trainer`, it does not seed the global generators (call
+    :func:`~mmgnn.train.seed_everything` before building the module); shuffling and masking
+    draw from its own :func:`~mmgnn.train.loop.sampling_generator` ``(config.seed)``."""
 
     def __init__(self, module: nn.Module, step: Callable[[Tensor, torch.Generator], dict],
                  items: Tensor, config: K3MTrainConfig, *, out_dir: str | Path | None = None,
                  evaluate: Callable[[], dict] | None = None, pretrained: nn.Module | None = None,
                  progress: bool = True, name: str = "k3m", extra: dict | None = None) -> None:
-        torch.manual_seed(config.seed)
         self.module = module.to(config.device)
         self.step_fn, self.items, self.config = step, items, config
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.evaluate, self.progress, self.name = evaluate, progress, name
         self.extra = extra or {}
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = sampling_generator(config.seed)
         self.steps_per_epoch = -(-len(items) // config.batch_size)
         self.optimizer, self.scheduler = build_optimizer(
             module, config, self.steps_per_epoch * config.epochs, pretrained)
@@ -128,6 +137,8 @@ class K3MTrainer:
 
     def fit(self, resume: bool = False) -> list[dict]:
         cfg = self.config
+        if self.out_dir is not None:
+            remove_partial_writes(self.out_dir)
         if resume:
             self._restore()
         self._start = clock(cfg.budget_clock)
@@ -189,7 +200,7 @@ class K3MTrainer:
             "module": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "epoch": self.epoch, "steps": self.steps,
             "elapsed": self._now(), "history": self.history,
-            "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state()})
+            **random_state(self.generator)})
         save_json(self.out_dir / METRICS, self.metrics())
 
     def _restore(self) -> None:
@@ -201,8 +212,7 @@ class K3MTrainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.steps = state["epoch"], state["steps"]
         self.elapsed, self.history = state["elapsed"], state["history"]
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_random_state(state, self.generator)
 
 
 @torch.no_grad()

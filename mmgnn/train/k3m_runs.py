@@ -37,6 +37,7 @@ from mmgnn.train.k3m import (
     load_encoder,
     pretrain,
 )
+from mmgnn.train.loop import seed_everything
 
 SIZES = ("tiny", "base")
 CONFIG = "config.json"
@@ -98,12 +99,19 @@ def build_k3m(graph: HeteroData, size: str = "tiny", **changes) -> K3M:
     return K3M(config).attach(graph)
 
 
-def _check_out(out: Path, resume: bool) -> None:
+def _check_out(out: Path, resume: bool) -> bool:
+    """Whether to resume: False for a folder that has its config but no checkpoint yet (the
+    run stopped before its first epoch ended), which then starts from the beginning."""
     if resume and not (out / CONFIG).is_file():
         raise ValueError(f"nothing to resume in {out} (no {CONFIG})")
     if not resume and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run; add --resume to continue it or choose "
                          f"another --out")
+    if resume and not (out / "checkpoint.pt").is_file():
+        print(f"mmgnn: {out} has {CONFIG} but no checkpoint.pt yet; starting the run from "
+              f"the beginning")
+        return False
+    return resume
 
 
 def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
@@ -114,14 +122,15 @@ def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
     """Pretrains K3M on every item of the dataset (see :class:`K3MPretraining`); returns the
     trainer. ``resume`` continues the run in ``out`` with its saved settings."""
     out = Path(out)
-    _check_out(out, resume)
-    if resume:
+    if (out / CONFIG).is_file() and resume:
         saved = json.loads((out / CONFIG).read_text())
         dataset, root, size = saved["dataset"], saved["root"], saved["size"]
         model_args, lp, image_features = saved["model_args"], saved["lp"], saved["image"]
         train = K3MTrainConfig(**saved["train"])
+    resume = _check_out(out, resume)
     train = train or K3MTrainConfig()
     graph = load_product_graph(dataset, root, image_features)
+    seed_everything(train.seed)  # before the weights are drawn; resume restores the stream
     model = build_k3m(graph, size, **(model_args or {}))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -151,15 +160,16 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
     pretraining run, which then fixes the model settings) or from scratch; returns and saves
     the results (final test accuracy and the majority-class baseline)."""
     out = Path(out)
-    _check_out(out, resume)
-    if resume:
+    if (out / CONFIG).is_file() and resume:
         saved = json.loads((out / CONFIG).read_text())
         dataset, root, size, init = saved["dataset"], saved["root"], saved["size"], saved["init"]
         model_args, image_features = saved["model_args"], saved["image"]
         min_count, test_fraction = saved["min_count"], saved["test_fraction"]
         split_seed, train = saved["split_seed"], K3MTrainConfig(**saved["train"])
+    resume = _check_out(out, resume)
     train = train or K3MTrainConfig(epochs=20, batch_size=16, lr=3e-3, warmup=0.0)
     graph = load_product_graph(dataset, root, image_features)
+    seed_everything(train.seed)  # before the weights are drawn; resume restores the stream
     if init is not None:
         saved_model = torch.load(init, map_location="cpu", weights_only=False)["config"]
         model = K3M(K3MConfig.from_dict(saved_model)).attach(graph)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import os
 import random
 import time
 import warnings
@@ -25,7 +27,12 @@ from mmgnn.sampling import (
     OneToAllBatches,
     UniformSampler,
 )
-from mmgnn.train.checkpoint import load_checkpoint, save_checkpoint, save_json
+from mmgnn.train.checkpoint import (
+    load_checkpoint,
+    remove_partial_writes,
+    save_checkpoint,
+    save_json,
+)
 from mmgnn.train.config import NEGATIVE_FILTERS, TrainConfig
 from mmgnn.train.plot import plot_history
 
@@ -35,12 +42,81 @@ METRICS = "metrics.json"
 PLOT = "training.png"
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seeds Python, NumPy and torch; returns the generator that drives the run's sampling."""
+def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
+    r"""The one seeding point of a run: seeds Python's :mod:`random`, NumPy and torch (the
+    CPU generator and that of every CUDA device) and returns :func:`sampling_generator`
+    ``(seed)``.
+
+    Call it **before anything random**, above all before the model is built: the global
+    torch stream then drives, in this order, the model's initialisation, a learned sampler's
+    initialisation (MMRNS) and, during training, dropout, NativE's generator noise and
+    anything else drawn with the global generator. Data order and negatives are drawn from
+    the :class:`Trainer`'s own generator, ``sampling_generator(config.seed)``, so they do not
+    depend on how many numbers the model's initialisation consumed. ``mmgnn train``, ``mmgnn
+    pretrain``, :func:`~mmgnn.train.k3m_runs.pretrain_run` and the examples call it; a Python
+    API user calls it the same way::
+
+        seed_everything(config.seed)
+        model = build_model(config, kg)
+        fit(model, kg, config, out_dir="runs/x")
+
+    and two such runs give bit-identical checkpoints and ``metrics.json`` (apart from the time
+    fields ``minutes`` and ``seconds``) on CPU. :class:`Trainer` never reseeds the global
+    generator: a checkpoint saves the global CPU (and CUDA) generator states and the
+    trainer's generator, and ``fit(resume=True)`` restores them, so a resumed run continues
+    the same stream and ends bit-identical to an uninterrupted one.
+
+    On GPU, the same seed gives the same draws, but by default not the same sums: several
+    CUDA kernels (the accumulating ``index_put_`` / ``index_add_`` / ``scatter_add_`` behind
+    the backward of embedding lookups and of message passing, cuBLAS reductions that depend
+    on its workspace) add in a varying order, so two runs drift apart in the last bits and
+    then further. ``deterministic=True`` sets
+    ``torch.use_deterministic_algorithms(True)``, ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` (where
+    unset; it must be in place before the first cuBLAS call), and turns cuDNN's benchmark
+    autotuning off: then runs on the same GPU, driver and torch build repeat bit for bit,
+    slower, and an operation without a deterministic kernel raises an error naming it
+    instead of drifting. GPU results do not match CPU results bit for bit. The flag is
+    process-wide; ``mmgnn train --deterministic`` sets it (and keeps it on ``--resume``).
+    The test suite checks the CPU guarantee only.
+
+    Args:
+        seed (int): The seed.
+        deterministic (bool): Also ask torch for deterministic kernels (see above).
+            (default: :obj:`False`)
+
+    Returns:
+        torch.Generator: A CPU generator seeded with ``seed`` (the run's sampling stream).
+    """
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # seeds every CUDA device as well
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    return sampling_generator(seed)
+
+
+def sampling_generator(seed: int) -> torch.Generator:
+    """The CPU generator of a run's data order and negatives: its own stream, seeded with
+    ``seed``, independent of the global one (see :func:`seed_everything`)."""
     return torch.Generator().manual_seed(seed)
+
+
+def random_state(generator: torch.Generator) -> dict:
+    """Everything a resumed run needs to continue the same random stream: ``generator``'s
+    state, the global CPU generator's and, once CUDA is in use, every CUDA device's."""
+    return {"generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state_all()}
+               if torch.cuda.is_available() and torch.cuda.is_initialized() else {})}
+
+
+def restore_random_state(state: dict, generator: torch.Generator) -> None:
+    """Sets ``generator`` and the global generators to a :func:`random_state`."""
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"][:torch.cuda.device_count()])
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig,
@@ -98,6 +174,10 @@ class Trainer:
     plot (``training.png``); :meth:`fit` with ``resume=True`` continues from the checkpoint with
     the same random stream.
 
+    The trainer does not seed the global generators: call :func:`seed_everything` with
+    ``config.seed`` before building the model (as ``mmgnn train`` does). It draws data order
+    and negatives from its own :func:`sampling_generator` ``(config.seed)``.
+
     Args:
         model (LinkPredictor): The model.
         kg (MultiModalKG): The graph.
@@ -116,7 +196,8 @@ class Trainer:
                  callbacks: list[Callable[[Trainer, dict], None]] | None = None) -> None:
         self.config = config
         self.callbacks = callbacks or []
-        self.generator = seed_everything(config.seed)
+        # Data order and negatives; the global stream was seeded before the model was built.
+        self.generator = sampling_generator(config.seed)
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
         self.kg = kg
@@ -234,6 +315,8 @@ class Trainer:
     def fit(self, resume: bool = False) -> list[dict]:
         """Trains until ``epochs``, early stopping or the time budget; returns the history."""
         cfg = self.config
+        if self.out_dir is not None:
+            remove_partial_writes(self.out_dir)
         if resume:
             self._restore()
         self._session_start = self._clock()
@@ -296,8 +379,7 @@ class Trainer:
             "best_mrr": self.best_mrr,
             "best_epoch": self.best_epoch,
             "evals_without_gain": self.evals_without_gain,
-            "generator": self.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            **random_state(self.generator),
             "config": self.config.to_dict(),
             **({"sampler": self.sampler.state_dict()}
                if isinstance(self.sampler, torch.nn.Module) else {}),
@@ -306,7 +388,9 @@ class Trainer:
     def metrics(self) -> dict:
         return {**self.extra_state, "config": self.config.to_dict(), "epochs": self.epoch,
                 "minutes": self._now() / 60, "best_epoch": self.best_epoch,
-                "best_valid_mrr": self.best_mrr, "history": self.history}
+                # null until the first validation (strict JSON has no -Infinity)
+                "best_valid_mrr": self.best_mrr if math.isfinite(self.best_mrr) else None,
+                "history": self.history}
 
     def _save(self) -> None:
         if self.out_dir is None:
@@ -333,8 +417,7 @@ class Trainer:
         self.epoch, self.elapsed, self.history = state["epoch"], state["elapsed"], state["history"]
         self.best_mrr, self.best_epoch = state["best_mrr"], state["best_epoch"]
         self.evals_without_gain = state["evals_without_gain"]
-        self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_random_state(state, self.generator)
 
 
 def fit(model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mmgnn.train.checkpoint import atomic_write
+
 
 def plot_history(history: list[dict], path: str | Path, title: str = "") -> None:
     """Saves a PNG with the training loss per epoch (left) and the validation MRR against
@@ -31,8 +33,7 @@ def plot_history(history: list[dict], path: str | Path, title: str = "") -> None
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    try:  # atomic, as the checkpoints: a killed run never leaves a truncated figure
+        atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)

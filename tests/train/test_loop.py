@@ -3,7 +3,10 @@ import json
 import pytest
 import torch
 
+from mmgnn.models import KGEModel
+from mmgnn.nn.kge.distmult import DistMult
 from mmgnn.train import TrainConfig, Trainer, fit, load_checkpoint, save_checkpoint
+from mmgnn.train.checkpoint import save_json
 from tests.helpers import distmult_model, random_kg
 
 SMALL = dict(model="distmult", dim=8, epochs=4, batch_size=64, eval_every=2, lr=0.05)
@@ -110,3 +113,125 @@ def test_callbacks_see_each_epoch_and_are_not_timed():
     assert seen == [1, 2, 3, 4]
     assert [h["extra"] for h in trainer.history] == [1, 2, 3, 4]
     assert trainer.history[-1]["minutes"] * 60 < 1.0  # the 1.2 s of sleeping is not counted
+
+
+class _Killed(Exception):
+    """Stands for a SIGKILL: raised by a callback, after validation, before the checkpoint."""
+
+
+def _kill_at(epoch: int):
+    def callback(trainer, record):
+        if record["epoch"] == epoch:
+            raise _Killed
+    return callback
+
+
+def _strict_json(path):
+    def reject(constant):
+        raise ValueError(f"{path}: {constant} is not JSON")
+    return json.loads(path.read_text(), parse_constant=reject)
+
+
+class _Scripted:
+    """A validation result with a chosen MRR."""
+
+    def __init__(self, mrr: float) -> None:
+        self.mrr = mrr
+
+    def to_dict(self) -> dict:
+        return {"both": {"mrr": self.mrr}}
+
+
+# Best at epoch 2; with patience 3 the run stops after the third validation without gain (5).
+SCRIPT = {1: 0.2, 2: 0.8, 3: 0.5, 4: 0.4, 5: 0.6, 6: 0.3, 7: 0.1, 8: 0.1}
+
+
+def test_resume_restores_best_model_and_early_stopping(tmp_path, monkeypatch):
+    monkeypatch.setattr(Trainer, "validate", lambda self: _Scripted(SCRIPT[self.epoch]))
+    kg = random_kg()
+    cfg = TrainConfig(**{**SMALL, "epochs": 8, "eval_every": 1, "patience": 3})
+    straight = fit(distmult_model(kg), kg, cfg, tmp_path / "a", progress=False)
+    assert straight.epoch == 5 and (straight.best_epoch, straight.best_mrr) == (2, 0.8)
+    # Killed in epoch 4: the checkpoint holds epoch 3 (best 0.8 at 2, one validation since).
+    with pytest.raises(_Killed):
+        fit(distmult_model(kg), kg, cfg, tmp_path / "b", progress=False,
+            callbacks=[_kill_at(4)])
+    assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["evals_without_gain"] == 1
+    resumed = fit(distmult_model(kg, seed=123), kg, cfg, tmp_path / "b", resume=True,
+                  progress=False)
+    assert resumed.epoch == straight.epoch == 5  # the counter went on from 1, not from 0
+    assert (resumed.best_epoch, resumed.best_mrr, resumed.evals_without_gain) == (
+        straight.best_epoch, straight.best_mrr, straight.evals_without_gain)
+    best_a, best_b = (load_checkpoint(tmp_path / d / "best.pt") for d in "ab")
+    assert best_b["epoch"] == best_a["epoch"] == 2  # not overwritten by the worse epoch 4
+    for k in best_a["model"]:
+        assert torch.equal(best_a["model"][k], best_b["model"][k]), k
+    metrics = [_strict_json(tmp_path / d / "metrics.json") for d in "ab"]
+    assert [m["best_epoch"] for m in metrics] == [2, 2]
+    assert [h["valid_mrr"] for h in metrics[1]["history"]] == [SCRIPT[e] for e in range(1, 6)]
+
+
+class _DropoutDistMult(KGEModel):
+    """DistMult whose entity embeddings go through dropout: training draws from torch's
+    global generator in every step."""
+
+    def encode(self) -> torch.Tensor:
+        return torch.nn.functional.dropout(super().encode(), 0.3, self.training)
+
+
+def _dropout_model(kg, seed: int = 0) -> _DropoutDistMult:
+    torch.manual_seed(seed)
+    return _DropoutDistMult(kg.num_entities, kg.num_relations, DistMult(kg.num_relations, 8))
+
+
+def test_resume_restores_global_rng_and_learned_sampler(tmp_path):
+    """After a kill, the resumed run draws the same dropout masks (torch's global generator)
+    and the same hard negatives (MMRNS: its parameters, its step and the trainer's
+    generator) as an uninterrupted run: losses and all weights bit-identical."""
+    kg = random_kg()
+    cfg = TrainConfig(**{**SMALL, "epochs": 3, "eval_every": 3}, sampler="mmrns",
+                      loss="self_adversarial", num_negatives=3,
+                      sampler_args={"text": "none", "image": "none", "pre_sample": 12,
+                                    "attention_channels": 4, "lr": 0.05})
+    straight = fit(_dropout_model(kg), kg, cfg, tmp_path / "a", progress=False)
+    with pytest.raises(_Killed):
+        fit(_dropout_model(kg), kg, cfg, tmp_path / "b", progress=False,
+            callbacks=[_kill_at(2)])
+    torch.rand(7)  # the killed process's stream moved on; a new process starts elsewhere
+    resumed = fit(_dropout_model(kg, seed=123), kg, cfg, tmp_path / "b", resume=True,
+                  progress=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    for (k, a), b in zip(straight.sampler.state_dict().items(),
+                         resumed.sampler.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_metrics_json_is_strict_before_the_first_validation(tmp_path):
+    kg = random_kg()
+    with pytest.raises(_Killed):  # epoch 1 saved, no validation yet (eval_every 3)
+        fit(distmult_model(kg), kg, TrainConfig(**{**SMALL, "eval_every": 3}), tmp_path,
+            progress=False, callbacks=[_kill_at(2)])
+    metrics = _strict_json(tmp_path / "metrics.json")  # no -Infinity
+    assert metrics["epochs"] == 1 and metrics["best_valid_mrr"] is None
+    save_json(tmp_path / "x.json", {"a": [float("nan"), 1.5, {"b": float("-inf")}]})
+    assert _strict_json(tmp_path / "x.json") == {"a": [None, 1.5, {"b": None}]}
+
+
+def test_partial_writes_are_removed_when_a_run_starts(tmp_path):
+    kg = random_kg()
+    tmp_path.mkdir(exist_ok=True)
+    orphans = [".checkpoint.pt.a1b2c3d4.tmp", ".metrics.json.x_y_z_12.tmp",
+               ".training.png.QwErTy12.tmp"]
+    kept = ["notes.tmp", ".checkpoint.pt.tmp", "mine.txt"]
+    for name in orphans + kept:
+        (tmp_path / name).write_bytes(b"")
+    fit(distmult_model(kg), kg, TrainConfig(**{**SMALL, "epochs": 1}), tmp_path,
+        progress=False)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert not left & set(orphans) and set(kept) <= left
+    (tmp_path / orphans[0]).write_bytes(b"")  # and when it resumes
+    fit(distmult_model(kg), kg, TrainConfig(**{**SMALL, "epochs": 2}), tmp_path, resume=True,
+        progress=False)
+    assert not (tmp_path / orphans[0]).exists()
