@@ -29,6 +29,7 @@ from mmgnn.data.folders import (
     load_string_folder,
 )
 from mmgnn.data.kg import SPLITS, MultiModalKG
+from mmgnn.data.parsing import PathLike
 from mmgnn.data.quirks import (
     DatasetQuirkWarning,
     Note,
@@ -39,7 +40,6 @@ from mmgnn.data.quirks import (
     warn_quirks,
 )
 from mmgnn.data.readers import (
-    PathLike,
     encode_triples,
     read_id_vocab,
     read_ntriples,

@@ -31,7 +31,7 @@ from importlib import resources
 from pathlib import Path
 from urllib.parse import quote
 
-from mmgnn.data.readers import PathLike
+from mmgnn.data.parsing import PathLike
 
 REGISTRY_COLUMNS = ("dataset", "file", "url", "sha256", "bytes")
 

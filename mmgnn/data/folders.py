@@ -12,14 +12,13 @@ from pathlib import Path
 
 from torch import Tensor
 
+from mmgnn.data.parsing import PathLike, read_lines
 from mmgnn.data.readers import (
     _NTRIPLE,
-    PathLike,
     build_vocabulary,
     encode_triples,
     read_id_triples,
     read_id_vocab,
-    read_lines,
     read_ntriples,
     read_string_triples,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmgnn.data.readers import PathLike, format_error, read_lines
+from mmgnn.data.parsing import PathLike, format_error, read_lines
 
 
 @dataclass

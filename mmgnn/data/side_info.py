@@ -5,7 +5,7 @@ Texts end up in ``kg.texts[kind]`` (one string or :obj:`None` per entity) for th
 files often cover more entities than the graph (FB15k-237's numeric file is the one of FB15K, a
 superset): rows naming an entity outside the vocabulary are skipped, counted in ``skipped`` and
 reported in a warning (``warn=True``), or folded into ``kg.quirks`` and the one summary warning by
-:func:`mmgnn.data.load_dataset`. Malformed rows raise :class:`~mmgnn.data.readers.DataFormatError`
+:func:`mmgnn.data.load_dataset`. Malformed rows raise :class:`~mmgnn.data.DataFormatError`
 naming the file and line, under the rules of :mod:`mmgnn.data.readers` (line ends, names kept
 exactly without edge whitespace). Texts are prose, not keys: their edge whitespace is removed and
 an empty text is missing (:obj:`None`).
@@ -26,13 +26,7 @@ from urllib.parse import unquote
 import torch
 from torch import Tensor
 
-from mmgnn.data.readers import (
-    DataFormatError,
-    PathLike,
-    _shown,
-    check_name,
-    read_lines,
-)
+from mmgnn.data.parsing import DataFormatError, PathLike, check_name, read_lines, shown
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
@@ -56,7 +50,7 @@ def _index(entities: Sequence[str] | Mapping[str, int]) -> Mapping[str, int]:
 def _skip_message(path: PathLike, skipped: int, total: int, num_entities: int,
                   example: str | None) -> str:
     return (f"{path}: skipped {skipped} of {total} rows naming an entity that is not in the "
-            f"vocabulary ({num_entities} entities; e.g. {_shown(example or '')}): the file "
+            f"vocabulary ({num_entities} entities; e.g. {shown(example or '')}): the file "
             f"covers more entities than the graph")
 
 
@@ -181,7 +175,7 @@ def _keyed_rows(path: PathLike, index: Mapping[str, int], what: str, expected: s
             raise DataFormatError(path, lineno, expected, line)
         check_name(path, lineno, line, key, expected)
         if key in seen:
-            raise DataFormatError(path, lineno, f"one row per entity, but {_shown(key)} already "
+            raise DataFormatError(path, lineno, f"one row per entity, but {shown(key)} already "
                                   f"has one on line {seen[key]}", line)
         seen[key] = lineno
         idx = index.get(key)
@@ -297,7 +291,7 @@ def read_wikidata_json(path: PathLike, entities: Sequence[str] | Mapping[str, in
             isinstance(entry.get(f), str | type(None)) for f in ("label", "description"))
         if not ok:
             raise DataFormatError(path, line_of(key), f"an object with string or null 'label' "
-                                  f"and 'description' for {_shown(key)}", json.dumps(entry))
+                                  f"and 'description' for {shown(key)}", json.dumps(entry))
         check_name(path, line_of(key), key, key, "an entity name as the key")
         idx = index.get(key)
         if idx is None:
@@ -350,11 +344,11 @@ def read_numeric_triples(path: PathLike, entities: Sequence[str] | Mapping[str, 
 
     FB15k-237 ``numeric/FB15K_NumericalTriples.txt`` (MMKB) and Nations ``literals.txt`` (PyKEEN)
     have this layout. Entity and attribute names are kept exactly (no edge whitespace, see
-    :func:`~mmgnn.data.readers.check_name`). A value must be an ASCII decimal number
+    :func:`~mmgnn.data.parsing.check_name`). A value must be an ASCII decimal number
     (``-1.5e3``; not ``nan``, ``inf``, ``1_0`` or ``٣``) of magnitude at most
     :data:`FLOAT32_MAX` (about 3.4e38), so that the float32 features hold it. A bad value, a
     second value for the same entity and attribute, or a bad row is a
-    :class:`~mmgnn.data.readers.DataFormatError` naming the file and line.
+    :class:`~mmgnn.data.DataFormatError` naming the file and line.
 
     Args:
         path (str or PathLike): The file.
@@ -386,12 +380,12 @@ def read_numeric_triples(path: PathLike, entities: Sequence[str] | Mapping[str, 
         value = float(text) if _FLOAT.fullmatch(text) else math.nan
         if not abs(value) <= FLOAT32_MAX:
             raise DataFormatError(path, lineno, f"a finite number as the value, not "
-                                  f"{_shown(text)} (ASCII decimal notation, magnitude at most "
+                                  f"{shown(text)} (ASCII decimal notation, magnitude at most "
                                   f"{FLOAT32_MAX:.4g})", line)
         if (entity, attribute) in seen:
             raise DataFormatError(path, lineno, f"one value per entity and attribute, but line "
-                                  f"{seen[entity, attribute]} already gives {_shown(attribute)} "
-                                  f"of {_shown(entity)}", line)
+                                  f"{seen[entity, attribute]} already gives {shown(attribute)} "
+                                  f"of {shown(entity)}", line)
         seen[entity, attribute] = lineno
         a = attributes.setdefault(attribute, len(attributes))
         idx = index.get(entity)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from mmgnn.data.readers import DataFormatError
+from mmgnn.data.parsing import DataFormatError
 from mmgnn.data.side_info import (
     NORMALIZATIONS,
     NumericAttributes,

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mmgnn.data.readers import DataFormatError
+from mmgnn.data.parsing import DataFormatError
 from mmgnn.modalities.base import Modality, ModalityFeatures, fingerprint, register_modality
 
 if TYPE_CHECKING:
@@ -39,10 +39,10 @@ def load_feature_file(path: str | os.PathLike, key: str | None = None,
       in float32) of shape :obj:`(N, d)` or :obj:`(N, L, d)`;
     * ``mask``: :obj:`(N,)` booleans, or numbers that are exactly 0 or 1 (a NaN is neither);
     * ``entity_names``: :obj:`N` distinct strings, each without edge whitespace (graph names
-      never have any, see :func:`~mmgnn.data.readers.check_name`).
+      never have any, see :func:`~mmgnn.data.parsing.check_name`).
 
     Anything else, and a file that its container format cannot read (truncated ``.npz``, not a
-    ``torch.save`` file), is a :class:`~mmgnn.data.readers.DataFormatError` naming the file
+    ``torch.save`` file), is a :class:`~mmgnn.data.DataFormatError` naming the file
     and what was expected.
     """
     path = Path(path).expanduser()

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from mmgnn.data import DataFormatError
+from mmgnn.data.parsing import read_lines
 from mmgnn.data.readers import (
-    DataFormatError,
     build_vocabulary,
     encode_triples,
     read_id_triples,
     read_id_vocab,
-    read_lines,
     read_ntriples,
     read_string_triples,
 )

@@ -7,8 +7,7 @@ import re
 import pytest
 import torch
 
-from mmgnn.data import MultiModalKG, NumericAttributes, load_dataset
-from mmgnn.data.readers import DataFormatError
+from mmgnn.data import DataFormatError, MultiModalKG, NumericAttributes, load_dataset
 from mmgnn.modalities import NumericModality
 
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmgnn.data import MultiModalKG
-from mmgnn.data.readers import DataFormatError
+from mmgnn.data import DataFormatError, MultiModalKG
 from mmgnn.modalities import PrecomputedModality
 
 
