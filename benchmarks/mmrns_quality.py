@@ -83,7 +83,8 @@ def config_for(run: str, dataset: str, minutes: float, epochs: int | None = None
             args["text"] = "none"
         extra["sampler_args"] = args
     mods = ["text"] if (extra.get("sampler") == "mmrns" and TEXT[dataset]) else []
-    return TrainConfig(**{**BASE, "negative_filter": negative_filter}, **extra, model_args={"margin": MARGIN[dataset]}, modalities=mods,
+    return TrainConfig(**{**BASE, "negative_filter": negative_filter}, **extra,
+                       model_args={"margin": MARGIN[dataset]}, modalities=mods,
                        modality_args={"text": TEXT[dataset]} if mods else {},
                        epochs=epochs or 100_000, eval_every=0, patience=0,
                        max_minutes=None if epochs else minutes, budget_clock="cpu",
