@@ -58,7 +58,8 @@ REGUL = {"DB15K": 0.0, "MKG-W": 1e-5, "TIVA": 1e-5, "KVC16K": 1e-5, "FB15k-237":
 # One CPU recipe for RotatE and NativE alike: the released loss (self-adversarial,
 # alpha = 2) and bern sampling filtered with the training triples only (rows before this
 # release filtered with train + valid + test, which leaked held-out answers), narrower and
-# with a larger step than the paper's dim 250 / lr 1e-4 / 1000 epochs so that a few CPU-minutes train something.
+# with a larger step than the paper's dim 250 / lr 1e-4 / 1000 epochs so that a few
+# CPU-minutes train something.
 VALID_SAMPLE, TEST_SAMPLE, ROBUSTNESS_SAMPLE = 1000, 3000, 1000
 COMMON = dict(dim=64, regime="negative", loss="self_adversarial", adversarial_temperature=2.0,
               margin=0.0, sampler="bernoulli", negative_filter="train", num_negatives=32,
