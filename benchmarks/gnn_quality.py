@@ -28,7 +28,7 @@ import torch
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -73,6 +73,7 @@ def main() -> None:
             warnings.simplefilter("ignore")
             kg = load_dataset(name, add_side_info=False)
         for label, cfg in configs(args).items():
+            seed_everything(cfg.seed)  # before the model draws its weights
             model = build_model(cfg, kg)
             start = time.perf_counter()
             trainer = fit(model, kg, cfg, progress=False)

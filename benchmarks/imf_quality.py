@@ -108,7 +108,7 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
     from mmgnn.eval import evaluate
     from mmgnn.modalities import attach_modalities
     from mmgnn.models import build_model
-    from mmgnn.train import fit
+    from mmgnn.train import fit, seed_everything
 
     cfg = config_for(run, dataset, minutes, clock)
     with warnings.catch_warnings():
@@ -116,6 +116,7 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
         kg = load_dataset(dataset, add_side_info=bool(cfg.modalities))
         if cfg.modalities:
             attach_modalities(kg, cfg.modalities, progress=False)
+    seed_everything(cfg.seed)  # before the model draws its weights
     model = build_model(cfg, kg)
     steps = [0]
     hook = "one_to_all_loss" if cfg.regime != "negative" else "score_with_negatives"

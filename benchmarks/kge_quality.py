@@ -21,7 +21,7 @@ import torch
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit
+from mmgnn.train import TrainConfig, fit, seed_everything
 
 PRESETS = {
     # Lacroix et al. (2018): reciprocal relations, 1-vs-all cross-entropy, N3, Adagrad.
@@ -65,6 +65,7 @@ def main() -> None:
     kg = load_dataset(dataset, root=args.root, add_side_info=False)
     config = TrainConfig(**settings, epochs=args.epochs, eval_every=1, patience=0,
                          max_minutes=args.minutes)
+    seed_everything(config.seed)  # before the model draws its weights
     model = build_model(config, kg)
     print(f"{args.preset}: {model} on {kg}; budget {args.minutes} min; "
           f"{torch.get_num_threads()} threads on {platform.processor() or platform.machine()}")

@@ -97,7 +97,7 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None, seed: in
     from mmgnn.eval import evaluate
     from mmgnn.modalities import attach_modalities
     from mmgnn.models import build_model
-    from mmgnn.train import Trainer
+    from mmgnn.train import Trainer, seed_everything
 
     torch.set_num_threads(1)
     cfg = config_for(run, dataset, minutes, epochs, seed, negative_filter)
@@ -107,7 +107,7 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None, seed: in
         if cfg.modalities:
             attach_modalities(kg, cfg.modalities, cfg.modality_args, progress=False)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    torch.manual_seed(cfg.seed)
+    seed_everything(cfg.seed)  # before the model and the sampler draw their weights
     model = build_model(cfg, kg)
     trainer = Trainer(model, kg, cfg, progress=False)
     steps, train_cpu, train_wall = [0], [0.0], [0.0]

@@ -94,7 +94,7 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
     from mmgnn.eval.robustness import robustness_sweep
     from mmgnn.modalities import attach_modalities
     from mmgnn.models import build_model
-    from mmgnn.train import Trainer
+    from mmgnn.train import Trainer, seed_everything
 
     torch.set_num_threads(1)
     cfg = config_for(run, dataset, minutes)
@@ -103,6 +103,7 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
         kg = load_dataset(dataset, add_side_info=True)
         # the same memory baseline for all runs
         attach_modalities(kg, MODALITIES.get(dataset, ["text"]), progress=False)
+    seed_everything(cfg.seed)  # before the model draws its weights
     model = build_model(cfg, kg)
     steps = [0]
     inner = model.negative_sampling_loss
