@@ -596,7 +596,13 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"datasets": _datasets, "train": _train, "evaluate": _evaluate,
                "export": _export, "features": _features,
                "robustness": _robustness, "pretrain": _pretrain}[args.command]
-    return handler(args)
+    from mmgnn.data.parsing import DataFormatError  # no torch: cheap
+
+    try:
+        return handler(args)
+    except DataFormatError as e:  # a malformed data file: its name, line and expectation
+        print(f"mmgnn: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

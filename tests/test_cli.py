@@ -256,3 +256,20 @@ def test_modality_arg_words_reach_the_modality(tmp_path, data_root, monkeypatch,
     expected = torch.ones(len(names), dtype=torch.bool)
     expected[5] = missing == "none"
     assert torch.equal(kg.masks["precomputed"], expected)
+
+
+def test_malformed_dataset_is_one_line_with_exit_code_2(tmp_path, data_root, capsys):
+    """A data file that breaks its format ends in one line naming the file and the line."""
+    folder = tmp_path / "Broken"
+    folder.mkdir()
+    for split in ("train", "valid", "test"):
+        (folder / f"{split}.txt").write_bytes((data_root / "Nations-literal" / f"{split}.txt")
+                                             .read_bytes())
+    lines = (folder / "valid.txt").read_text().split("\n")
+    lines[2] = lines[2] + " "  # an edge space: 'b ' would be a new entity next to 'b'
+    (folder / "valid.txt").write_text("\n".join(lines))
+    assert main(["train", "--dataset", str(folder), "--model", "distmult", "--dim", "4",
+                 "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("mmgnn: error: ") and f"{folder / 'valid.txt'} line 3" in err
