@@ -432,7 +432,7 @@ def _train(args) -> int:
     from mmgnn.eval import evaluate
     from mmgnn.models import build_model
     from mmgnn.train import TrainConfig, fit, seed_everything
-    from mmgnn.train.checkpoint import save_json
+    from mmgnn.train.checkpoint import can_resume, save_json
 
     out = Path(args.out)
     resume, deterministic = args.resume, args.deterministic
@@ -443,11 +443,7 @@ def _train(args) -> int:
         config = TrainConfig.from_dict(saved["train"])
         dataset, root = saved["dataset"], args.root or saved.get("root")
         deterministic = deterministic or saved.get("deterministic", False)
-        if not (out / "checkpoint.pt").is_file():
-            # Stopped before its first checkpoint: from the beginning, the same run (seed).
-            print(f"mmgnn: {out} has config.json but no checkpoint.pt yet; starting the run "
-                  f"from the beginning")
-            resume = False
+        resume = can_resume(out)
     else:
         if not args.dataset:
             raise SystemExit("mmgnn: train needs --dataset (see `mmgnn datasets`)")

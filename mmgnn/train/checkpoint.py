@@ -50,6 +50,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return torch.load(path, map_location=map_location, weights_only=False)
 
 
+def can_resume(folder: str | Path, name: str = "checkpoint.pt") -> bool:
+    """Whether the run in ``folder`` has a checkpoint ``name`` to resume from. A run killed
+    before its first checkpoint has none: this says so in one line, and the caller starts
+    the run from the beginning (with the same seed, the same run)."""
+    if (Path(folder) / name).is_file():
+        return True
+    print(f"mmgnn: {folder} has no {name} yet; starting the run from the beginning")
+    return False
+
+
 def remove_partial_writes(folder: str | Path) -> list[Path]:
     """Removes the temporary files that a killed write left in ``folder`` (those named
     ``.<name>.XXXXXXXX.tmp``, see :func:`atomic_write`); returns them. Call it when a run

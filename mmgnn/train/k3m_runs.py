@@ -29,7 +29,7 @@ from mmgnn.modalities import load_feature_file
 from mmgnn.models.k3m import K3M, K3MConfig
 from mmgnn.models.k3m_pretraining import K3MPretraining
 from mmgnn.models.k3m_tasks import ItemClassifier
-from mmgnn.train.checkpoint import save_checkpoint, save_json
+from mmgnn.train.checkpoint import can_resume, save_checkpoint, save_json
 from mmgnn.train.k3m import (
     K3MTrainConfig,
     classification_accuracy,
@@ -107,11 +107,7 @@ def _check_out(out: Path, resume: bool) -> bool:
     if not resume and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run; add --resume to continue it or choose "
                          f"another --out")
-    if resume and not (out / "checkpoint.pt").is_file():
-        print(f"mmgnn: {out} has {CONFIG} but no checkpoint.pt yet; starting the run from "
-              f"the beginning")
-        return False
-    return resume
+    return resume and can_resume(out)
 
 
 def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import time
@@ -388,8 +387,7 @@ class Trainer:
     def metrics(self) -> dict:
         return {**self.extra_state, "config": self.config.to_dict(), "epochs": self.epoch,
                 "minutes": self._now() / 60, "best_epoch": self.best_epoch,
-                # null until the first validation (strict JSON has no -Infinity)
-                "best_valid_mrr": self.best_mrr if math.isfinite(self.best_mrr) else None,
+                "best_valid_mrr": self.best_mrr,  # -inf until validated: save_json writes null
                 "history": self.history}
 
     def _save(self) -> None:
