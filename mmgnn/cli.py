@@ -432,7 +432,7 @@ def _train(args) -> int:
     from mmgnn.eval import evaluate
     from mmgnn.models import build_model
     from mmgnn.train import TrainConfig, fit, seed_everything
-    from mmgnn.train.checkpoint import can_resume, save_json
+    from mmgnn.utils.io import can_resume, save_json
 
     out = Path(args.out)
     resume, deterministic = args.resume, args.deterministic
@@ -498,7 +498,7 @@ def _train(args) -> int:
 
 def _evaluate(args) -> int:
     from mmgnn.eval import evaluate
-    from mmgnn.train.checkpoint import save_json
+    from mmgnn.utils.io import save_json
 
     _, _, kg, model = _load_run(args.run, args.root)
     res = evaluate(model, kg, args.split, ties=args.ties, filtered=not args.unfiltered,
@@ -558,7 +558,7 @@ def _features(args) -> int:
 
 def _robustness(args) -> int:
     from mmgnn.eval.robustness import robustness_sweep
-    from mmgnn.train.checkpoint import save_json
+    from mmgnn.utils.io import save_json
 
     try:
         rates = [float(r) for r in args.rates.split(",") if r.strip()]

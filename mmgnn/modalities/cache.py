@@ -58,7 +58,7 @@ class FeatureCache:
     def save(self, key: dict[str, Any], features: ModalityFeatures) -> Path:
         """Writes ``features`` under ``key``; returns the file."""
         # Imported here: mmgnn.train imports the models, which import this package.
-        from mmgnn.train.checkpoint import save_checkpoint, save_json
+        from mmgnn.utils.io import save_checkpoint, save_json
 
         path = self.path(key)
         clean_key = json.loads(json.dumps(key, default=str))

@@ -12,7 +12,7 @@ import torch
 
 from mmgnn.modalities.base import Modality, ModalityFeatures, fingerprint, register_modality
 from mmgnn.modalities.pretrained import encoder_fingerprint, load_encoder, load_image_processor
-from mmgnn.progress import progress_bar
+from mmgnn.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmgnn.progress import progress_bar
+from mmgnn.utils.progress import progress_bar
 
 # Normalisation of random towers (no image processor to read it from), as ViT's processor.
 DEFAULT_MEAN, DEFAULT_STD = (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)

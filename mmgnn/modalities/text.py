@@ -17,7 +17,7 @@ from mmgnn.modalities.pretrained import (
     load_encoder,
     load_tokenizer,
 )
-from mmgnn.progress import progress_bar
+from mmgnn.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG

@@ -10,13 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.compile import LazyCompiled
 from mmgnn.modalities.base import entity_features, graph_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_missing
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion import TuckerFusion
 from mmgnn.nn.kge import TuckER
 from mmgnn.nn.losses import CrossModalInfoNCE
+from mmgnn.utils.compile import LazyCompiled
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG

@@ -20,7 +20,7 @@ from mmgnn.modalities.image_slots import (
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion.hybrid_encoder import HybridEncoder
 from mmgnn.nn.kge.masked_entity_head import MaskedEntityHead
-from mmgnn.progress import progress_bar
+from mmgnn.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG

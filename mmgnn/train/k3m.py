@@ -2,7 +2,7 @@
 
 Plain loops (AdamW, linear warmup and decay as ``train_concap_struc.py``) with progress bars,
 a time budget on the wall or CPU clock, and atomic checkpoints (``checkpoint.pt`` each epoch,
-resumable; ``metrics.json``) through :mod:`mmgnn.train.checkpoint`.
+resumable; ``metrics.json``) through :mod:`mmgnn.utils.io`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from mmgnn.progress import progress_bar
-from mmgnn.train.checkpoint import (
+from mmgnn.train.loop import random_state, restore_random_state, sampling_generator
+from mmgnn.utils.io import (
     load_checkpoint,
     remove_partial_writes,
     save_checkpoint,
     save_json,
 )
-from mmgnn.train.loop import random_state, restore_random_state, sampling_generator
+from mmgnn.utils.progress import progress_bar
 
 CHECKPOINT, METRICS, ENCODER = "checkpoint.pt", "metrics.json", "encoder.pt"
 

@@ -29,7 +29,6 @@ from mmgnn.modalities import load_feature_file
 from mmgnn.models.k3m import K3M, K3MConfig
 from mmgnn.models.k3m_pretraining import K3MPretraining
 from mmgnn.models.k3m_tasks import ItemClassifier
-from mmgnn.train.checkpoint import can_resume, save_checkpoint, save_json
 from mmgnn.train.k3m import (
     K3MTrainConfig,
     classification_accuracy,
@@ -38,6 +37,7 @@ from mmgnn.train.k3m import (
     pretrain,
 )
 from mmgnn.train.loop import seed_everything
+from mmgnn.utils.io import can_resume, save_checkpoint, save_json
 
 SIZES = ("tiny", "base")
 CONFIG = "config.json"

@@ -17,7 +17,6 @@ from mmgnn.data.kg import MultiModalKG
 from mmgnn.eval.ranking import RankingResult, evaluate
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.losses import NEGATIVE_SAMPLING_LOSSES, ONE_TO_ALL_LOSSES, n3_penalty
-from mmgnn.progress import progress_bar
 from mmgnn.sampling import (
     BernoulliSampler,
     HeadTailSampler,
@@ -26,14 +25,15 @@ from mmgnn.sampling import (
     OneToAllBatches,
     UniformSampler,
 )
-from mmgnn.train.checkpoint import (
+from mmgnn.train.config import NEGATIVE_FILTERS, TrainConfig
+from mmgnn.train.plot import plot_history
+from mmgnn.utils.io import (
     load_checkpoint,
     remove_partial_writes,
     save_checkpoint,
     save_json,
 )
-from mmgnn.train.config import NEGATIVE_FILTERS, TrainConfig
-from mmgnn.train.plot import plot_history
+from mmgnn.utils.progress import progress_bar
 
 CHECKPOINT = "checkpoint.pt"  # last state, for --resume
 BEST = "best.pt"  # model weights with the best validation MRR

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmgnn.train.checkpoint import atomic_write
+from mmgnn.utils.io import atomic_write
 
 
 def plot_history(history: list[dict], path: str | Path, title: str = "") -> None:

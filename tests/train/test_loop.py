@@ -6,7 +6,7 @@ import torch
 from mmgnn.models import KGEModel
 from mmgnn.nn.kge.distmult import DistMult
 from mmgnn.train import TrainConfig, Trainer, fit, load_checkpoint, save_checkpoint
-from mmgnn.train.checkpoint import save_json
+from mmgnn.utils.io import save_json
 from tests.helpers import distmult_model, random_kg
 
 SMALL = dict(model="distmult", dim=8, epochs=4, batch_size=64, eval_every=2, lr=0.05)

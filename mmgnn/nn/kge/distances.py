@@ -34,10 +34,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from mmgnn.compile import LazyCompiled
 from mmgnn.nn.kge.base import DEFAULT_CHUNK_ELEMENTS, chunked_one_to_all
-
-KERNELS = ("auto", "compiled", "eager")
+from mmgnn.utils.compile import LazyCompiled, check_kernel
 
 # Below this many (query, candidate, coordinate) triples a call takes milliseconds in eager mode,
 # less than a compilation costs; "auto" then stays eager.
@@ -47,12 +45,6 @@ COMPILE_MIN_ELEMENTS = 2**26
 # while all queries sweep it. Measured on the benchmark shapes: 256 KiB-1 MiB are equally fast;
 # one unblocked call is 1.4-2x slower (the candidate table streams from memory once per query).
 _BLOCK_BYTES = 2**19
-
-def check_kernel(kernel: str) -> str:
-    """Validates a ``kernel`` argument of a distance decoder."""
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    return kernel
 
 
 class _SafeSqrt(torch.autograd.Function):
@@ -117,7 +109,7 @@ def _complex_modulus_t(q: Tensor, ct: Tensor) -> Tensor:
 
 
 class _CompiledKernel:
-    """A transposed broadcast formula, compiled lazily (:class:`~mmgnn.compile.LazyCompiled`)
+    """A transposed broadcast formula, compiled lazily (:class:`~mmgnn.utils.compile.LazyCompiled`)
     and run on blocks of candidates; returns :obj:`None` when compilation is unavailable, so
     callers fall back to the eager path."""
 
@@ -249,7 +241,7 @@ def l2_distance(q: Tensor, candidates: Tensor) -> Tensor:
 
     (clamped at 0 against cancellation; the gradient of a zero distance is 0). Without
     gradients on CPU, everything after the product is one compiled pass over the
-    :obj:`(B, N)` matrix (:mod:`mmgnn.compile`; eager fallback), instead of four.
+    :obj:`(B, N)` matrix (:mod:`mmgnn.utils.compile`; eager fallback), instead of four.
 
     Args:
         q (Tensor): Queries :obj:`(B, d)`.
@@ -352,7 +344,7 @@ def anchored_l1_distance(a: Tensor, c: Tensor, side: Tensor, ic: Tensor, *,
         side (Tensor): Anchor of each distance, :obj:`(B, K)` in :math:`[0, S)`.
         ic (Tensor): Candidate row of each distance, :obj:`(B, K)`.
         kernel (str): ``"compiled"`` fuses gather, difference and sum
-            (:mod:`mmgnn.compile`), ``"eager"`` uses plain PyTorch, ``"auto"`` compiles on CPU
+            (:mod:`mmgnn.utils.compile`), ``"eager"`` uses plain PyTorch, ``"auto"`` compiles on CPU
             for at least :data:`COMPILE_MIN_ELEMENTS` / 16 elements. (default: ``"auto"``)
 
     Returns:

@@ -7,8 +7,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmgnn.nn.kge.base import KGEDecoder
-from mmgnn.nn.kge.distances import check_kernel, l1_distance
+from mmgnn.nn.kge.distances import l1_distance
 from mmgnn.nn.kge.rotate import RotatEInit
+from mmgnn.utils.compile import check_kernel
 
 
 class PairRE(RotatEInit, KGEDecoder):

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 from mmgnn.nn.kge.base import KGEDecoder
-from mmgnn.nn.kge.distances import check_kernel, complex_distance, l2_distance
+from mmgnn.nn.kge.distances import complex_distance, l2_distance
+from mmgnn.utils.compile import check_kernel
 
 DISTANCES = ("complex", "l2")
 

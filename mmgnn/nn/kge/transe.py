@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmgnn.nn.kge.base import KGEDecoder, gather_pair
-from mmgnn.nn.kge.distances import anchored_l1_distance, check_kernel, l1_distance, l2_distance
+from mmgnn.nn.kge.distances import anchored_l1_distance, l1_distance, l2_distance
+from mmgnn.utils.compile import check_kernel
 
 
 def _negated(distances: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Atomic checkpoints: a crash mid-write never leaves a truncated file behind."""
+"""Atomic file I/O: checkpoints and JSON that a crash mid-write never leaves truncated."""
 
 from __future__ import annotations
 

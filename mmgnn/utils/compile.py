@@ -21,6 +21,17 @@ import torch
 # parallel loop in every kernel and leaves the thread count to the OpenMP runtime.
 INDUCTOR_OPTIONS = {"cpp.dynamic_threads": True}
 
+#: The kernel choices of every fused hot loop: compile on CPU where it pays (``auto``),
+#: always (``compiled``) or never (``eager``).
+KERNELS = ("auto", "compiled", "eager")
+
+
+def check_kernel(kernel: str) -> str:
+    """``kernel`` if it is one of :data:`KERNELS`; a :class:`ValueError` naming them otherwise."""
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    return kernel
+
 
 class LazyCompiled:
     """``fn`` compiled by :func:`torch.compile` (dynamic shapes) on its first call.
