@@ -24,6 +24,7 @@ from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_
 from mmgnn.modalities.numeric import NumericModality
 from mmgnn.modalities.precomputed import PrecomputedModality, load_feature_file
 from mmgnn.modalities.pretrained import default_text_encoder, encoder_fingerprint
+from mmgnn.modalities.store import ModalityStore, pool_vectors
 from mmgnn.modalities.text import TextModality, default_fields, encode_texts, entity_texts
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "attach_modalities",
     "fingerprint",
     "pool_sequence",
+    "ModalityStore",
+    "pool_vectors",
     "FeatureCache",
     "default_feature_cache_dir",
     "TextModality",
