@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
+
+# Kept free of mmgnn imports (the helpers import them when a test asks for the toy graph),
+# so that collecting one test file does not import every layer of the package.
+TOY = Path(__file__).resolve().parent / "assets" / "toy"
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +29,19 @@ def data_root() -> Path:
         pytest.skip(f"benchmark data folder {root} does not exist (set MMGNN_DATA to the folder "
                     f"holding DB15K/, FB15k-237/, ...)")
     return root
+
+
+@pytest.fixture(scope="session")
+def toy_folder(tmp_path_factory) -> Path:
+    """A private copy of ``tests/assets/toy`` (a reader that caches what it parsed writes
+    there, not into the repository)."""
+    return Path(shutil.copytree(TOY, tmp_path_factory.mktemp("toy") / "toy"))
+
+
+@pytest.fixture
+def toy_kg(toy_folder) -> MultiModalKG:
+    """The toy graph (see :data:`tests.helpers.TOY`), loaded afresh for each test through the
+    public readers, so a test may change it. It ships with the tests: it never skips."""
+    from tests.helpers import load_toy_kg
+
+    return load_toy_kg(toy_folder)

@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
+from mmgnn.data import load_dataset, read_entity_text, read_numeric_triples
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.models.kge_model import KGEModel
 from mmgnn.nn.kge.distmult import DistMult
+
+#: The toy graph shipped with the tests (written by ``tests/assets/make_toy.py``, described
+#: there): 264 entities, 6 relations, 1325/130/129 train/valid/test triples, modality
+#: ``numeric`` (4 attributes, missing for a part of the entities) and texts ``name``.
+TOY = Path(__file__).resolve().parent / "assets" / "toy"
+
+#: Expected MRR of a uniformly random ranking of the toy graph's 264 entities (H_264 / 264).
+TOY_RANDOM_MRR = sum(1 / k for k in range(1, 265)) / 264
+
+
+def load_toy_kg(folder: str | os.PathLike = TOY) -> MultiModalKG:
+    """The toy graph read through the public readers: the folder of tab-separated triples by
+    :func:`~mmgnn.data.load_dataset`, then its numeric attributes (``literals.txt``) as
+    modality ``numeric`` and its texts (``entity2text.txt``) as ``kg.texts["name"]``."""
+    folder = Path(folder)
+    kg = load_dataset(folder)
+    read_numeric_triples(folder / "literals.txt", kg.entity_names).attach_to(kg)
+    read_entity_text(folder / "entity2text.txt", kg.entity_names).attach_to(kg)
+    return kg
 
 
 def random_kg(num_entities: int = 30, num_relations: int = 4,
