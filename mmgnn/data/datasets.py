@@ -11,7 +11,11 @@ Quirks of a release are counted in ``kg.quirks`` and summarised in one warning
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +56,10 @@ from mmgnn.data.side_info import (
     read_wikidata_json,
     read_wordnet_text,
 )
+from mmgnn.utils.io import save_checkpoint
+
+# Bump when what a load produces changes in a way the source hash below does not see.
+PROCESSED_VERSION = 1
 
 # A side-information loader attaches texts/modalities to ``kg`` from data root ``root`` and
 # returns ``(quirk key, count, phrase)`` notes for everything it skipped.
@@ -281,10 +289,83 @@ def _locate(spec: DatasetSpec, root: PathLike | None, add_side_info: bool,
     return target
 
 
+# ------------------------------------------------------------------------- processed cache
+def processed_dir() -> Path:
+    """Where :func:`load_dataset` keeps processed datasets: ``processed/`` under the download
+    cache (``$MMGNN_CACHE``, default ``~/.cache/mmgnn/datasets``). Safe to delete."""
+    return default_cache_dir() / "processed"
+
+
+@functools.cache
+def _source_hash() -> str:
+    """SHA-256 of the data package's own code: a changed reader reprocesses."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def processed_path(spec: DatasetSpec, data_root: Path, *, drop_duplicates: bool,
+                   add_side_info: bool) -> Path:
+    """The cache file of ``spec`` read from ``data_root`` with these options:
+    ``<processed_dir>/<name>-<options>-<key>.pt``. The key hashes the options, the data
+    root, each raw file's size and modification time, :data:`PROCESSED_VERSION`, the torch
+    and PyG versions and :func:`_source_hash`, so that any change reprocesses."""
+    import torch_geometric
+
+    files = []
+    for rel in spec.required_files(add_side_info):
+        stat = (data_root / rel).stat()
+        files.append([rel, stat.st_size, stat.st_mtime_ns])
+    blob = json.dumps({"version": PROCESSED_VERSION, "root": str(data_root.resolve()),
+                       "drop_duplicates": drop_duplicates, "add_side_info": add_side_info,
+                       "files": files, "torch": torch.__version__,
+                       "pyg": torch_geometric.__version__, "source": _source_hash()})
+    key = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return processed_dir() / f"{_options_stem(spec, drop_duplicates, add_side_info)}-{key}.pt"
+
+
+def _options_stem(spec: DatasetSpec, drop_duplicates: bool, add_side_info: bool) -> str:
+    return (re.sub(r"[^A-Za-z0-9]+", "_", spec.name) + ("-side" if add_side_info else "-bare")
+            + ("-dedup" if drop_duplicates else ""))
+
+
+def _read_processed(path: Path) -> tuple[MultiModalKG, list[Note], list[Note]] | None:
+    """The cached ``(kg, found, dropped)``, or :obj:`None` (with a one-line warning when the
+    file exists but cannot be read)."""
+    if not path.is_file():
+        return None
+    try:
+        # Our own cache file, written by _write_processed: a full unpickle is fine.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        kg, found, dropped = state["kg"], state["found"], state["dropped"]
+        if not isinstance(kg, MultiModalKG):
+            raise TypeError(f"holds a {type(kg).__name__}, expected a MultiModalKG")
+    except Exception as e:  # any damage means: parse the raw files again
+        warnings.warn(f"{path}: unreadable processed dataset ({type(e).__name__}: {e}); "
+                      f"reprocessing", stacklevel=3)
+        return None
+    return kg, [tuple(n) for n in found], [tuple(n) for n in dropped]
+
+
+def _write_processed(path: Path, kg: MultiModalKG, found: list[Note],
+                     dropped: list[Note]) -> None:
+    try:
+        save_checkpoint(path, {"kg": kg, "found": found, "dropped": dropped})
+    except OSError as e:
+        warnings.warn(f"{path}: could not cache the processed dataset ({e}); it will be "
+                      f"parsed again on the next load", stacklevel=3)
+        return
+    stem = path.name.rsplit("-", 1)[0]
+    for stale in path.parent.glob(f"{stem}-*.pt"):  # older keys of the same dataset/options
+        if stale != path and stale.name.rsplit("-", 1)[0] == stem:
+            stale.unlink(missing_ok=True)
+
+
 # ----------------------------------------------------------------------------------- load
 def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, *,
                  drop_duplicates: bool = False, download: bool = True,
-                 add_side_info: bool = True) -> MultiModalKG:
+                 add_side_info: bool = True, force_reload: bool = False) -> MultiModalKG:
     r"""Loads a benchmark by name, or a folder of triples by path.
 
     **Known names** (case-insensitive; ``-``, ``_`` and spaces ignored): see
@@ -305,13 +386,21 @@ def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, 
     Nations       modality ``numeric`` (2 PyKEEN literals)
     ============  =====================================================================
 
+    Like a PyG dataset, a known dataset is **processed once**: the loaded graph is saved
+    (atomically) under :func:`processed_dir` and later loads read that file instead of parsing
+    the raw files, as long as the raw files (size and modification time), the options, the
+    data root and mmgnn's reader code are unchanged (:func:`processed_path`). The quirk
+    warning is repeated on a cached load. An unreadable cache file is reprocessed with a
+    one-line warning.
+
     ``DB15K-IMF`` is the IMF paper's split: its own ``entity2id``/``relation2id``, its
     ``val.txt``/``test.txt``, and as train every distinct DB15K triple (DB15K's train, valid,
     test in that order) that is in neither; IMF published no train file.
 
-    **A path** is a folder in one of the formats (:func:`detect_format`); it is loaded without
-    side information. For string triples the vocabularies follow the order of first
-    appearance over train, valid, test (:func:`~mmgnn.data.readers.build_vocabulary`).
+    **A path** is a folder in one of the formats (:func:`detect_format`); it is parsed on each
+    load (not cached), without side information. For string triples the vocabularies follow
+    the order of first appearance over train, valid, test
+    (:func:`~mmgnn.data.readers.build_vocabulary`).
 
     Args:
         name_or_path (str or PathLike): A known name or a folder.
@@ -321,6 +410,8 @@ def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, 
             Overlaps between valid and test are reported, not dropped. (default: :obj:`False`)
         download (bool): Download a known dataset that is not found. (default: :obj:`True`)
         add_side_info (bool): Attach texts and numeric attributes. (default: :obj:`True`)
+        force_reload (bool): Parse the raw files even if a processed copy exists (and
+            replace it). (default: :obj:`False`)
 
     Returns:
         MultiModalKG: with ``kg.quirks`` holding the nonzero counts of :func:`split_quirks`
@@ -335,12 +426,28 @@ def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, 
         if not folder.is_dir():
             raise FileNotFoundError(f"{text!r} is neither a known dataset "
                                     f"({', '.join(list_datasets())}) nor a folder of triples")
-        name = folder.resolve().name
-        entities, relations, parts = load_folder(folder)
+        kg, found, dropped = _process(folder.resolve().name, load_folder(folder), None, None,
+                                      drop_duplicates, add_side_info)
     else:
-        name = spec.name
         data_root = _locate(spec, root, add_side_info, download)
-        entities, relations, parts = _load_structure(spec, data_root)
+        cache = processed_path(spec, data_root, drop_duplicates=drop_duplicates,
+                               add_side_info=add_side_info)
+        cached = None if force_reload else _read_processed(cache)
+        if cached is not None:
+            kg, found, dropped = cached
+        else:
+            kg, found, dropped = _process(spec.name, _load_structure(spec, data_root), spec,
+                                          data_root, drop_duplicates, add_side_info)
+            _write_processed(cache, kg, found, dropped)
+    warn_quirks(kg.name, found, dropped, drop_duplicates)
+    return kg
+
+
+def _process(name: str, structure: tuple[list[str], list[str], list[Tensor]],
+             spec: DatasetSpec | None, data_root: Path | None, drop_duplicates: bool,
+             add_side_info: bool) -> tuple[MultiModalKG, list[Note], list[Note]]:
+    """The graph of parsed vocabularies and splits, with its quirks and side information."""
+    entities, relations, parts = structure
     splits = dict(zip(SPLITS, parts, strict=True))
     found = split_quirks(splits, len(entities), len(relations))
     dropped = (drop_duplicate_rows(splits, len(entities), len(relations)) if drop_duplicates
@@ -350,8 +457,7 @@ def load_dataset(name_or_path: str | os.PathLike, root: PathLike | None = None, 
     if spec is not None and add_side_info and spec.side_info is not None:
         found += spec.side_info(kg, data_root)
     kg.quirks.update({k: n for k, n, _ in found + dropped})
-    warn_quirks(name, found, dropped, drop_duplicates)
-    return kg
+    return kg, found, dropped
 
 
 # ----------------------------------------------------------------------------- statistics

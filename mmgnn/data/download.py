@@ -2,9 +2,9 @@
 
 ``registry.tsv`` (package data) has one row per file: the dataset folder, the file's path inside
 it, the URL it is fetched from (a raw GitHub URL pinned to a commit), its SHA-256 and its size.
-A download goes to a temporary file next to its destination, is hashed while it streams, and is
-moved into place with :func:`os.replace` only if the hash matches: a corrupted or truncated file
-never appears under its real name.
+A download goes through :func:`torch_geometric.data.download_url` into a temporary folder next to
+its destination, is hashed, and is moved into place with :func:`os.replace` only if the hash
+matches: a corrupted or truncated file never appears under its real name.
 
 Files that already exist locally are **trusted** (not re-hashed on every load); call
 :func:`verify` to check a folder against the registry.
@@ -14,18 +14,18 @@ Environment variables:
 * ``MMGNN_MIRROR``: a folder or URL laid out like the dataset root
   (``<mirror>/<dataset>/<file>``) that replaces the original URLs, e.g. ``file:///data/mmkg``.
 * ``MMGNN_CACHE``: where downloads go when no root is given
-  (default ``~/.cache/mmgnn/datasets``).
+  (default ``~/.cache/mmgnn/datasets``); its ``processed/`` folder holds the processed
+  datasets of :func:`~mmgnn.data.load_dataset`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import os
+import shutil
 import tempfile
 import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -124,35 +124,29 @@ def sha256sum(path: PathLike) -> str:
     return h.hexdigest()
 
 
-def _fetch(entry: RegistryEntry, dest: Path, url: str, bar) -> None:
+def _fetch(entry: RegistryEntry, dest: Path, url: str) -> None:
+    # PyG's download_url writes in place (and does not verify TLS certificates): it writes
+    # into a fresh temporary folder next to ``dest``, and only a file whose SHA-256 matches
+    # the registry is moved into place.
+    from torch_geometric.data import download_url
+
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"))
     try:
-        h = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            try:
-                response = urllib.request.urlopen(url, timeout=60)
-            except (urllib.error.URLError, ValueError) as e:
-                reason = getattr(e, "reason", e)
-                raise OSError(f"could not download {url} (for {entry.dataset}/{entry.file}): "
-                              f"{reason}") from e
-            with response:
-                while chunk := response.read(_CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                    bar.update(len(chunk))
-        actual = h.hexdigest()
+        try:
+            path = Path(download_url(url, str(tmp), log=False, filename=dest.name))
+        except (urllib.error.URLError, ValueError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise OSError(f"could not download {url} (for {entry.dataset}/{entry.file}): "
+                          f"{reason}") from e
+        actual = sha256sum(path)
         if actual != entry.sha256:
             raise ValueError(
-                f"{url}: SHA-256 mismatch: expected {entry.sha256}, got {actual} ({size} bytes, "
-                f"expected {entry.bytes}); {dest} was not written")
-        os.replace(tmp, dest)
+                f"{url}: SHA-256 mismatch: expected {entry.sha256}, got {actual} "
+                f"({path.stat().st_size} bytes, expected {entry.bytes}); {dest} was not written")
+        os.replace(path, dest)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def download_dataset(dataset: str, root: PathLike | None = None, *, files: list[str] | None = None,
@@ -187,7 +181,8 @@ def download_dataset(dataset: str, root: PathLike | None = None, *, files: list[
         with tqdm(total=sum(e.bytes for e in todo), unit="B", unit_scale=True,
                   desc=f"downloading {folder}", disable=not progress) as bar:
             for entry in todo:
-                _fetch(entry, entry.path(root), entry.source(mirror), bar)
+                _fetch(entry, entry.path(root), entry.source(mirror))
+                bar.update(entry.bytes)
     return root / folder
 
 

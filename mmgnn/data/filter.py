@@ -6,8 +6,14 @@ import torch
 from torch import Tensor
 
 
-class _CSR:
-    """Sorted unique ``(key, value)`` pairs with per-key offsets; lookups are vectorised."""
+class CSR:
+    """Sorted unique ``(key, value)`` pairs with per-key offsets; lookups are vectorised.
+
+    Args:
+        keys (Tensor): :obj:`(n,)` non-negative integer keys.
+        values (Tensor): :obj:`(n,)` values, :math:`0 \\le v <` ``num_values``.
+        num_values (int): Bound of the values (pairs are packed as ``key * num_values + value``).
+    """
 
     def __init__(self, keys: Tensor, values: Tensor, num_values: int) -> None:
         pair = torch.unique(keys * num_values + values)  # sorted, duplicates removed
@@ -52,8 +58,8 @@ class FilterIndex:
         h, r, t = triples.t()
         self.num_entities = num_entities
         self.num_relations = num_relations
-        self._tails = _CSR(h * num_relations + r, t, num_entities)
-        self._heads = _CSR(t * num_relations + r, h, num_entities)
+        self._tails = CSR(h * num_relations + r, t, num_entities)
+        self._heads = CSR(t * num_relations + r, h, num_entities)
         self._triples = self._tails.keys.repeat_interleave(
             self._tails.offsets.diff()) * num_entities + self._tails.values
 

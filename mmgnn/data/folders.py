@@ -14,7 +14,7 @@ from torch import Tensor
 
 from mmgnn.data.parsing import PathLike, read_lines
 from mmgnn.data.readers import (
-    _NTRIPLE,
+    NTRIPLE,
     build_vocabulary,
     encode_triples,
     read_id_triples,
@@ -79,7 +79,7 @@ def detect_format(folder: PathLike) -> str:
                              f"{expected}")
         lines = read_lines(folder / "train.txt")
         first = lines[0] if lines else ""
-        if _NTRIPLE.match(first):
+        if NTRIPLE.match(first):
             return "ntriples"
         if len(first.split("\t")) == 3:
             return "tsv"

@@ -1,36 +1,108 @@
-"""The multimodal knowledge graph: vocabularies, split triples, per-modality features and masks."""
+"""The multimodal knowledge graph as a PyG :class:`~torch_geometric.data.HeteroData`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch_geometric.data import HeteroData
+from torch_geometric.data.storage import NodeStorage
 
 from mmgnn.data.filter import FilterIndex
 
 SPLITS = ("train", "valid", "test")
+ENTITY = "entity"  # the one node type of a knowledge graph
+# Attribute names of modality ``m`` on the ``entity`` node store: x_m, mask_m, length_m.
+FEATURE, MASK, LENGTH = "x_", "mask_", "length_"
 
 
-@dataclass
-class MultiModalKG:
-    r"""A multimodal knowledge graph with one entity node type.
+def relation_count(num_relations: int, reciprocal: bool) -> int:
+    r"""The number of relation ids when every relation :math:`r` may get an inverse
+    :math:`r + R` (reciprocal training, Lacroix et al., 2018; the inverse edges of
+    :meth:`MultiModalKG.train_graph`): :math:`2R` with ``reciprocal``, else :math:`R`.
 
-    Triples are :obj:`LongTensor` of shape :obj:`(n, 3)` in **(head, relation, tail)** order,
-    whatever the order on disk. Every non-structural modality ``m`` is a feature tensor
-    ``features[m]`` with one row per entity (:obj:`(N, d)`, or :obj:`(N, L, d)` for token/patch
-    sequences) and a boolean presence mask ``masks[m]`` of shape :obj:`(N,)`. Rows of absent
-    entities are zeros and must not be read as data: missing modalities are the normal case in
-    these benchmarks. A sequence modality also has ``lengths[m]`` :obj:`(N,)`, the number of
-    valid positions of each row (positions beyond it are zero padding).
+    This is the one place in mmgnn that doubles the relations."""
+    if num_relations < 0:
+        raise ValueError(f"num_relations must be >= 0, got {num_relations}")
+    return num_relations * (2 if reciprocal else 1)
+
+
+class _StoreView(MutableMapping[str, Tensor]):
+    """The ``<prefix><modality>`` attributes of a node store, as a dict keyed by modality."""
+
+    def __init__(self, store: NodeStorage, prefix: str) -> None:
+        self._store, self._prefix = store, prefix
+
+    def __getitem__(self, modality: str) -> Tensor:
+        try:
+            return self._store[self._prefix + modality]
+        except KeyError:
+            raise KeyError(modality) from None
+
+    def __setitem__(self, modality: str, value: Tensor) -> None:
+        self._store[self._prefix + modality] = value
+
+    def __delitem__(self, modality: str) -> None:
+        if self._prefix + modality not in self._store:
+            raise KeyError(modality)
+        del self._store[self._prefix + modality]
+
+    def __iter__(self) -> Iterator[str]:
+        n = len(self._prefix)
+        return iter([k[n:] for k in self._store.keys() if k.startswith(self._prefix)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+    def replace(self, values: Mapping[str, Tensor]) -> None:
+        for modality in list(self):
+            del self[modality]
+        for modality, value in values.items():
+            self[modality] = value
+
+
+class MultiModalKG(HeteroData):
+    r"""A multimodal knowledge graph: a PyG :class:`~torch_geometric.data.HeteroData` with one
+    node type ``entity``.
+
+    Layout (PyG's conventions, so that its transforms, loaders, ``.to()``, ``copy`` and
+    :func:`torch.save` apply):
+
+    * ``kg["entity"]``: ``num_nodes`` (:math:`N`) and, per modality ``m``, ``x_m`` (features,
+      :obj:`(N, d)`, :obj:`(N, L, d)` for patch/token sequences or :obj:`(N, L)` integer token
+      ids), ``mask_m`` (:obj:`(N,)` bool presence) and, for sequences, ``length_m``
+      (:obj:`(N,)` valid positions, 0 where absent).
+    * ``kg["entity", r, "entity"].edge_index``: the :obj:`(2, E_r)` head→tail **training**
+      edges of relation ``r`` (a name of ``relation_names``; in training-file order; an empty
+      :obj:`(2, 0)` for a relation without training edges).
+    * the global store: ``train``, ``valid``, ``test`` (:obj:`LongTensor` :obj:`(n, 3)` in
+      **(head, relation, tail)** order, whatever the order on disk), ``name``,
+      ``entity_names``, ``relation_names``, ``texts``, ``quirks``, ``extras``.
+
+    The dict-like views ``kg.features[m]``, ``kg.masks[m]``, ``kg.lengths[m]`` read and write
+    those node attributes. Rows of absent entities are zeros (float features) and must not be
+    read as data: missing modalities are the normal case in these benchmarks. Integer token-id
+    features are kept as given (an absent item keeps e.g. its ``[CLS] [SEP]`` row); their mask
+    and lengths say what is there.
 
     Raw side information that an encoder in :mod:`mmgnn.modalities` turns into features (entity
     names, descriptions, glosses) lives in ``texts[kind]``, a list with one string or :obj:`None`
-    per entity.
+    per entity. Other node or edge types may be added as on any ``HeteroData`` (e.g. K3M's
+    ``value`` nodes with ``("entity", "property", "value")`` edges).
+
+    The filter indices of :meth:`filter_index` are cached outside the stores: ``.to()``,
+    ``copy`` and :func:`torch.save` neither move nor write them. Called without arguments (as
+    PyG's internals do) the constructor gives an empty graph.
 
     Args:
         entity_names (list[str]): Entity vocabulary; position ``i`` is entity id ``i``.
-        relation_names (list[str]): Relation vocabulary; position ``i`` is relation id ``i``.
+        relation_names (list[str]): Relation vocabulary (distinct names); position ``i`` is
+            relation id ``i``.
         train (Tensor): Training triples :obj:`(n, 3)`.
         valid (Tensor): Validation triples :obj:`(n, 3)`.
         test (Tensor): Test triples :obj:`(n, 3)`.
@@ -43,45 +115,80 @@ class MultiModalKG:
             (duplicate rows, split overlaps, ...). (default: empty)
         extras (dict[str, object]): Side information that is neither a feature matrix nor text,
             e.g. ``extras["numeric"]``, the :class:`~mmgnn.data.side_info.NumericAttributes`
-            with the per-attribute :obj:`(N, A)` mask and names. (default: empty)
+            with the per-attribute :obj:`(N, A)` mask and names; ``.to()`` does not move
+            objects that are not tensors. (default: empty)
     """
 
-    entity_names: list[str]
-    relation_names: list[str]
-    train: Tensor
-    valid: Tensor
-    test: Tensor
-    name: str = "kg"
-    features: dict[str, Tensor] = field(default_factory=dict)
-    masks: dict[str, Tensor] = field(default_factory=dict)
-    lengths: dict[str, Tensor] = field(default_factory=dict)
-    texts: dict[str, list[str | None]] = field(default_factory=dict)
-    quirks: dict[str, int] = field(default_factory=dict)
-    extras: dict[str, object] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for split in SPLITS:
-            triples = torch.as_tensor(getattr(self, split), dtype=torch.long)
-            if triples.numel() == 0:
-                triples = triples.reshape(0, 3)
-            if triples.dim() != 2 or triples.size(1) != 3:
-                raise ValueError(
-                    f"{self.name}: {split} triples must have shape (n, 3) in (head, relation, "
-                    f"tail) order, got {tuple(triples.shape)}"
-                )
-            self._check_ids(split, triples)
-            setattr(self, split, triples)
-        features, masks, lengths = dict(self.features), dict(self.masks), dict(self.lengths)
-        self.features, self.masks, self.lengths = {}, {}, {}
-        for modality, x in features.items():
-            self.add_modality(modality, x, masks.get(modality), lengths.get(modality))
+    def __init__(self, entity_names: Sequence[str] | None = None,
+                 relation_names: Sequence[str] | None = None, train: Tensor | None = None,
+                 valid: Tensor | None = None, test: Tensor | None = None, name: str = "kg",
+                 features: Mapping[str, Tensor] | None = None,
+                 masks: Mapping[str, Tensor] | None = None,
+                 lengths: Mapping[str, Tensor] | None = None,
+                 texts: Mapping[str, list[str | None]] | None = None,
+                 quirks: Mapping[str, int] | None = None,
+                 extras: Mapping[str, object] | None = None) -> None:
+        super().__init__()
+        self.__dict__["_filters"] = {}
+        given = [x is not None for x in (entity_names, relation_names, train, valid, test)]
+        if not any(given):
+            return
+        if not all(given):
+            raise TypeError("MultiModalKG needs entity_names, relation_names, train, valid and "
+                            "test")
+        self.name = name
+        self.entity_names = list(entity_names)
+        self.relation_names = list(relation_names)
+        if len(set(self.relation_names)) != len(self.relation_names):
+            seen: set[str] = set()
+            twice = next(r for r in self.relation_names if r in seen or seen.add(r))
+            raise ValueError(f"{name}: relation {twice!r} occurs twice in relation_names; each "
+                             f"relation is one edge type")
+        self[ENTITY].num_nodes = len(self.entity_names)
+        self.train, self.valid, self.test = train, valid, test
+        self.texts, self.quirks, self.extras = dict(texts or {}), dict(quirks or {}), \
+            dict(extras or {})
         for kind, values in self.texts.items():
             if len(values) != self.num_entities:
                 raise ValueError(
                     f"{self.name}: texts[{kind!r}] has {len(values)} entries, expected one per "
                     f"entity ({self.num_entities})"
                 )
-        self._filters: dict[tuple[str, ...], FilterIndex] = {}
+        masks, lengths = masks or {}, lengths or {}
+        for modality, x in (features or {}).items():
+            self.add_modality(modality, x, masks.get(modality), lengths.get(modality))
+
+    # ------------------------------------------------------------- PyG plumbing
+    def __setattr__(self, key: str, value: Any) -> None:
+        # HeteroData sends every attribute to the global store; our properties have setters.
+        prop = MultiModalKG.__dict__.get(key)
+        if isinstance(prop, property):
+            if prop.fset is None:
+                raise AttributeError(f"MultiModalKG.{key} cannot be set")
+            prop.fset(self, value)
+        else:
+            super().__setattr__(key, value)
+
+    def __copy__(self) -> MultiModalKG:
+        out = super().__copy__()
+        out.__dict__["_filters"] = dict(self._filters)  # entries check their triples
+        return out
+
+    def __deepcopy__(self, memo: dict) -> MultiModalKG:
+        filters = self.__dict__.pop("_filters")
+        try:
+            out = super().__deepcopy__(memo)
+        finally:
+            self.__dict__["_filters"] = filters
+        out.__dict__["_filters"] = {}
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_filters"}
+
+    def __setstate__(self, mapping: dict[str, Any]) -> None:
+        super().__setstate__(mapping)
+        self.__dict__["_filters"] = {}
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -97,33 +204,99 @@ class MultiModalKG:
         """Names of the non-structural modalities with features."""
         return list(self.features)
 
+    # ----------------------------------------------------------------- splits
+    def _get_split(self, split: str) -> Tensor:
+        return getattr(self._global_store, split)
+
+    def _set_split(self, split: str, triples: Tensor) -> None:
+        triples = torch.as_tensor(triples, dtype=torch.long)
+        if triples.numel() == 0:
+            triples = triples.reshape(0, 3)
+        if triples.dim() != 2 or triples.size(1) != 3:
+            raise ValueError(
+                f"{self.name}: {split} triples must have shape (n, 3) in (head, relation, "
+                f"tail) order, got {tuple(triples.shape)}"
+            )
+        self._check_ids(split, triples)
+        self._global_store[split] = triples
+        if split == "train":
+            self._set_train_edges(triples)
+
+    train = property(lambda self: self._get_split("train"),
+                     lambda self, x: self._set_split("train", x),
+                     doc="Training triples :obj:`(n, 3)`; setting them rebuilds the edge types.")
+    valid = property(lambda self: self._get_split("valid"),
+                     lambda self, x: self._set_split("valid", x),
+                     doc="Validation triples :obj:`(n, 3)`.")
+    test = property(lambda self: self._get_split("test"),
+                    lambda self, x: self._set_split("test", x), doc="Test triples :obj:`(n, 3)`.")
+
     def split(self, name: str) -> Tensor:
         """The triples of split ``name`` (one of ``train``, ``valid``, ``test``)."""
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
-        return getattr(self, name)
+        return self._get_split(name)
+
+    def _set_train_edges(self, train: Tensor) -> None:
+        h, r, t = train.t()
+        order = torch.argsort(r, stable=True)  # keeps the file order within a relation
+        counts = torch.bincount(r, minlength=self.num_relations)
+        for rel, idx in zip(self.relation_names, order.split(counts.tolist()), strict=True):
+            self[ENTITY, rel, ENTITY].edge_index = torch.stack([h[idx], t[idx]])
 
     # ------------------------------------------------------------- modalities
+    @property
+    def features(self) -> _StoreView:
+        """``x_<m>`` of the ``entity`` store, by modality ``m``."""
+        return _StoreView(self[ENTITY], FEATURE)
+
+    @features.setter
+    def features(self, values: Mapping[str, Tensor]) -> None:
+        self.features.replace(values)
+
+    @property
+    def masks(self) -> _StoreView:
+        """``mask_<m>`` of the ``entity`` store, by modality ``m``."""
+        return _StoreView(self[ENTITY], MASK)
+
+    @masks.setter
+    def masks(self, values: Mapping[str, Tensor]) -> None:
+        self.masks.replace(values)
+
+    @property
+    def lengths(self) -> _StoreView:
+        """``length_<m>`` of the ``entity`` store, by sequence modality ``m``."""
+        return _StoreView(self[ENTITY], LENGTH)
+
+    @lengths.setter
+    def lengths(self, values: Mapping[str, Tensor]) -> None:
+        self.lengths.replace(values)
+
     def add_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
                      lengths: Tensor | None = None) -> None:
         r"""Attaches per-entity features of modality ``name`` (replacing any of that name).
 
         Args:
             name (str): Modality name (``text``, ``image``, ``numeric``, ...).
-            x (Tensor): :obj:`(N, d)` or :obj:`(N, L, d)` features, one row per entity.
-            mask (Tensor, optional): :obj:`(N,)` presence mask; rows where it is :obj:`False`
-                are set to zero. (default: every entity present)
-            lengths (Tensor, optional): :obj:`(N,)` valid positions of each row of an
-                :obj:`(N, L, d)` sequence, :math:`0 \le \ell \le L` (0 where absent).
+            x (Tensor): One row per entity: float :obj:`(N, d)` vectors, float
+                :obj:`(N, L, d)` sequences, or integer :obj:`(N, L)` token-id sequences
+                (e.g. K3M's title and knowledge streams). Float rows must be finite where
+                present and are set to zero where absent; integer rows are kept as given.
+            mask (Tensor, optional): :obj:`(N,)` presence mask. (default: every entity present)
+            lengths (Tensor, optional): :obj:`(N,)` valid positions of each row of a sequence,
+                :math:`1 \le \ell \le L` for present rows (set to 0 for absent ones).
                 (default: :math:`L` for present rows, 0 for absent ones)
         """
         if not name.isidentifier():
             raise ValueError(f"modality name {name!r} must be a Python identifier")
         x = torch.as_tensor(x)
-        if x.dim() not in (2, 3) or x.size(0) != self.num_entities:
+        integer = not x.is_floating_point() and x.dtype != torch.bool
+        ok = x.dim() == 2 if integer else x.dim() in (2, 3)
+        if not ok or x.size(0) != self.num_entities:
             raise ValueError(
                 f"{self.name}: features of modality {name!r} must have shape (N, d) or (N, L, d) "
-                f"with N = {self.num_entities} entities, got {tuple(x.shape)}"
+                f"(float) or (N, L) (integer token ids) with N = {self.num_entities} entities, "
+                f"got {tuple(x.shape)} {x.dtype}"
             )
         if mask is None:
             mask = torch.ones(self.num_entities, dtype=torch.bool)
@@ -144,14 +317,16 @@ class MultiModalKG:
                 )
             x = x.clone()
             x[~mask] = 0
+        sequence = x.dim() == 3 or integer
+        if lengths is not None and not sequence:
+            raise ValueError(f"{self.name}: lengths given for modality {name!r}, whose features "
+                             f"{tuple(x.shape)} are not an (N, L, d) sequence")
+        checked = self._check_lengths(name, x, mask, lengths) if sequence else None
         self.features[name] = x
         self.masks[name] = mask
         self.lengths.pop(name, None)
-        if x.dim() == 3:
-            self.lengths[name] = self._check_lengths(name, x, mask, lengths)
-        elif lengths is not None:
-            raise ValueError(f"{self.name}: lengths given for modality {name!r}, whose features "
-                             f"{tuple(x.shape)} are not an (N, L, d) sequence")
+        if checked is not None:
+            self.lengths[name] = checked
 
     def _check_lengths(self, name: str, x: Tensor, mask: Tensor,
                        lengths: Tensor | None) -> Tensor:
@@ -175,69 +350,24 @@ class MultiModalKG:
         r"""The homogeneous view of the training graph that message-passing layers take.
 
         Returns:
-            (edge_index, edge_type): :obj:`(2, E)` head→tail edges and :obj:`(E,)` relation ids.
-            With ``add_inverse``, every edge also appears reversed with relation ``r + R``.
+            (edge_index, edge_type): :obj:`(2, E)` head→tail edges in training-file order and
+            :obj:`(E,)` relation ids. With ``add_inverse``, every edge also appears reversed
+            with relation ``r + R``, so ids run below ``relation_count(R, add_inverse)``.
         """
         h, r, t = self.train.t()
         edge_index = torch.stack([h, t])
-        edge_type = r
-        if add_inverse:
-            edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-            edge_type = torch.cat([r, r + self.num_relations])
-        return edge_index, edge_type
+        if not add_inverse:
+            return edge_index, r
+        offset = relation_count(self.num_relations, True) - self.num_relations
+        return (torch.cat([edge_index, edge_index.flip(0)], dim=1),
+                torch.cat([r, r + offset]))
 
     def relation_vocabulary(self, add_inverse: bool = False) -> list[str]:
-        """Relation names, followed by ``name^-1`` for each inverse when ``add_inverse``."""
-        names = list(self.relation_names)
-        if add_inverse:
-            names += [f"{n}^-1" for n in self.relation_names]
-        return names
-
-    def to_data(self, add_inverse: bool = False):
-        """The training graph as a homogeneous :class:`torch_geometric.data.Data` with
-        ``edge_index``, ``edge_type``, ``x_<modality>`` and ``mask_<modality>``."""
-        from torch_geometric.data import Data
-
-        edge_index, edge_type = self.train_graph(add_inverse)
-        data = Data(edge_index=edge_index, edge_type=edge_type, num_nodes=self.num_entities)
-        for m in self.features:
-            data[f"x_{m}"] = self.features[m]
-            data[f"mask_{m}"] = self.masks[m]
-            if m in self.lengths:
-                data[f"length_{m}"] = self.lengths[m]
-        return data
-
-    def to_hetero_data(self, add_inverse: bool = False):
-        r"""The graph as a :class:`torch_geometric.data.HeteroData`.
-
-        Node type ``entity`` carries ``x_<modality>`` and ``mask_<modality>`` (and
-        ``length_<modality>`` for sequence modalities); each relation is an
-        edge type ``('entity', relation_name, 'entity')`` holding the training edges of that
-        relation (relations without training edges get an empty ``edge_index``). The homogeneous
-        view is stored as ``data.edge_index`` / ``data.edge_type``, and the splits as
-        ``data.train_triples`` / ``valid_triples`` / ``test_triples``.
-        """
-        from torch_geometric.data import HeteroData
-
-        data = HeteroData()
-        data["entity"].num_nodes = self.num_entities
-        for m in self.features:
-            data["entity"][f"x_{m}"] = self.features[m]
-            data["entity"][f"mask_{m}"] = self.masks[m]
-            if m in self.lengths:
-                data["entity"][f"length_{m}"] = self.lengths[m]
-        edge_index, edge_type = self.train_graph(add_inverse)
-        order = torch.argsort(edge_type, stable=True)
-        counts = torch.bincount(edge_type, minlength=2 * self.num_relations if add_inverse else
-                                self.num_relations)
-        for rel, idx in zip(self.relation_vocabulary(add_inverse),
-                            order.split(counts.tolist()), strict=True):
-            data["entity", rel, "entity"].edge_index = edge_index[:, idx]
-        data.edge_index = edge_index
-        data.edge_type = edge_type
-        for split in SPLITS:
-            data[f"{split}_triples"] = self.split(split)
-        return data
+        """Relation names, followed by ``name^-1`` for each inverse when ``add_inverse``
+        (:func:`relation_count` names)."""
+        r = self.num_relations
+        return [self.relation_names[i] if i < r else f"{self.relation_names[i - r]}^-1"
+                for i in range(relation_count(r, add_inverse))]
 
     # ---------------------------------------------------------------- filters
     def filter_index(self, splits: tuple[str, ...] | list[str] = SPLITS) -> FilterIndex:
@@ -251,10 +381,14 @@ class MultiModalKG:
         if isinstance(splits, str) or not splits or set(splits) - set(SPLITS):
             raise ValueError(f"splits must be a non-empty subset of {SPLITS}, got {splits!r}")
         key = tuple(s for s in SPLITS if s in splits)
-        if key not in self._filters:
-            self._filters[key] = FilterIndex(
-                torch.cat([self.split(s) for s in key]), self.num_entities, self.num_relations)
-        return self._filters[key]
+        triples = [self.split(s) for s in key]
+        cached = self._filters.get(key)
+        # An entry is valid for the very split tensors it was built from (not after a split is
+        # reassigned, nor in a copy whose splits were replaced).
+        if cached is None or any(a is not b for a, b in zip(cached[0], triples, strict=True)):
+            index = FilterIndex(torch.cat(triples), self.num_entities, self.num_relations)
+            self._filters[key] = cached = (triples, index)
+        return cached[1]
 
     # --------------------------------------------------------------- summary
     def statistics(self) -> dict[str, object]:
@@ -275,6 +409,8 @@ class MultiModalKG:
         return stats
 
     def __repr__(self) -> str:
+        if "entity_names" not in self._global_store:  # an empty graph from PyG's internals
+            return super().__repr__()
         mods = ", ".join(f"{m}={tuple(x.shape[1:])}" for m, x in self.features.items())
         texts = ", ".join(self.texts)
         return (
@@ -302,4 +438,3 @@ class MultiModalKG:
                     f"{self.name}: {split} triple #{row} {triples[row].tolist()} has {label} id "
                     f"{int(ids[row])}, expected 0 <= id < {n}"
                 )
-

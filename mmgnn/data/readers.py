@@ -44,7 +44,7 @@ StringTriple = tuple[str, str, str]
 _COUNT = re.compile(r"[0-9]+", re.ASCII)
 _ID_ROW = re.compile(r"\s*(-?[0-9]+)\s+(-?[0-9]+)\s+(-?[0-9]+)\s*")
 
-_NTRIPLE = re.compile(r"^\s*(<[^<>\s]*>)\s+(<[^<>\s]*>)\s+(<[^<>\s]*>)\s*\.\s*$")
+NTRIPLE = re.compile(r"^\s*(<[^<>\s]*>)\s+(<[^<>\s]*>)\s+(<[^<>\s]*>)\s*\.\s*$")
 
 
 def _count_line(path: PathLike, lines: list[str], has_count: bool | None,
@@ -228,7 +228,7 @@ def read_ntriples(path: PathLike) -> list[StringTriple]:
     lines = read_lines(path, "N-Triples rows '<head> <relation> <tail> .'")
     triples: list[StringTriple] = []
     append = triples.append
-    match = _NTRIPLE.match
+    match = NTRIPLE.match
     for lineno, line in enumerate(lines, 1):
         m = match(line)
         if m is None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from mmgnn.data.filter import _CSR
+from mmgnn.data.filter import CSR
 
 
 @dataclass
@@ -72,7 +72,7 @@ class OneToAllBatches:
             if mode == "1vsall":
                 self._queries[side] = (e, rel, ans)
             else:
-                csr = _CSR(e * rel_count + rel, ans, num_entities)
+                csr = CSR(e * rel_count + rel, ans, num_entities)
                 self._queries[side] = (csr.keys // rel_count, csr.keys % rel_count, csr)
 
     def __len__(self) -> int:
@@ -96,7 +96,7 @@ class OneToAllBatches:
             if self.mode == "1vsall":
                 yield OneToAllBatch(side, q[0][idx], q[1][idx], gold=q[2][idx])
             else:
-                csr: _CSR = q[2]
+                csr: CSR = q[2]
                 rows, cols = csr.gather(csr.keys[idx])
                 yield OneToAllBatch(side, q[0][idx], q[1][idx], target_rows=rows,
                                     target_cols=cols)

@@ -221,14 +221,13 @@ def test_wordnet_texts(load):
 
 def test_nations_hetero_data(load):
     kg = load("Nations")
-    data = kg.to_hetero_data()
-    counts = [data["entity", r, "entity"].edge_index.size(1) for r in kg.relation_names]
+    counts = [kg["entity", r, "entity"].edge_index.size(1) for r in kg.relation_names]
     assert sum(counts) == len(kg.train) == 1592
     heads = kg.train[:, 0]
     r0 = kg.relation_names[0]
-    assert torch.equal(data["entity", r0, "entity"].edge_index[0], heads[kg.train[:, 1] == 0])
-    assert data["entity"].x_numeric.shape == (14, 2)
-    assert int(data["entity"].mask_numeric.sum()) == 13
+    assert torch.equal(kg["entity", r0, "entity"].edge_index[0], heads[kg.train[:, 1] == 0])
+    assert kg["entity"].x_numeric.shape == (14, 2)
+    assert int(kg["entity"].mask_numeric.sum()) == 13
     assert kg.extras["numeric"].names == ["area", "population"]
 
 

@@ -75,8 +75,7 @@ def test_graph_keeps_sequence_lengths():
     x = torch.ones(3, 4, 2)
     kg.add_modality("tokens", x, torch.tensor([True, False, True]), torch.tensor([2, 0, 4]))
     assert kg.lengths["tokens"].tolist() == [2, 0, 4]
-    data = kg.to_hetero_data()
-    assert data["entity"].length_tokens.tolist() == [2, 0, 4]
+    assert kg["entity"].length_tokens.tolist() == [2, 0, 4]
     kg.add_modality("full", x)
     assert kg.lengths["full"].tolist() == [4, 4, 4]
     with pytest.raises(ValueError, match=r"1 <= length <= 4 for present entities; 1 entries"):
