@@ -1,32 +1,29 @@
-"""The training loop: plain, readable, resumable."""
+"""The one training runner: plain, readable, resumable, for every system.
+
+:class:`Trainer` owns what every run shares (the clock and the time budget, the finite-loss
+guard, optimisers and the learning-rate schedule, atomic checkpoints and resume with the same
+random stream, history, progress bars, the plot, callbacks, early stopping); a
+:class:`~mmgnn.train.tasks.Task` says what one step computes and how an epoch is judged:
+:class:`~mmgnn.train.tasks.LinkPredictionTask` (negative sampling or 1-to-all batches,
+filtered validation ranking, ``best.pt``) and K3M's pretraining and fine-tuning tasks
+(:mod:`mmgnn.train.k3m`)."""
 
 from __future__ import annotations
 
 import os
 import random
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mmgnn.data.kg import MultiModalKG
-from mmgnn.eval.ranking import RankingResult, evaluate
-from mmgnn.models.base import LinkPredictor
-from mmgnn.nn.losses import NEGATIVE_SAMPLING_LOSSES, ONE_TO_ALL_LOSSES, n3_penalty
-from mmgnn.sampling import (
-    BernoulliSampler,
-    HeadTailSampler,
-    MMRNSSampler,
-    NegativeSampler,
-    OneToAllBatches,
-    UniformSampler,
-)
-from mmgnn.train.config import NEGATIVE_FILTERS, TrainConfig
+from mmgnn.train.config import TrainConfig
 from mmgnn.train.plot import plot_history
+from mmgnn.train.tasks import LinkPredictionTask, Task
 from mmgnn.utils.io import (
     load_checkpoint,
     remove_partial_writes,
@@ -34,6 +31,9 @@ from mmgnn.utils.io import (
     save_json,
 )
 from mmgnn.utils.progress import progress_bar
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
 
 CHECKPOINT = "checkpoint.pt"  # last state, for --resume
 BEST = "best.pt"  # model weights with the best validation MRR
@@ -52,11 +52,11 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
     anything else drawn with the global generator. Data order and negatives are drawn from
     the :class:`Trainer`'s own generator, ``sampling_generator(config.seed)``, so they do not
     depend on how many numbers the model's initialisation consumed. ``mmgnn train``, ``mmgnn
-    pretrain``, :func:`~mmgnn.train.k3m_runs.pretrain_run` and the examples call it; a Python
+    pretrain``, :func:`~mmgnn.recipes.k3m.pretrain_run` and the examples call it; a Python
     API user calls it the same way::
 
         seed_everything(config.seed)
-        model = build_model(config, kg)
+        model = build_model(spec.name, kg, **spec.args)
         fit(model, kg, config, out_dir="runs/x")
 
     and two such runs give bit-identical checkpoints and ``metrics.json`` (apart from the time
@@ -118,78 +118,110 @@ def restore_random_state(state: dict, generator: torch.Generator) -> None:
         torch.cuda.set_rng_state_all(state["cuda_rng"][:torch.cuda.device_count()])
 
 
-def build_optimizer(model: torch.nn.Module, config: TrainConfig,
-                    sampler: NegativeSampler | None = None) -> torch.optim.Optimizer:
-    """The optimiser of the run; the fused kernels (same update, one pass over the parameters,
-    several times faster on CPU for embedding tables) where this torch build has them. A
-    learned sampler's parameters form a second group, with its own ``lr`` if it has one."""
-    params: list = [p for p in model.parameters() if p.requires_grad]
-    if isinstance(sampler, torch.nn.Module):
-        own = [p for p in sampler.parameters() if p.requires_grad]
-        if own:
-            params = [{"params": params},
-                      {"params": own, "lr": getattr(sampler, "lr", None) or config.lr}]
-    cls = {"adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad,
-           "sgd": torch.optim.SGD}[config.optimizer]
-    try:
-        return cls(params, lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return cls(params, lr=config.lr, weight_decay=config.weight_decay)
+#: Optimisers by :attr:`TrainConfig.optimizer` name.
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+              "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
 
 
-def build_sampler(kg: MultiModalKG, config: TrainConfig,
-                  model: LinkPredictor | None = None) -> NegativeSampler:
-    """The negative sampler of ``config``. Its filter (``config.negative_filter``) holds the
-    training triples only unless ``all_splits`` is asked for explicitly (with a warning):
-    no valid or test triple may decide which negatives training sees."""
-    if config.sampler == "mmrns":
-        if model is None:
-            raise ValueError("the mmrns sampler needs the model (its representation sizes)")
-        return MMRNSSampler.from_config(kg, config, model)
-    splits = NEGATIVE_FILTERS[config.negative_filter]
-    if config.negative_filter == "all_splits":
-        warnings.warn(
-            "negative_filter='all_splits' redraws negatives that are valid or test triples: "
-            "held-out answers then steer training and test metrics come out optimistic. Use it "
-            "only to reproduce released code that does this (IMF's structural encoder, KBGAT); "
-            "the default 'train' filters with the training triples only", stacklevel=2)
-    flt = kg.filter_index(splits) if splits else None
-    if config.sampler == "bernoulli":
-        return BernoulliSampler(kg.train, kg.num_entities, kg.num_relations,
-                                config.num_negatives, flt)
-    if config.sampler == "head_tail":
-        return HeadTailSampler(kg.num_entities, config.num_negatives, flt)
-    return UniformSampler(kg.num_entities, config.num_negatives, flt)
+def build_optimizers(groups: dict[str, dict], config: TrainConfig
+                     ) -> dict[str, torch.optim.Optimizer]:
+    r"""One optimiser per entry of ``groups`` (a model's :meth:`param_groups` with the task's
+    additions).
+
+    ``"model"`` is the main optimiser: :attr:`TrainConfig.optimizer` with ``lr``,
+    ``weight_decay`` and ``optimizer_args``, the fused kernel (same update, one pass over the
+    parameters, several times faster on CPU for embedding tables) where this torch build has
+    one. Its ``params`` may be tensors or torch parameter-group dicts (a learned sampler's
+    parameters and K3M's no-decay / slow-encoder groups are such dicts, with their own ``lr``
+    or ``weight_decay``). Every other entry (NativE's ``"generator"``) gets its own optimiser
+    (the entry's ``optimizer``, default ``adam``) over its ``params`` with the entry's other
+    keys as arguments (``lr``: default ``config.lr``; ``fused``: default where available),
+    stepped on the loss :meth:`extra_losses` returns under its name. Any entry may name its
+    ``optimizer`` and ``fused``."""
+    if "model" not in groups:
+        raise ValueError(f"param_groups() must hold a 'model' group, got {sorted(groups)}")
+    out: dict[str, torch.optim.Optimizer] = {}
+    for name, group in groups.items():
+        group = dict(group)
+        params = group.pop("params")
+        main = name == "model"
+        optimizer = group.pop("optimizer", config.optimizer if main else "adam")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"param group {name!r}: optimizer must be one of "
+                             f"{tuple(OPTIMIZERS)}, got {optimizer!r}")
+        cls = OPTIMIZERS[optimizer]
+        kwargs = ({"lr": config.lr, "weight_decay": config.weight_decay,
+                   **config.optimizer_args, **group} if main else {"lr": config.lr, **group})
+        if "fused" in kwargs:
+            out[name] = cls(params, **kwargs)
+            continue
+        try:
+            out[name] = cls(params, fused=True, **kwargs)
+        except (RuntimeError, TypeError, ValueError):
+            out[name] = cls(params, **kwargs)
+    return out
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, num_steps: int):
+    r"""The learning-rate schedule of :attr:`TrainConfig.scheduler` over ``num_steps``
+    optimiser steps, from :func:`transformers.get_scheduler` (``None`` for ``none``). With
+    ``linear`` and :math:`W` = :meth:`TrainConfig.warmup` steps, step :math:`s` runs at
+    :math:`\mathrm{lr}\cdot s/W` for :math:`s < W`, then
+    :math:`\mathrm{lr}\cdot\max(0, (S - s) / (S - W))`."""
+    if config.scheduler == "none":
+        return None
+    from transformers import get_scheduler
+
+    return get_scheduler(config.scheduler, optimizer,
+                         num_warmup_steps=config.warmup(num_steps),
+                         num_training_steps=num_steps)
+
+
+def model_signature(model: torch.nn.Module) -> dict:
+    """What a resume checks the rebuilt model against: its class and the shape of every
+    state entry."""
+    return {"class": type(model).__name__,
+            "shapes": {k: list(v.shape) for k, v in model.state_dict().items()
+                       if isinstance(v, torch.Tensor)}}
 
 
 class Trainer:
-    r"""Trains a :class:`~mmgnn.models.base.LinkPredictor` on a :class:`MultiModalKG`.
+    r"""Trains ``model`` on a :class:`~mmgnn.train.tasks.Task` (or a
+    :class:`~mmgnn.data.MultiModalKG`, which means
+    :class:`~mmgnn.train.tasks.LinkPredictionTask`).
 
-    Each epoch shuffles the training triples (or 1-to-all queries), takes optimiser steps with a
-    progress bar, and every ``eval_every`` epochs ranks the **validation** split (filtered, both
-    sides). The model with the best validation MRR is kept in ``best.pt``; the test split is
-    never looked at during training. With an output folder, every epoch ends with an atomic
-    checkpoint (``checkpoint.pt``), the metrics log (``metrics.json``) and the training-curve
-    plot (``training.png``); :meth:`fit` with ``resume=True`` continues from the checkpoint with
-    the same random stream.
+    Each epoch draws the task's batches from the trainer's own :func:`sampling_generator`
+    ``(config.seed)`` and takes optimiser steps with a progress bar: the task's loss
+    (non-finite: an error naming the learning rate), one step of the main optimiser and of
+    the schedule, ``model.after_step()`` (constraints), then one step of each extra optimiser
+    on ``model.extra_losses()`` (NativE's generator). After each epoch the task evaluates
+    (link prediction: filtered validation ranking every ``eval_every`` epochs); when the
+    task names a selection metric (``valid_mrr``), the best epoch's weights go to ``best.pt``
+    and ``patience`` evaluations without gain stop the run. With an output folder, every
+    epoch ends with an atomic checkpoint (``checkpoint.pt``), the metrics log
+    (``metrics.json``) and the training-curve plot (``training.png``); :meth:`fit` with
+    ``resume=True`` continues from the checkpoint with the same random stream and ends
+    bit-identical to an uninterrupted run.
 
     The trainer does not seed the global generators: call :func:`seed_everything` with
-    ``config.seed`` before building the model (as ``mmgnn train`` does). It draws data order
-    and negatives from its own :func:`sampling_generator` ``(config.seed)``.
+    ``config.seed`` before building the model (as ``mmgnn train`` does).
 
     Args:
-        model (LinkPredictor): The model.
-        kg (MultiModalKG): The graph.
-        config (TrainConfig): The run's settings.
+        model (torch.nn.Module): The model (a :class:`~mmgnn.models.LinkPredictor`, or a
+            K3M objective / head).
+        task (Task | MultiModalKG): What to train it for.
+        config (TrainConfig): The optimisation settings.
         out_dir (str | Path, optional): Run folder. (default: no files)
         progress (bool): Show progress bars. (default: :obj:`True`)
-        extra_state (dict, optional): Saved into ``metrics.json`` (dataset name, root, ...).
+        extra_state (dict, optional): Saved into ``metrics.json`` (dataset name, the model
+            spec under ``"model"``, ...); ``"dataset"`` and ``"model"`` title the plot, and a
+            resume checks ``"model"`` against the checkpoint's.
         callbacks (list, optional): Functions ``f(trainer, record)`` called after every epoch
             with that epoch's history record (e.g. to log extra metrics into it); their time
             is not counted in the run's wall time or budget.
     """
 
-    def __init__(self, model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,
+    def __init__(self, model: torch.nn.Module, task: Task | MultiModalKG, config: TrainConfig,
                  out_dir: str | Path | None = None, progress: bool = True,
                  extra_state: dict | None = None,
                  callbacks: list[Callable[[Trainer, dict], None]] | None = None) -> None:
@@ -199,93 +231,62 @@ class Trainer:
         self.generator = sampling_generator(config.seed)
         self.device = torch.device(config.device)
         self.model = model.to(self.device)
-        self.kg = kg
+        self.task = task if isinstance(task, Task) else LinkPredictionTask(task)
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.progress = progress
         self.extra_state = extra_state or {}
-        self.train_triples = kg.train.to(self.device)
-        self.sampler: NegativeSampler | None = None
-        if config.regime == "negative":
-            self.loss_fn = NEGATIVE_SAMPLING_LOSSES[config.loss](
-                **({"margin": config.margin} if config.loss == "margin" else {}),
-                **({"margin": config.margin, "temperature": config.adversarial_temperature}
-                   if config.loss == "self_adversarial" else {}))
-            self.sampler = build_sampler(kg, config, self.model)
-            if isinstance(self.sampler, torch.nn.Module):
-                self.sampler.to(self.device)
-        else:
-            self.loss_fn = ONE_TO_ALL_LOSSES[config.loss](
-                label_smoothing=config.label_smoothing,
-                **({"form": config.label_smoothing_form} if config.loss == "bce" else {}))
-            self.batches = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations,
-                                           reciprocal=model.reciprocal, mode=config.regime)
-        self.optimizer = build_optimizer(self.model, config, self.sampler)
+        self.task.setup(self)
+        self.optimizers = build_optimizers(self.task.param_groups(self), config)
+        self.optimizer = self.optimizers["model"]
+        self.num_batches = self.task.num_batches(self)
+        self.scheduler = build_scheduler(self.optimizer, config,
+                                         self.num_batches * config.epochs)
         self.history: list[dict] = []
-        self.epoch = 0
+        self.epoch, self.steps = 0, 0
         self.elapsed = 0.0  # seconds of training and validation, summed over resumed sessions
-        self.best_mrr = float("-inf")
+        self.best_mrr = float("-inf")  # best value of the task's selection metric
         self.best_epoch = 0
         self.evals_without_gain = 0
+        self._session_start = self._clock()
 
     # ------------------------------------------------------------------ steps
-    def _negative_epoch(self, bar) -> float:
-        cfg, total, count = self.config, 0.0, 0
-        perm = torch.randperm(len(self.train_triples), generator=self.generator)
-        for idx in perm.split(cfg.batch_size):
-            pos = self.train_triples[idx.to(self.device)]
-            if self.sampler.learned:  # draws from the current representations, adds its loss
-                x = self.model.encode()
-                pos_scores, neg_scores, extra = self.sampler.score_batch(self.model, x, pos,
-                                                                         self.generator)
-                loss = self.loss_fn(pos_scores, neg_scores)
-                loss = loss + extra if extra is not None else loss
-            else:
-                neg = self.sampler.sample(pos.cpu(), self.generator).to(self.device)
-                x = self.model.encode()
-                loss = self.model.negative_sampling_loss(x, pos, neg, self.loss_fn)
-            if cfg.n3:
-                h, r, t = pos.unbind(1)
-                loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
-            value = self._step(loss)
-            total, count = total + value * len(idx), count + len(idx)
-            if self._tick(bar, value):
-                break
-        return total / max(count, 1)
-
-    def _one_to_all_epoch(self, bar) -> float:
-        cfg, total, count = self.config, 0.0, 0
-        n = self.kg.num_entities
-        for batch in self.batches.epoch(cfg.batch_size, self.generator):
-            e, r = batch.entity.to(self.device), batch.relation.to(self.device)
-            x = self.model.encode()
-            if batch.gold is None:
-                target = batch.targets(n).to(self.device)
-            elif cfg.loss == "ce":
-                target = batch.gold.to(self.device)
-            else:
-                target = torch.zeros(len(e), n, device=self.device)
-                target[torch.arange(len(e), device=self.device), batch.gold.to(self.device)] = 1.0
-            loss = self.model.one_to_all_loss(x, e, r, batch.side, target, self.loss_fn)
-            if cfg.n3 and batch.gold is not None:
-                gold = batch.gold.to(self.device)
-                h, t = (e, gold) if batch.side == "tail" else (gold, e)
-                loss = loss + cfg.n3 * n3_penalty(self.model.regularization(x, h, r, t))
-            value = self._step(loss)
-            total, count = total + value * len(e), count + len(e)
-            if self._tick(bar, value):
-                break
-        return total / max(count, 1)
-
-    def _step(self, loss: torch.Tensor) -> float:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training loss became {float(loss)} in epoch {self.epoch + 1}; lower the "
-                f"learning rate (now {self.config.lr}) or check the inputs for NaN")
+    def step(self, loss: torch.Tensor) -> float:
+        """One optimiser step on ``loss`` (after the finite-loss check), the schedule, the
+        model's :meth:`after_step` and its extra losses; returns the loss value."""
+        self._check_finite(loss, "training loss")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        self.model.after_step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.steps += 1
+        if hasattr(self.model, "after_step"):
+            self.model.after_step()
+        if hasattr(self.model, "extra_losses"):
+            for name, extra in self.model.extra_losses().items():
+                self._extra_step(name, extra)
         return float(loss.detach())
+
+    def _extra_step(self, name: str, loss: torch.Tensor) -> None:
+        """A step of group ``name``'s optimiser; only its parameters get gradients."""
+        if name not in self.optimizers:
+            raise ValueError(f"extra_losses() returned {name!r}, which param_groups() lacks "
+                             f"(groups: {sorted(self.optimizers)})")
+        self._check_finite(loss, f"{name} loss")
+        opt = self.optimizers[name]
+        params = [p for group in opt.param_groups for p in group["params"]]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for p, g in zip(params, grads, strict=True):
+            p.grad = g
+        opt.step()
+        for p in params:
+            p.grad = None
+
+    def _check_finite(self, loss: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{what} became {float(loss)} in epoch {self.epoch + 1} (step {self.steps}); "
+                f"lower the learning rate (now {self.config.lr}) or check the inputs for NaN")
 
     def _tick(self, bar, loss: float) -> bool:
         """Advances the progress bar; True when the time budget is spent."""
@@ -306,11 +307,12 @@ class Trainer:
     def _now(self) -> float:
         return self.elapsed + self._clock() - self._session_start
 
-    # ------------------------------------------------------------------- loop
-    def validate(self) -> RankingResult:
-        return evaluate(self.model, self.kg, "valid", ties=self.config.ties,
-                        batch_size=self.config.eval_batch_size, progress=self.progress)
+    @property
+    def minutes(self) -> float:
+        """Minutes on the budget clock so far, over all sessions of the run."""
+        return self._now() / 60
 
+    # ------------------------------------------------------------------- loop
     def fit(self, resume: bool = False) -> list[dict]:
         """Trains until ``epochs``, early stopping or the time budget; returns the history."""
         cfg = self.config
@@ -319,31 +321,34 @@ class Trainer:
         if resume:
             self._restore()
         self._session_start = self._clock()
-        num_batches = (-(-len(self.train_triples) // cfg.batch_size)
-                       if cfg.regime == "negative" else self.batches.num_batches(cfg.batch_size))
-        stop = False
+        stop = self._budget_spent()
         while self.epoch < cfg.epochs and not stop:
             self.model.train()
-            with progress_bar(total=num_batches, desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                      disable=not self.progress, leave=False) as bar:
-                loss = (self._negative_epoch(bar) if cfg.regime == "negative"
-                        else self._one_to_all_epoch(bar))
+            totals: dict[str, float] = {}
+            seen = 0  # examples of this epoch so far (fewer than all when the budget cuts it)
+            with progress_bar(total=self.num_batches, leave=False, disable=not self.progress,
+                              desc=f"{self.task.name} epoch {self.epoch + 1}/{cfg.epochs}"
+                              .lstrip()) as bar:
+                for batch in self.task.batches(self):
+                    losses, size = self.task.loss(self, batch)
+                    value = self.step(losses["loss"])
+                    seen += size
+                    for k, v in losses.items():
+                        totals[k] = totals.get(k, 0.0) + float(v.detach()) * size
+                    if self._tick(bar, value):
+                        break
             self.epoch += 1
-            record = {"epoch": self.epoch, "loss": loss}
+            record: dict[str, Any] = {"epoch": self.epoch, "steps": self.steps,
+                                      **{k: v / max(seen, 1) for k, v in totals.items()}}
             stop = self._budget_spent()
             last = self.epoch == cfg.epochs or stop
-            if (cfg.eval_every and self.epoch % cfg.eval_every == 0) or last:
-                result = self.validate()
-                record.update(valid_mrr=result.mrr, valid=result.to_dict())
-                if result.mrr > self.best_mrr:
-                    self.best_mrr, self.best_epoch, self.evals_without_gain = \
-                        result.mrr, self.epoch, 0
-                    if self.out_dir is not None:
-                        save_checkpoint(self.out_dir / BEST, {"model": self.model.state_dict(),
-                                                              "epoch": self.epoch})
-                else:
-                    self.evals_without_gain += 1
-                    stop = stop or bool(cfg.patience and self.evals_without_gain >= cfg.patience)
+            if self.task.evaluation_on_budget:
+                record.update(self.task.evaluate(self, last))
+            else:
+                paused = self._clock()
+                record.update(self.task.evaluate(self, last))
+                self._session_start += self._clock() - paused
+            stop = self._select(record) or stop
             record["minutes"] = self._now() / 60
             paused = self._clock()
             for callback in self.callbacks:
@@ -352,19 +357,37 @@ class Trainer:
             self.history.append(record)
             self._log(record)
             self._save()
-        if self.out_dir is not None and not (self.out_dir / BEST).exists():
+        if self.task.metric and self.out_dir is not None and not (self.out_dir / BEST).exists():
+            self._save_best()
+        return self.history
+
+    def _select(self, record: dict) -> bool:
+        """Keeps the best epoch of the task's metric; True when ``patience`` says stop."""
+        metric = self.task.metric
+        if not metric or metric not in record:
+            return False
+        if record[metric] > self.best_mrr:
+            self.best_mrr, self.best_epoch, self.evals_without_gain = \
+                record[metric], self.epoch, 0
+            self._save_best()
+            return False
+        self.evals_without_gain += 1
+        return bool(self.config.patience and self.evals_without_gain >= self.config.patience)
+
+    def _save_best(self) -> None:
+        if self.out_dir is not None:
             save_checkpoint(self.out_dir / BEST, {"model": self.model.state_dict(),
                                                   "epoch": self.epoch})
-        return self.history
 
     def _log(self, record: dict) -> None:
         if not self.progress:
             return
-        msg = f"epoch {record['epoch']:>4}  loss {record['loss']:.5f}"
-        if "valid_mrr" in record:
-            v = record["valid"]["both"]
-            msg += (f"  valid MRR {v['mrr']:.4f}  H@1 {v['hits@1']:.4f}  H@10 {v['hits@10']:.4f}"
-                    + ("  *" if self.best_epoch == record["epoch"] else ""))
+        msg = f"{self.task.name} epoch {record['epoch']:>4}".lstrip() + "  " + "  ".join(
+            f"{k} {v:.5f}" for k, v in record.items()
+            if isinstance(v, float) and k not in ("minutes", self.task.metric))
+        msg += self.task.describe(record)
+        if self.task.metric in record and self.best_epoch == record["epoch"]:
+            msg += "  *"
         tqdm.write(msg + f"  [{self._now() / 60:.1f} min]")
 
     # ------------------------------------------------------------ checkpoints
@@ -372,7 +395,12 @@ class Trainer:
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()
+                           if k != "model"},
+            **({"scheduler": self.scheduler.state_dict()} if self.scheduler is not None
+               else {}),
             "epoch": self.epoch,
+            "steps": self.steps,
             "elapsed": self._now(),
             "history": self.history,
             "best_mrr": self.best_mrr,
@@ -380,51 +408,87 @@ class Trainer:
             "evals_without_gain": self.evals_without_gain,
             **random_state(self.generator),
             "config": self.config.to_dict(),
-            **({"sampler": self.sampler.state_dict()}
-               if isinstance(self.sampler, torch.nn.Module) else {}),
+            "model_spec": self.extra_state.get("model"),
+            "model_signature": model_signature(self.model),
+            **self.task.state_dict(),
         }
 
     def metrics(self) -> dict:
+        best = ({"best_epoch": self.best_epoch,
+                 # -inf until validated: save_json writes null
+                 "best_valid_mrr": self.best_mrr} if self.task.metric else {})
         return {**self.extra_state, "config": self.config.to_dict(), "epochs": self.epoch,
-                "minutes": self._now() / 60, "best_epoch": self.best_epoch,
-                "best_valid_mrr": self.best_mrr,  # -inf until validated: save_json writes null
+                "steps": self.steps, "minutes": self._now() / 60, **best,
                 "history": self.history}
+
+    def title(self) -> str:
+        spec = self.extra_state.get("model")
+        name = spec.get("name") if isinstance(spec, dict) else type(self.model).__name__
+        return f"{self.extra_state.get('dataset', '')} {name}".strip()
 
     def _save(self) -> None:
         if self.out_dir is None:
             return
         save_checkpoint(self.out_dir / CHECKPOINT, self.state())
         save_json(self.out_dir / METRICS, self.metrics())
-        plot_history(self.history, self.out_dir / PLOT,
-                     title=f"{self.extra_state.get('dataset', '')} {self.config.model}".strip())
+        if all("loss" in h for h in self.history):
+            plot_history(self.history, self.out_dir / PLOT, title=self.title())
 
     def _restore(self) -> None:
         if self.out_dir is None:
             raise ValueError("resume needs the run folder (out_dir) that holds checkpoint.pt")
-        state = load_checkpoint(self.out_dir / CHECKPOINT, map_location=self.device)
-        saved = TrainConfig.from_dict(state["config"])
-        if saved.model != self.config.model or saved.dim != self.config.dim:
-            raise ValueError(
-                f"{self.out_dir / CHECKPOINT} holds a {saved.model} model of dim {saved.dim}, "
-                f"not {self.config.model} of dim {self.config.dim}; resume with the same "
-                f"settings or start a new --out folder")
-        self.model.load_state_dict(state["model"])
-        if isinstance(self.sampler, torch.nn.Module):
-            self.sampler.load_state_dict(state["sampler"])
+        path = self.out_dir / CHECKPOINT
+        state = load_checkpoint(path, map_location=self.device)
+        self._check_same_model(path, state)
+        self.model.load_state_dict(state["model"] if "model" in state else state["module"])
+        self.task.load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
+        for name, opt_state in state.get("optimizers", {}).items():
+            self.optimizers[name].load_state_dict(opt_state)
+        if self.scheduler is not None and "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.epoch, self.elapsed, self.history = state["epoch"], state["elapsed"], state["history"]
-        self.best_mrr, self.best_epoch = state["best_mrr"], state["best_epoch"]
-        self.evals_without_gain = state["evals_without_gain"]
+        self.steps = state.get("steps", 0)
+        self.best_mrr = state.get("best_mrr", float("-inf"))
+        self.best_epoch = state.get("best_epoch", 0)
+        self.evals_without_gain = state.get("evals_without_gain", 0)
         restore_random_state(state, self.generator)
 
+    def _check_same_model(self, path: Path, state: dict) -> None:
+        saved_spec, spec = state.get("model_spec"), self.extra_state.get("model")
+        if saved_spec is not None and spec is not None and saved_spec != spec:
+            raise ValueError(f"{path} holds a run of model {saved_spec}, not {spec}; resume "
+                             f"with the same settings or start a new --out folder")
+        saved, now = state.get("model_signature"), model_signature(self.model)
+        if saved is None:  # a checkpoint written before model signatures
+            legacy = state.get("config", {})
+            ok = "model" not in state or all(
+                k in now["shapes"] and list(v.shape) == now["shapes"][k]
+                for k, v in state["model"].items() if isinstance(v, torch.Tensor))
+            saved = None if ok else {"class": legacy.get("model", "?"), "shapes": {}}
+        if saved is not None and saved != now:
+            diff = [k for k in sorted(set(saved["shapes"]) | set(now["shapes"]))
+                    if saved["shapes"].get(k) != now["shapes"].get(k)][:3]
+            raise ValueError(
+                f"{path} holds a {saved['class']} model that differs from the {now['class']} "
+                f"built now (first differing entries: "
+                + ", ".join(f"{k} {saved['shapes'].get(k)} vs {now['shapes'].get(k)}"
+                            for k in diff)
+                + "); resume with the same settings or start a new --out folder")
 
-def fit(model: LinkPredictor, kg: MultiModalKG, config: TrainConfig,
+
+def fit(model: torch.nn.Module, task: Task | MultiModalKG, config: TrainConfig,
         out_dir: str | Path | None = None, resume: bool = False, progress: bool = True,
         extra_state: dict | None = None,
         callbacks: list[Callable[[Trainer, dict], None]] | None = None) -> Trainer:
-    """Trains ``model`` on ``kg`` with ``config`` (see :class:`Trainer`); returns the trainer,
-    whose ``history``, ``best_mrr`` and ``model`` hold the outcome. The model keeps the last
-    weights; ``best.pt`` in ``out_dir`` holds the best validation weights."""
-    trainer = Trainer(model, kg, config, out_dir, progress, extra_state, callbacks)
+    """Trains ``model`` on ``task`` (a :class:`~mmgnn.data.MultiModalKG`: link prediction)
+    with ``config`` (see :class:`Trainer`); returns the trainer, whose ``history``,
+    ``best_mrr`` and ``model`` hold the outcome. The model keeps the last weights;
+    ``best.pt`` in ``out_dir`` holds the best validation weights."""
+    trainer = Trainer(model, task, config, out_dir, progress, extra_state, callbacks)
     trainer.fit(resume=resume)
     return trainer
+
+
+__all__ = ["Trainer", "fit", "seed_everything", "sampling_generator", "random_state",
+           "restore_random_state", "build_optimizers", "build_scheduler"]

@@ -21,7 +21,7 @@ def test_learns_nations_well_above_chance(nations, regime):
                      DistMult(nations.num_relations * (2 if reciprocal else 1), 32),
                      reciprocal=reciprocal)
     untrained = evaluate(model, nations, "test", progress=False).mrr
-    cfg = TrainConfig(model="distmult", dim=32, regime=regime, reciprocal=reciprocal, epochs=40,
+    cfg = TrainConfig(regime=regime, epochs=40,
                       batch_size=128, lr=0.05, eval_every=10, num_negatives=8,
                       loss="softplus" if regime == "negative" else None)
     trainer = fit(model, nations, cfg, progress=False)

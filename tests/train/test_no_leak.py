@@ -11,7 +11,7 @@ import torch
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.sampling import OneToAllBatches
 from mmgnn.train.config import TrainConfig
-from mmgnn.train.loop import build_sampler
+from mmgnn.train.tasks import build_sampler
 from tests.helpers import random_kg
 
 A, R, B, C = 0, 0, 1, 2
