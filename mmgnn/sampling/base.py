@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor
 
 from mmgnn.data.filter import FilterIndex
+from mmgnn.sampling.registry import negative_filter_index
 
 if TYPE_CHECKING:
-    from mmgnn.models.base import LinkPredictor
+    from mmgnn.data.kg import MultiModalKG
+
+
+class TripleScorer(Protocol):
+    """What a learned sampler needs of a model: scores of triples of entity ids against the
+    representations ``x`` (:meth:`~mmgnn.models.LinkPredictor.score_triples`)."""
+
+    def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor: ...
 
 
 class NegativeSampler:
@@ -45,6 +53,15 @@ class NegativeSampler:
         self.filter_index = filter_index
         self.max_redraws = max_redraws
         self.unfiltered_left = 0  # known-true negatives left after all redraws, for reporting
+
+    @classmethod
+    def from_kg(cls, kg: MultiModalKG, num_negatives: int, negative_filter: str = "train",
+                **sampler_args: Any) -> NegativeSampler:
+        """The sampler for ``kg``'s entities, filtered by ``negative_filter`` (see
+        :func:`~mmgnn.sampling.registry.negative_filter_index`): the builder of the
+        sampler registry (:data:`~mmgnn.sampling.SAMPLERS`)."""
+        return cls(kg.num_entities, num_negatives, negative_filter_index(kg, negative_filter),
+                   **sampler_args)
 
     def corrupt_head_probability(self, relations: Tensor) -> Tensor:
         """Probability :obj:`(B,)` that a negative of a triple with relation ``r`` corrupts the
@@ -87,7 +104,7 @@ class NegativeSampler:
                         f"answer?); they are kept", stacklevel=2)
         return negatives
 
-    def score_batch(self, model: LinkPredictor, x: Tensor, positives: Tensor,
+    def score_batch(self, model: TripleScorer, x: Tensor, positives: Tensor,
                     generator: torch.Generator | None = None
                     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """A **learned** sampler's training step: positive scores :obj:`(B,)`, scores of the
@@ -95,7 +112,8 @@ class NegativeSampler:
 
         A fixed sampler (:attr:`learned` false) draws entity ids with :meth:`sample`, and the
         training loop scores them with the model
-        (:meth:`~mmgnn.models.base.LinkPredictor.negative_sampling_loss`). A learned sampler
+        (:meth:`~mmgnn.models.base.LinkPredictor.loss` of a
+        :class:`~mmgnn.sampling.NegativeBatch`). A learned sampler
         is also a :class:`torch.nn.Module` (:attr:`learned` true; e.g.
         :class:`~mmgnn.sampling.mmrns.MMRNSSampler`): it draws from the model's current
         representations ``x`` and the batch's relations, scores its draws (so gradients can

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor
 
 from mmgnn.data.filter import FilterIndex
 from mmgnn.sampling.base import NegativeSampler
+from mmgnn.sampling.registry import negative_filter_index
+
+if TYPE_CHECKING:
+    from mmgnn.data.kg import MultiModalKG
 
 
 class BernoulliSampler(NegativeSampler):
@@ -39,6 +45,14 @@ class BernoulliSampler(NegativeSampler):
         prob = tph / (tph + hpt)
         # Relations without training triples: no evidence either way.
         self.head_probability = torch.where(per_rel > 0, prob, torch.full_like(prob, 0.5)).float()
+
+    @classmethod
+    def from_kg(cls, kg: MultiModalKG, num_negatives: int, negative_filter: str = "train",
+                **sampler_args: Any) -> BernoulliSampler:
+        """The sampler with ``kg``'s training statistics (see
+        :meth:`NegativeSampler.from_kg`)."""
+        return cls(kg.train, kg.num_entities, kg.num_relations, num_negatives,
+                   negative_filter_index(kg, negative_filter), **sampler_args)
 
     def corrupt_head_probability(self, relations: Tensor) -> Tensor:
         return self.head_probability.to(relations.device)[relations]

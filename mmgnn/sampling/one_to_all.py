@@ -3,35 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from mmgnn.data.filter import CSR
-
-
-@dataclass
-class OneToAllBatch:
-    """A batch of queries scored against every entity.
-
-    ``side == 'tail'`` asks ``(entity, relation, ?)``; ``'head'`` asks ``(?, relation, entity)``.
-    ``gold`` is the single answer per query (1vsAll); ``target_rows``/``target_cols`` list every
-    known answer (KvsAll) for building the :obj:`(B, N)` multi-hot target.
-    """
-
-    side: str
-    entity: Tensor
-    relation: Tensor
-    gold: Tensor | None = None
-    target_rows: Tensor | None = None
-    target_cols: Tensor | None = None
-
-    def targets(self, num_entities: int) -> Tensor:
-        """The :obj:`(B, N)` multi-hot target matrix of a KvsAll batch."""
-        y = torch.zeros(len(self.entity), num_entities, device=self.entity.device)
-        y[self.target_rows, self.target_cols] = 1.0
-        return y
+from mmgnn.sampling.batches import QueryBatch
 
 
 class OneToAllBatches:
@@ -83,7 +60,7 @@ class OneToAllBatches:
         return sum(-(-len(q[0]) // batch_size) for q in self._queries.values())
 
     def epoch(self, batch_size: int, generator: torch.Generator | None = None
-              ) -> Iterator[OneToAllBatch]:
+              ) -> Iterator[QueryBatch]:
         """Shuffled batches of one epoch (the sides interleaved at random)."""
         plan = []
         for side, q in self._queries.items():
@@ -94,9 +71,9 @@ class OneToAllBatches:
             side, idx = plan[i]
             q = self._queries[side]
             if self.mode == "1vsall":
-                yield OneToAllBatch(side, q[0][idx], q[1][idx], gold=q[2][idx])
+                yield QueryBatch(side, q[0][idx], q[1][idx], gold=q[2][idx])
             else:
                 csr: CSR = q[2]
                 rows, cols = csr.gather(csr.keys[idx])
-                yield OneToAllBatch(side, q[0][idx], q[1][idx], target_rows=rows,
+                yield QueryBatch(side, q[0][idx], q[1][idx], target_rows=rows,
                                     target_cols=cols)
