@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -11,11 +11,9 @@ from torch import Tensor
 
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.conv import KBGATConv
-from mmgnn.nn.kge import TransE
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
-    from mmgnn.train.config import TrainConfig
 
 
 class GATTransE(LinkPredictor):
@@ -33,7 +31,7 @@ class GATTransE(LinkPredictor):
         \big), \qquad f(h, r, t) = -\|\mathbf{x}_h + \mathbf{r}_r - \mathbf{x}_t\|_1
 
     Layers :math:`1 \ldots L-1` have ``heads`` concatenated heads of width
-    ``hidden_channels / heads``; the last layer has one head of width ``hidden_channels``
+    ``dim / heads``; the last layer has one head of width ``dim``
     (KBGAT's ``out_att``); each is a :class:`~mmgnn.nn.conv.KBGATConv` (ELU inside). Dropout
     between layers, and on the attention, is ``dropout``. Training (IMF): margin ranking loss
     with margin 1 on one head and one tail corruption per positive, filtered with the
@@ -42,13 +40,16 @@ class GATTransE(LinkPredictor):
     leaks the held-out answers into training); the encoder runs once per optimiser step.
 
     **Message passing sees the training triples only.** The graph is fixed at construction
-    (:meth:`from_kg` reads ``kg.train_graph()``); validation and test triples never enter it,
+    (``build_model`` and :meth:`from_kg` pass ``kg.train_graph()``); validation and test
+    triples never enter it,
     the leak that inflated KBGAT's published numbers (Sun et al., ACL 2020,
     `"A Re-evaluation of Knowledge Graph Completion Methods"
     <https://arxiv.org/abs/1911.03903>`_). With ``reciprocal`` the graph also holds every
-    training edge reversed with relation :math:`r + R`, and head queries use those relations.
+    training edge reversed with relation :math:`r + R` (added here when the edges given have
+    none, as ``kg.train_graph(add_inverse=True)`` orders them), and head queries use those
+    relations.
 
-    Relations: the TransE decoder's table :math:`\mathbf{R}` (width ``hidden_channels``) is
+    Relations: the TransE decoder's table :math:`\mathbf{R}` (width ``dim``) is
     the relation output, and feeds the attention of layer 1 (:math:`\mathbf{G}^{(1)} =
     \mathbf{R}`); layer :math:`l` passes :math:`\mathbf{G}^{(l+1)} = \mathbf{W}^{R,(l)}
     \mathbf{G}^{(l)}` on (:meth:`KBGATConv.transform_relations`). KBGAT instead scores with
@@ -67,13 +68,13 @@ class GATTransE(LinkPredictor):
     Args:
         num_entities (int): Number of entities :math:`N`.
         num_relations (int): Number of relations :math:`R` of the dataset.
-        edge_index (Tensor): :obj:`(2, E)` training edges, head :math:`\to` tail (inverse
-            edges included when ``reciprocal``).
+        edge_index (Tensor): :obj:`(2, E)` training edges, head :math:`\to` tail (with
+            ``reciprocal``, their inverses may be included; otherwise they are added).
         edge_type (Tensor): :obj:`(E,)` relation ids of those edges.
-        hidden_channels (int): Width of the output embeddings (and of the relations).
+        dim (int): Width of the output embeddings (and of the relations).
             (default: :obj:`200`)
         in_channels (int, optional): Width of the entity input table :math:`\mathbf{E}`.
-            (default: ``hidden_channels``)
+            (default: ``dim``)
         heads (int): Heads of the hidden layers, concatenated. (default: :obj:`2`)
         num_layers (int): Number of :class:`~mmgnn.nn.conv.KBGATConv` layers. (default:
             :obj:`2`)
@@ -87,9 +88,20 @@ class GATTransE(LinkPredictor):
         reciprocal (bool): Inverse edges and relations (see above). (default: :obj:`False`)
 
     Shapes:
-        - **encode:** :math:`\rightarrow (N, \text{hidden\_channels})`, rows of unit L2 norm.
+        - **encode:** :math:`\rightarrow (N, \text{dim})`, rows of unit L2 norm.
         - **scores:** as :class:`~mmgnn.models.base.LinkPredictor`.
     """
+
+    regimes: ClassVar[tuple[str, ...]] = ("negative",)
+    needs_reciprocal: ClassVar[bool] = False
+    needs_modalities: ClassVar[bool] = False
+    default_modalities: ClassVar[tuple[str, ...]] = ()
+    fused_corruptions: ClassVar[bool] = True
+    #: IMF's structural-encoder recipe: margin ranking loss (margin 1) on one head and one
+    #: tail corruption per positive, Adam lr 5e-4, weight decay 1e-5.
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "regime": "negative", "loss": "margin", "margin": 1.0, "sampler": "head_tail",
+        "num_negatives": 2, "lr": 5e-4, "weight_decay": 1e-5}
 
     def __init__(
         self,
@@ -97,7 +109,7 @@ class GATTransE(LinkPredictor):
         num_relations: int,
         edge_index: Tensor,
         edge_type: Tensor,
-        hidden_channels: int = 200,
+        dim: int = 200,
         in_channels: int | None = None,
         heads: int = 2,
         num_layers: int = 2,
@@ -108,13 +120,13 @@ class GATTransE(LinkPredictor):
         p_norm: int = 1,
         reciprocal: bool = False,
     ) -> None:
-        num_rel = num_relations * (2 if reciprocal else 1)
-        decoder = TransE(num_rel, hidden_channels, p_norm=p_norm, normalize_entities=False)
-        super().__init__(num_entities, num_relations, decoder, reciprocal)
-        if hidden_channels % heads:
-            raise ValueError(f"hidden_channels ({hidden_channels}) must be divisible by heads "
-                             f"({heads}): the hidden layers concatenate heads of width "
-                             f"hidden_channels / heads")
+        super().__init__(num_entities, num_relations, "transe", reciprocal,
+                         hidden_channels=dim,
+                         decoder_kwargs={"p_norm": p_norm, "normalize_entities": False})
+        num_rel = self.decoder_relations
+        if dim % heads:
+            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads}): the hidden "
+                             f"layers concatenate heads of width dim / heads")
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         edge_index, edge_type = torch.as_tensor(edge_index), torch.as_tensor(edge_type)
@@ -125,8 +137,12 @@ class GATTransE(LinkPredictor):
         if edge_type.numel() and int(edge_type.max()) >= num_rel:
             raise ValueError(f"edge_type holds relation {int(edge_type.max())}, but the model "
                              f"has {num_rel} relations (reciprocal={reciprocal})")
-        self.hidden_channels = hidden_channels
-        self.in_channels = in_channels or hidden_channels
+        if reciprocal and edge_type.numel() and int(edge_type.max()) < num_relations:
+            # the plain training graph: add the inverse edges (train_graph's order)
+            edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
+            edge_type = torch.cat([edge_type, edge_type + (num_rel - num_relations)])
+        self.dim = dim
+        self.in_channels = in_channels or dim
         self.heads = heads
         self.num_layers = num_layers
         self.dropout = dropout
@@ -136,18 +152,18 @@ class GATTransE(LinkPredictor):
         self.register_buffer("edge_type", edge_type.long(), persistent=False)
 
         self.entity = torch.nn.Embedding(num_entities, self.in_channels)
-        self.skip = torch.nn.Linear(self.in_channels, hidden_channels, bias=False)  # W^E
-        rel_channels = hidden_channels if relation_attention else None
+        self.skip = torch.nn.Linear(self.in_channels, dim, bias=False)  # W^E
+        rel_channels = dim if relation_attention else None
         self.convs = torch.nn.ModuleList()
         width = self.in_channels
         for layer in range(num_layers):
             last = layer == num_layers - 1
             self.convs.append(KBGATConv(
-                width, hidden_channels if last else hidden_channels // heads,
+                width, dim if last else dim // heads,
                 heads=1 if last else heads, concat=not last, rel_channels=rel_channels,
                 negative_slope=negative_slope, dropout=dropout,
                 negate_attention=negate_attention, relation_update=not last))
-            width = hidden_channels
+            width = dim
         self.reset_parameters()
 
     @classmethod
@@ -156,12 +172,6 @@ class GATTransE(LinkPredictor):
         edge_index, edge_type = kg.train_graph(add_inverse=reciprocal)
         return cls(kg.num_entities, kg.num_relations, edge_index, edge_type,
                    reciprocal=reciprocal, **kwargs)
-
-    @classmethod
-    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> GATTransE:
-        """``hidden_channels`` from ``config.dim``, the rest from ``config.model_args``."""
-        return cls.from_kg(kg, reciprocal=config.reciprocal, hidden_channels=config.dim,
-                           **config.model_args)
 
     def reset_parameters(self) -> None:
         self.decoder.reset_parameters()
@@ -189,6 +199,6 @@ class GATTransE(LinkPredictor):
 
     def __repr__(self) -> str:
         return (f"GATTransE({self.num_entities}, num_relations={self.num_relations}, "
-                f"hidden_channels={self.hidden_channels}, heads={self.heads}, "
+                f"dim={self.dim}, heads={self.heads}, "
                 f"num_layers={self.num_layers}, edges={self.edge_index.size(1)}"
                 f"{', reciprocal=True' if self.reciprocal else ''})")

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.modalities.base import entity_features, graph_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_missing
+from mmgnn.modalities.store import ModalityStore, pool_vectors
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion import TuckerFusion
 from mmgnn.nn.kge import TuckER
 from mmgnn.nn.losses import CrossModalInfoNCE
+from mmgnn.sampling.batches import NegativeBatch, QueryBatch
 from mmgnn.utils.compile import LazyCompiled
-
-if TYPE_CHECKING:
-    from mmgnn.data.kg import MultiModalKG
-    from mmgnn.train.config import TrainConfig
 
 ENCODERS = ("projection", "pool")
 DECISIONS = ("learned", "mean", "fused")
@@ -35,6 +33,14 @@ def _mixture_logit(s: Tensor, log_pi: Tensor) -> Tensor:
 
 
 _MIXTURE_FUSED = LazyCompiled(_mixture_logit)
+
+
+def prepare_features(name: str, x: Tensor, mask: Tensor, lengths: Tensor | None, *,
+                     normalize: bool) -> tuple[Tensor, Tensor, None]:
+    """IMF's ``prepare`` of a modality: one float32 row per entity
+    (:func:`~mmgnn.modalities.store.pool_vectors`), L2-normalised if ``normalize``."""
+    x, mask, _ = pool_vectors(name, x, mask, lengths)
+    return (F.normalize(x, dim=-1) if normalize else x), mask, None
 
 
 def pool_to_width(x: Tensor, width: int) -> Tensor:
@@ -102,7 +108,7 @@ class IMF(LinkPredictor):
         = \operatorname{LSE}_b\big(\log\pi_b + \log\sigma(s_b)\big)
         - \operatorname{LSE}_b\big(\log\pi_b + \log\sigma(-s_b)\big),
 
-    :math:`s` being what :meth:`score_t` / :meth:`score_h` return (rank-equivalent to
+    :math:`s` being what :meth:`score_tails` / :meth:`score_heads` return (rank-equivalent to
     :math:`p`, computed without saturating).
 
     **Logit bias** (``logit_bias=True``, not in the paper nor the released code): every
@@ -119,7 +125,7 @@ class IMF(LinkPredictor):
     through calibration. ``logit_bias=False`` is the released code (TuckER without bias).
 
     **Training loss** of a 1-to-all batch with targets :math:`y`
-    (:meth:`one_to_all_loss`; ``loss_fn`` is the run's BCE with label smoothing, standard or
+    (:meth:`loss`; ``loss_fn`` is the run's BCE with label smoothing, standard or
     released form):
 
     .. math::
@@ -135,20 +141,19 @@ class IMF(LinkPredictor):
     contrastive loss).
 
     Released-code configuration: ``encoder="pool"``, ``decision="mean"``,
-    ``contrastive_weight=0``, ``logit_bias=False``, ``hidden_channels=256``,
+    ``contrastive_weight=0``, ``logit_bias=False``, ``dim=256``,
     ``TrainConfig(regime="kvsall", label_smoothing=0.1, label_smoothing_form="released",
-    lr=5e-4, batch_size=256)``.
+    lr=5e-4, batch_size=256)``; :attr:`train_defaults` holds that training recipe in its
+    standard label-smoothing form.
     With one view there is no fusion: IMF is TuckER on that view.
 
     Args:
         num_entities (int): Number of entities :math:`N`.
         num_relations (int): Number of relations :math:`R` (inverses are added).
-        features (dict[str, Tensor], optional): :obj:`(N, d_m)` or :obj:`(N, L, d_m)` per
-            modality. (default: none, structure only)
-        masks (dict[str, Tensor], optional): :obj:`(N,)` presence per modality. (default:
-            all present)
-        lengths (dict[str, Tensor], optional): Valid lengths of sequence features.
-        hidden_channels (int): Entity width :math:`d` of every view. (default: :obj:`256`)
+        modalities (ModalityStore, optional): The entity features, :obj:`(N, d_m)` or
+            :obj:`(N, L, d_m)` per modality, with masks and lengths. (default: none,
+            structure only)
+        dim (int): Entity width :math:`d` of every view. (default: :obj:`256`)
         relation_channels (int, optional): Relation width :math:`d_r`. (default: :math:`d`)
         structure (bool): Include the structure view. (default: :obj:`True`)
         encoder (str): ``projection`` or ``pool``. (default: ``projection``)
@@ -167,24 +172,38 @@ class IMF(LinkPredictor):
         decision (str): ``learned``, ``mean`` or ``fused``. (default: ``learned``)
         logit_bias (bool): Add a learned scalar per branch to its logits, initialised at
             :math:`-\log N`. (default: :obj:`True`)
+        reciprocal (bool): Must be :obj:`True`: IMF always scores head queries through
+            inverse relations. (default: :obj:`True`)
 
     Shapes:
         - **encode:** :math:`\rightarrow (N, B d)`, the branches' entity tables side by side.
         - **scores:** as :class:`~mmgnn.models.base.LinkPredictor`.
     """
 
+    regimes: ClassVar[tuple[str, ...]] = ("kvsall", "1vsall")
+    needs_reciprocal: ClassVar[bool] = True
+    needs_modalities: ClassVar[bool] = False
+    default_modalities: ClassVar[tuple[str, ...]] = ("text",)
+    fused_corruptions: ClassVar[bool] = False
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "regime": "kvsall", "loss": "bce", "label_smoothing": 0.1, "lr": 5e-4,
+        "batch_size": 256}
+
     def __init__(self, num_entities: int, num_relations: int,
-                 features: dict[str, Tensor] | None = None,
-                 masks: dict[str, Tensor] | None = None,
-                 lengths: dict[str, Tensor] | None = None, *, hidden_channels: int = 256,
+                 modalities: ModalityStore | None = None, *, dim: int = 256,
                  relation_channels: int | None = None, structure: bool = True,
                  encoder: str = "projection", missing: str = "mean",
                  normalize_features: bool = True, rank: int = 2, fusion_dropout: float = 0.2,
                  input_dropout: float = 0.3, hidden_dropout1: float = 0.4,
                  hidden_dropout2: float = 0.5, core_init: str = "xavier_uniform",
                  contrastive_weight: float = 0.01, temperature: float = 0.1,
-                 decision: str = "learned", logit_bias: bool = True) -> None:
-        features = dict(features or {})
+                 decision: str = "learned", logit_bias: bool = True,
+                 reciprocal: bool = True) -> None:
+        if not reciprocal:
+            raise ValueError("IMF scores head queries (?, r, t) as (t, r + R, ?) with its "
+                             "inverse relations: it is always reciprocal")
+        store = modalities if modalities is not None else ModalityStore(num_entities=num_entities)
+        features = store.names
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
         if decision not in DECISIONS:
@@ -198,15 +217,19 @@ class IMF(LinkPredictor):
         views = ([STRUCTURE] if structure else []) + list(features)
         if not views:
             raise ValueError("IMF needs at least one view: structure=True or some features")
-        d, d_r = hidden_channels, relation_channels or hidden_channels
+        d, d_r = dim, relation_channels or dim
         tucker = dict(input_dropout=input_dropout, hidden_dropout1=hidden_dropout1,
                       hidden_dropout2=hidden_dropout2, core_init=core_init)
         fused = len(views) > 1
         # The main decoder scores the fused branch (or the only view); its relations are fused.
-        decoder = TuckER(2 * num_relations, d, d_r, own_relations=not fused, **tucker)
-        super().__init__(num_entities, num_relations, decoder, reciprocal=True)
-        self.hidden_channels, self.relation_channels = d, d_r
-        self.view_names, self.modality_names = views, list(features)
+        super().__init__(num_entities, num_relations, "tucker", reciprocal=True,
+                         hidden_channels=d, decoder_kwargs=dict(
+                             relation_channels=d_r, own_relations=not fused, **tucker))
+        num_rel = self.decoder_relations
+        self.dim, self.relation_channels = d, d_r
+        self.modalities = store.with_prepare(partial(prepare_features,
+                                                     normalize=normalize_features))
+        self.view_names = views
         self.branch_names = views + ([FUSED] if fused else [])
         self.encoder, self.missing = encoder, missing
         self.normalize_features = normalize_features
@@ -216,17 +239,15 @@ class IMF(LinkPredictor):
         self.projections = torch.nn.ModuleDict()
         self.fills = torch.nn.ModuleDict()
         self.tables = torch.nn.ModuleDict()
-        self._feature_width = {m: x.size(-1) for m, x in features.items()}
-        for m, x in features.items():
-            width = x.size(-1)
+        for m in features:
+            width = self.modalities.width(m)
             if encoder == "projection":
                 self.projections[m] = torch.nn.Linear(width, d)
                 self.fills[m] = MissingModalityFill(width, missing)
             else:
                 self.tables[m] = torch.nn.Embedding(num_entities, d)
-            self.set_modality(m, x, (masks or {}).get(m), (lengths or {}).get(m))
         self.view_decoders = torch.nn.ModuleDict(
-            {v: TuckER(2 * num_relations, d, d_r, **tucker) for v in views} if fused else {})
+            {v: TuckER(num_rel, d, d_r, **tucker) for v in views} if fused else {})
         if fused:
             self.entity_fusion = TuckerFusion(d, d, len(views), rank, fusion_dropout)
             self.relation_fusion = TuckerFusion(d_r, d_r, len(views), rank, fusion_dropout)
@@ -244,20 +265,6 @@ class IMF(LinkPredictor):
         self.contrastive = CrossModalInfoNCE(temperature)
         self.reset_parameters()
 
-    @classmethod
-    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> IMF:
-        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="imf"``: width
-        ``config.dim``, views the structure (unless ``model_args["structure"]`` is false) and
-        ``config.modalities`` (default: every modality attached to ``kg``), the rest from
-        ``model_args``. IMF trains 1-to-all with inverse relations: ``reciprocal=True`` and
-        regime ``kvsall`` or ``1vsall``."""
-        if not config.reciprocal or config.regime == "negative":
-            raise ValueError("IMF scores 1-to-all with inverse relations: use --reciprocal and "
-                             "--regime kvsall (or 1vsall)")
-        inputs = graph_features(kg, config.modalities, "IMF")
-        return cls(kg.num_entities, kg.num_relations, *inputs, hidden_channels=config.dim,
-                   **config.model_args)
-
     def reset_parameters(self) -> None:
         self.decoder.reset_parameters()
         for dec in self.view_decoders.values():
@@ -271,9 +278,8 @@ class IMF(LinkPredictor):
             fill.reset_parameters()
         with torch.no_grad():
             for m, table in self.tables.items():
-                x, mask = self.modality(m)
-                table.weight.copy_(pool_to_width(fill_missing(x, mask, self.missing),
-                                                 self.hidden_channels))
+                x, mask, _ = self.modality(m)
+                table.weight.copy_(pool_to_width(fill_missing(x, mask, self.missing), self.dim))
         for fusion in (self.entity_fusion, self.relation_fusion):
             if fusion is not None:
                 fusion.reset_parameters()
@@ -289,19 +295,18 @@ class IMF(LinkPredictor):
         rows L2-normalised if ``normalize_features``). The projection encoder reads them at
         every forward pass (so :func:`mmgnn.eval.robustness.robustness_sweep` applies); the
         pool encoder only at :meth:`reset_parameters`."""
-        if name not in self.modality_names:
+        if name not in self.modalities:
             raise KeyError(f"modality {name!r} is not one of this model's {self.modality_names}")
-        x, mask = entity_features(name, x, mask, lengths, self.num_entities,
-                                  self._feature_width[name])
-        if self.normalize_features:
-            x = F.normalize(x, dim=-1)
-        device = self.decoder.core.device
-        self.register_buffer(f"x_{name}", x.to(device), persistent=False)
-        self.register_buffer(f"mask_{name}", mask.to(device), persistent=False)
+        self.modalities.set(name, x, mask, lengths)
 
-    def modality(self, name: str) -> tuple[Tensor, Tensor]:
-        """The current ``(features, mask)`` of modality ``name``."""
-        return getattr(self, f"x_{name}"), getattr(self, f"mask_{name}")
+    def modality(self, name: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The current ``(features, mask, lengths)`` of modality ``name`` (as prepared)."""
+        return self.modalities.get(name)
+
+    @property
+    def modality_names(self) -> list[str]:
+        """The modalities the model reads (its views after the structure)."""
+        return self.modalities.names
 
     def view(self, name: str) -> Tensor:
         """The entity table :obj:`(N, d)` of view ``name``."""
@@ -309,7 +314,7 @@ class IMF(LinkPredictor):
             return self.entity.weight
         if self.encoder == "pool":
             return self.tables[name].weight
-        return self.projections[name](self.fills[name](*self.modality(name)))
+        return self.projections[name](self.fills[name](*self.modality(name)[:2]))
 
     def encode(self) -> Tensor:
         views = [self.view(v) for v in self.view_names]
@@ -335,7 +340,7 @@ class IMF(LinkPredictor):
     # ---------------------------------------------------------------- scoring
     def _branches(self, x: Tensor) -> list[tuple[Tensor, TuckER, Tensor | None]]:
         """(entity table, decoder, relations or None) of every branch."""
-        tables = x.split(self.hidden_channels, dim=-1)
+        tables = x.split(self.dim, dim=-1)
         if self.entity_fusion is None:
             return [(tables[0], self.decoder, None)]
         decs = [self.view_decoders[v] for v in self.view_names]
@@ -381,13 +386,13 @@ class IMF(LinkPredictor):
                 return out
         return _mixture_logit(s, log_pi)
 
-    def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
+    def score_tails(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
         return self.combine(self.branch_scores(x, h, r))
 
-    def score_h(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
+    def score_heads(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.combine(self.branch_scores(x, t, r + self.num_relations))
 
-    def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+    def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.combine(self._biased([dec.score_hrt(tab[h], r, tab[t], relations=rel)
                                           for tab, dec, rel in self._branches(x)]))
 
@@ -395,10 +400,16 @@ class IMF(LinkPredictor):
         return []
 
     # ------------------------------------------------------------------- loss
-    def one_to_all_loss(self, x: Tensor, entity: Tensor, relation: Tensor, side: str,
-                        target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-        """The multi-part loss of the class docstring for one batch of queries."""
-        r = relation if side == "tail" else relation + self.num_relations
+    def loss(self, x: Tensor, batch: NegativeBatch | QueryBatch,
+             loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        """The multi-part loss of the class docstring for one batch of 1-to-all queries (a
+        :class:`~mmgnn.sampling.QueryBatch`); other batches: the default loss."""
+        if not isinstance(batch, QueryBatch):
+            return super().loss(x, batch, loss_fn)
+        target = batch.target(self.num_entities,
+                              gold_ids=getattr(loss_fn, "takes_gold_ids", False))
+        entity = batch.entity
+        r = batch.relation if batch.side == "tail" else batch.relation + self.num_relations
         scores = self.branch_scores(x, entity, r)
         loss = torch.stack([loss_fn(s, target) for s in scores]).sum()
         if self.decision_logits is not None:
@@ -421,16 +432,16 @@ class IMF(LinkPredictor):
 
     def contrastive_loss(self, x: Tensor, entities: Tensor) -> Tensor:
         """:class:`~mmgnn.nn.losses.CrossModalInfoNCE` over the views of ``entities``."""
-        tables = x.split(self.hidden_channels, dim=-1)
+        tables = x.split(self.dim, dim=-1)
         views = [tables[i][entities] for i in range(len(self.view_names))]
-        masks = [None if v == STRUCTURE else self.modality(v)[1][entities]
+        masks = [None if v == STRUCTURE else self.modalities.get(v)[1][entities]
                  for v in self.view_names]
         return self.contrastive(views, masks)
 
     def __repr__(self) -> str:
-        mods = ", ".join(f"{m}={w}" for m, w in self._feature_width.items())
+        mods = ", ".join(f"{m}={self.modalities.width(m)}" for m in self.modality_names)
         return (f"IMF({self.num_entities}, num_relations={self.num_relations}, "
-                f"hidden_channels={self.hidden_channels}, views=[{', '.join(self.view_names)}]"
+                f"dim={self.dim}, views=[{', '.join(self.view_names)}]"
                 f"{f', features=[{mods}]' if mods else ''}, encoder={self.encoder!r}, "
                 f"decision={self.decision!r}, contrastive_weight={self.contrastive_weight}"
                 f"{'' if self.logit_bias is not None else ', logit_bias=False'})")

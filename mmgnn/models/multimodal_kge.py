@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from mmgnn.modalities.base import entity_features, graph_features
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill
+from mmgnn.modalities.store import ModalityStore, pool_vectors
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.kge.base import KGEDecoder
-
-if TYPE_CHECKING:
-    from mmgnn.data.kg import MultiModalKG
-    from mmgnn.train.config import TrainConfig
 
 MISSING = ("skip", *FILL_STRATEGIES)
 
@@ -41,64 +37,63 @@ class MultiModalKGE(LinkPredictor):
     at every training step (the training-time counterpart of the missing-modality settings
     of :mod:`mmgnn.eval.robustness`).
 
-    The features are not parameters: they are buffers outside the ``state_dict`` (a
-    checkpoint holds weights only) and :meth:`set_modality` replaces them, which is how
+    The features are not parameters: the model's
+    :class:`~mmgnn.modalities.ModalityStore` (``self.modalities``, sequences mean-pooled)
+    holds them outside the ``state_dict`` (a checkpoint holds weights only) and
+    :meth:`set_modality` replaces them, which is how
     :func:`mmgnn.eval.robustness.robustness_sweep` evaluates under corrupted features.
 
     Args:
         num_entities (int): Number of entities :math:`N`.
         num_relations (int): Number of relations :math:`R`.
-        decoder (KGEDecoder): The scoring function (:math:`2R` relations if ``reciprocal``).
-        features (dict[str, Tensor]): :obj:`(N, d_m)` or :obj:`(N, L, d_m)` per modality.
-        masks (dict[str, Tensor], optional): :obj:`(N,)` presence per modality. (default:
-            all present)
-        lengths (dict[str, Tensor], optional): :obj:`(N,)` valid lengths of sequences.
+        modalities (ModalityStore): The entity features, :obj:`(N, d_m)` or
+            :obj:`(N, L, d_m)` per modality, with masks and lengths (at least one modality).
+        decoder (str or KGEDecoder): The scoring function, by name (built with ``dim`` and
+            ``decoder_args``) or a decoder holding :math:`R` relations (:math:`2R` if
+            ``reciprocal``). (default: ``distmult``)
+        dim (int): Width of the decoder (complex decoders: complex dimensions).
+            (default: :obj:`200`)
         reciprocal (bool): Answer head queries through inverse relations. (default: :obj:`False`)
         missing (str): ``skip``, ``zeros``, ``mean`` or ``learned``. (default: ``skip``)
         modality_dropout (float): Training-time drop probability. (default: :obj:`0.0`)
+        **decoder_args: The decoder's own arguments when it is given by name.
     """
 
-    def __init__(self, num_entities: int, num_relations: int, decoder: KGEDecoder,
-                 features: dict[str, Tensor], masks: dict[str, Tensor] | None = None,
-                 lengths: dict[str, Tensor] | None = None, reciprocal: bool = False,
-                 missing: str = "skip", modality_dropout: float = 0.0) -> None:
-        super().__init__(num_entities, num_relations, decoder, reciprocal)
+    regimes: ClassVar[tuple[str, ...]] = ("negative", "kvsall", "1vsall")
+    needs_reciprocal: ClassVar[bool] = False
+    needs_modalities: ClassVar[bool] = True
+    default_modalities: ClassVar[tuple[str, ...]] = ("text",)
+    fused_corruptions: ClassVar[bool] = True
+    train_defaults: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, num_entities: int, num_relations: int, modalities: ModalityStore,
+                 decoder: str | KGEDecoder = "distmult", dim: int = 200,
+                 reciprocal: bool = False, missing: str = "skip",
+                 modality_dropout: float = 0.0, **decoder_args: Any) -> None:
+        by_name = isinstance(decoder, str)
+        super().__init__(num_entities, num_relations, decoder, reciprocal,
+                         hidden_channels=dim if by_name else None,
+                         decoder_kwargs=decoder_args if by_name else None)
+        decoder = self.decoder
         if missing not in MISSING:
             raise ValueError(f"missing must be one of {MISSING}, got {missing!r}")
         if not 0.0 <= modality_dropout < 1.0:
             raise ValueError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
-        if not features:
+        if modalities is None or not len(modalities):
             raise ValueError("MultiModalKGE needs at least one modality; attach features with "
                              "mmgnn.modalities (e.g. --modalities text) or use a KGE model")
         self.missing, self.modality_dropout = missing, float(modality_dropout)
-        self.modality_names = list(features)
+        self.modalities = modalities.with_prepare(pool_vectors)
         width = decoder.entity_channels
         self.entity = torch.nn.Embedding(num_entities, width)
         self.projections = torch.nn.ModuleDict()
         self.fills = torch.nn.ModuleDict()
-        for m, x in features.items():
-            self.projections[m] = torch.nn.Linear(x.size(-1), width)
+        for m in self.modality_names:
+            d = self.modalities.width(m)
+            self.projections[m] = torch.nn.Linear(d, width)
             if missing != "skip":
-                self.fills[m] = MissingModalityFill(x.size(-1), missing)
-            self.set_modality(m, x, (masks or {}).get(m), (lengths or {}).get(m))
+                self.fills[m] = MissingModalityFill(d, missing)
         self.reset_parameters()
-
-    @classmethod
-    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> MultiModalKGE:
-        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="multimodal"``:
-        ``model_args`` may set ``decoder`` (default ``distmult``), ``missing``,
-        ``modality_dropout`` and the decoder's own arguments; the modalities are
-        ``config.modalities`` (default: every modality of ``kg``)."""
-        from mmgnn.nn.kge import build_decoder
-
-        args = dict(config.model_args)
-        decoder_name = args.pop("decoder", "distmult")
-        own = {k: args.pop(k) for k in ("missing", "modality_dropout") if k in args}
-        inputs = graph_features(kg, config.modalities, "the multimodal model", required=True)
-        num_rel = kg.num_relations * (2 if config.reciprocal else 1)
-        decoder = build_decoder(decoder_name, num_rel, config.dim, **args)
-        return cls(kg.num_entities, kg.num_relations, decoder, *inputs,
-                   reciprocal=config.reciprocal, **own)
 
     def reset_parameters(self) -> None:
         self.decoder.reset_parameters()
@@ -109,28 +104,29 @@ class MultiModalKGE(LinkPredictor):
         for fill in self.fills.values():
             fill.reset_parameters()
 
+    @property
+    def modality_names(self) -> list[str]:
+        """The modalities the model reads."""
+        return self.modalities.names
+
     def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
                      lengths: Tensor | None = None) -> None:
         """Replaces the features of modality ``name`` (same width as at construction);
         sequences :obj:`(N, L, d)` are pooled over ``lengths`` here, once."""
-        if name not in self.projections:
+        if name not in self.modalities:
             raise KeyError(f"modality {name!r} is not one of this model's "
                            f"{self.modality_names}")
-        x, mask = entity_features(name, x, mask, lengths, self.num_entities,
-                                  self.projections[name].in_features)
-        device = self.entity.weight.device if hasattr(self, "entity") else x.device
-        self.register_buffer(f"x_{name}", x.to(device), persistent=False)
-        self.register_buffer(f"mask_{name}", mask.to(device, torch.bool), persistent=False)
+        self.modalities.set(name, x, mask, lengths)
 
-    def modality(self, name: str) -> tuple[Tensor, Tensor]:
-        """The current ``(features, mask)`` of modality ``name``."""
-        return getattr(self, f"x_{name}"), getattr(self, f"mask_{name}")
+    def modality(self, name: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The current ``(features, mask, lengths)`` of modality ``name``."""
+        return self.modalities.get(name)
 
     def encode(self) -> Tensor:
         total = self.entity.weight
         count = torch.ones(self.num_entities, 1, device=total.device)
         for m in self.modality_names:
-            x, mask = self.modality(m)
+            x, mask, _ = self.modality(m)
             if self.training and self.modality_dropout:
                 mask = mask & (torch.rand(len(mask), device=mask.device)
                                >= self.modality_dropout)

@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.modalities.base import entity_features, graph_features
+from mmgnn.modalities.store import ModalityStore, pool_vectors
 from mmgnn.models.base import LinkPredictor, one_sided_corruptions
 from mmgnn.nn.fusion.comat import PENALTIES, ModalityGenerator, gradient_penalty
 from mmgnn.nn.fusion.redaf import ReDAF
 from mmgnn.nn.kge.base import KGEDecoder, gather_pair
-
-if TYPE_CHECKING:
-    from mmgnn.data.kg import MultiModalKG
-    from mmgnn.train.config import TrainConfig
+from mmgnn.sampling.batches import NegativeBatch, QueryBatch
 
 FUSIONS = ("redaf", "mean")
 STRUCTURE = "structure"
-OWN_ARGS = ("fusion", "relation_temperature", "adversarial", "mu", "gp_weight", "penalty",
-            "generator_lr", "noise_channels", "generator_hidden", "trainable_features",
-            "regularization")
 
 
 class NativE(LinkPredictor):
@@ -51,7 +45,7 @@ class NativE(LinkPredictor):
     (:math:`\gamma - \sum_k |h_k e^{i\theta_{r,k}} - t_k|`).
 
     **Training** (sections 3-4), negative sampling, one step per batch of :math:`B` positives
-    (:meth:`negative_sampling_loss`, then :meth:`after_step`):
+    (:meth:`loss`, then the generator's loss from :meth:`extra_losses`):
 
     1. critic step (the run's optimiser over every model parameter but the generator):
 
@@ -70,7 +64,9 @@ class NativE(LinkPredictor):
        r, \mathrm{ReDAF}(\mathbf{e}_s(t), \hat x_t))` on interpolates of the real and fake
        modality embeddings of head and tail (``penalty="full"``, the standard penalty, or
        ``"head"``: the head's gradient only, as the released code);
-    2. generator step (its own Adam, ``generator_lr``): fresh fakes,
+    2. generator step (its own Adam, ``generator_lr``; parameter group ``"generator"`` of
+       :meth:`param_groups`, which the trainer steps on :meth:`extra_losses` right after the
+       critic step and :meth:`after_step`): fresh fakes,
        :math:`\mathcal{L}_G = -\frac13 \sum_j \overline{f_j^{\mathrm{fake}}}` (the released
        :math:`\overline{\gamma - f}` up to a constant).
 
@@ -83,18 +79,27 @@ class NativE(LinkPredictor):
     the released penalty is a constant that trains nothing. Here the interpolates are the
     generated modality embeddings, so the penalty reaches the critic's parameters.
 
-    Features are buffers outside the ``state_dict`` (:meth:`set_modality` replaces them,
-    which :func:`mmgnn.eval.robustness.robustness_sweep` uses); the generator's optimiser
-    state is in the ``state_dict`` (``get_extra_state``), so checkpoints resume it.
+    Features are held by the model's :class:`~mmgnn.modalities.ModalityStore`
+    (``self.modalities``, sequences mean-pooled), outside the ``state_dict``;
+    :meth:`set_modality` replaces them (and the presence matrix), which
+    :func:`mmgnn.eval.robustness.robustness_sweep` uses. The model owns no optimiser: the
+    trainer builds one per group of :meth:`param_groups` and checkpoints them.
+
+    Released DB15K recipe (spec ``NativE.md``, section 5): ``dim=250``, RotatE
+    ``margin=12``, text, image and numeric features, 128 negatives, batch 1024, lr
+    :math:`10^{-4}` for both optimisers, self-adversarial loss with :math:`\alpha = 2`;
+    :attr:`train_defaults` holds the loss settings (the run's size is the user's).
 
     Args:
         num_entities (int): Number of entities :math:`N`.
         num_relations (int): Number of relations :math:`R`.
-        decoder (KGEDecoder): The scoring function (:math:`2R` relations if ``reciprocal``).
-        features (dict[str, Tensor], optional): :obj:`(N, d_m)` or :obj:`(N, L, d_m)` per
-            modality. (default: none, structure only)
-        masks (dict[str, Tensor], optional): :obj:`(N,)` presence per modality.
-        lengths (dict[str, Tensor], optional): Valid lengths of sequence features.
+        modalities (ModalityStore, optional): The entity features, :obj:`(N, d_m)` or
+            :obj:`(N, L, d_m)` with masks and lengths. (default: none, structure only)
+        decoder (str or KGEDecoder): The scoring function, by name (built with ``dim`` and
+            ``decoder_args``) or a decoder holding :math:`R` relations (:math:`2R` if
+            ``reciprocal``). (default: ``rotate``)
+        dim (int): Width of the decoder (complex dimensions for RotatE: entity rows are
+            :math:`2 \cdot` ``dim`` wide). (default: :obj:`250`, the released scripts)
         reciprocal (bool): Answer head queries through inverse relations. (default: :obj:`False`)
         fusion (str): ``redaf`` or ``mean``. (default: ``redaf``)
         relation_temperature (bool): ReDAF's :math:`T_r`. (default: :obj:`True`)
@@ -102,7 +107,8 @@ class NativE(LinkPredictor):
         mu (float): :math:`\mu`. (default: :obj:`1e-4`, the DB15K / MKG-W scripts)
         gp_weight (float): :math:`\beta`. (default: :obj:`0.1`)
         penalty (str): ``full`` or ``head``. (default: ``full``)
-        generator_lr (float): Adam learning rate of the generator. (default: :obj:`1e-4`)
+        generator_lr (float, optional): Adam learning rate of the generator. (default: the
+            run's learning rate, as the released scripts set both alike)
         noise_channels (int): Generator noise width. (default: :obj:`64`)
         generator_hidden (int): Generator hidden width. (default: :obj:`512`)
         trainable_features (bool): Train the feature tables. (default: :obj:`False`)
@@ -110,6 +116,8 @@ class NativE(LinkPredictor):
             :math:`(\overline{\mathbf{E}_s[h]^2} + \overline{\mathbf{E}_s[t]^2}
             + \overline{\mathbf{r}^2}) / 3` (1e-5 in the 2- and 4-modal scripts).
             (default: :obj:`0.0`)
+        **decoder_args: The decoder's own arguments when it is given by name (``margin``,
+            ...).
 
     Shapes:
         - **encode:** :math:`\rightarrow (N, M F)`, the :math:`M` modality embeddings of
@@ -117,48 +125,65 @@ class NativE(LinkPredictor):
         - **scores:** as :class:`~mmgnn.models.base.LinkPredictor`.
     """
 
-    def __init__(self, num_entities: int, num_relations: int, decoder: KGEDecoder,
-                 features: dict[str, Tensor] | None = None,
-                 masks: dict[str, Tensor] | None = None,
-                 lengths: dict[str, Tensor] | None = None, *, reciprocal: bool = False,
+    regimes: ClassVar[tuple[str, ...]] = ("negative",)
+    needs_reciprocal: ClassVar[bool] = False
+    needs_modalities: ClassVar[bool] = True
+    default_modalities: ClassVar[tuple[str, ...]] = ("text",)
+    fused_corruptions: ClassVar[bool] = False
+    train_defaults: ClassVar[dict[str, Any]] = {
+        "regime": "negative", "loss": "self_adversarial", "adversarial_temperature": 2.0,
+        "margin": 0.0}
+
+    def __init__(self, num_entities: int, num_relations: int,
+                 modalities: ModalityStore | None = None, decoder: str | KGEDecoder = "rotate",
+                 dim: int = 250, *, reciprocal: bool = False,
                  fusion: str = "redaf", relation_temperature: bool = True,
                  adversarial: bool = True, mu: float = 1e-4, gp_weight: float = 0.1,
-                 penalty: str = "full", generator_lr: float = 1e-4, noise_channels: int = 64,
-                 generator_hidden: int = 512, trainable_features: bool = False,
-                 regularization: float = 0.0) -> None:
-        super().__init__(num_entities, num_relations, decoder, reciprocal)
-        features = dict(features or {})
+                 penalty: str = "full", generator_lr: float | None = None,
+                 noise_channels: int = 64, generator_hidden: int = 512,
+                 trainable_features: bool = False, regularization: float = 0.0,
+                 **decoder_args: Any) -> None:
+        by_name = isinstance(decoder, str)
+        super().__init__(num_entities, num_relations, decoder, reciprocal,
+                         hidden_channels=dim if by_name else None,
+                         decoder_kwargs=decoder_args if by_name else None)
+        decoder = self.decoder
+        store = modalities if modalities is not None else ModalityStore(num_entities=num_entities)
         if fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if penalty not in PENALTIES:
             raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
-        if STRUCTURE in features:
+        if STRUCTURE in store:
             raise ValueError(f"'{STRUCTURE}' is NativE's own view name, not a modality name")
-        if adversarial and not features:
+        if adversarial and not len(store):
             raise ValueError("NativE's adversarial training (CoMAT) generates modality "
                              "embeddings: give it modalities (--modalities text) or pass "
                              "adversarial=False for structure only")
         width = decoder.entity_channels
         self.channels = width
-        self.modality_names = list(features)
+        self.modalities = store.with_prepare(pool_vectors)
         self.fusion_mode, self.relation_temperature = fusion, bool(relation_temperature)
         self.adversarial, self.penalty = bool(adversarial), penalty
         self.mu, self.gp_weight = float(mu), float(gp_weight)
-        self.generator_lr = float(generator_lr)
+        self.generator_lr = None if generator_lr is None else float(generator_lr)
         self.trainable_features = bool(trainable_features)
         self.regularization_weight = float(regularization)
-        self._feature_width = {m: x.size(-1) for m, x in features.items()}
+        names = self.modality_names
 
         self.entity = torch.nn.Embedding(num_entities, width)
         self.projections = torch.nn.ModuleDict({
-            m: torch.nn.Sequential(torch.nn.Linear(d, width), torch.nn.ReLU(),
-                                   torch.nn.Linear(width, width))
-            for m, d in self._feature_width.items()})
-        self.feature_tables = torch.nn.ParameterDict()
-        self.register_buffer("presence", torch.ones(num_entities, 1 + len(features),
+            m: torch.nn.Sequential(torch.nn.Linear(self.modalities.width(m), width),
+                                   torch.nn.ReLU(), torch.nn.Linear(width, width))
+            for m in names})
+        # With trainable_features the tables are parameters initialised from the features
+        # (a copy: training must not write into the graph's features).
+        self.feature_tables = torch.nn.ParameterDict(
+            {m: torch.nn.Parameter(self.modalities.get(m)[0].clone()) for m in names}
+            if self.trainable_features else {})
+        self.register_buffer("presence", torch.ones(num_entities, 1 + len(names),
                                                     dtype=torch.bool), persistent=False)
-        for m, x in features.items():
-            self.set_modality(m, x, (masks or {}).get(m), (lengths or {}).get(m))
+        for i, m in enumerate(names):
+            self.presence[:, 1 + i] = self.modalities.get(m)[1]
         margin, eps = getattr(decoder, "margin", None), getattr(decoder, "epsilon", None)
         self._entity_range = (margin + eps) / width if margin is not None and eps is not None \
             else None
@@ -166,43 +191,13 @@ class NativE(LinkPredictor):
                             adaptive=fusion == "redaf",
                             init_range=self._entity_range or 14.0 / width)
         if self.adversarial:
-            self.generator = ModalityGenerator(width, 1 + len(features), noise_channels,
+            self.generator = ModalityGenerator(width, 1 + len(names), noise_channels,
                                                generator_hidden)
-            self.generator_optimizer = torch.optim.Adam(self.generator.parameters(),
-                                                        lr=generator_lr)
         else:
             self.register_module("generator", None)
-            self.generator_optimizer = None
         self._pending: Tensor | None = None  # positives awaiting their generator step
         self.last_generator_loss: float | None = None
         self.reset_parameters()
-
-    @classmethod
-    def from_config(cls, config: TrainConfig, kg: MultiModalKG) -> NativE:
-        """The model of a :class:`~mmgnn.train.TrainConfig` with ``model="native"``:
-        ``model_args`` may set ``decoder`` (default ``rotate``), NativE's own arguments
-        (``fusion``, ``relation_temperature``, ``adversarial``, ``mu``, ``gp_weight``,
-        ``penalty``, ``generator_lr`` (default: ``config.lr``), ``noise_channels``,
-        ``generator_hidden``, ``trainable_features``, ``regularization``) and the decoder's
-        (``margin``, ...); the modalities are ``config.modalities`` (default: every modality
-        of ``kg``). NativE trains with negative sampling (``regime="negative"``; the paper:
-        ``loss="self_adversarial"``, ``adversarial_temperature=2``, ``margin=0`` since
-        RotatE's score holds its margin)."""
-        from mmgnn.nn.kge import build_decoder
-
-        if config.regime != "negative":
-            raise ValueError("NativE trains with negative sampling: use --regime negative "
-                             "(e.g. --loss self_adversarial --adversarial-temperature 2 "
-                             "--margin 0 --num-negatives 64)")
-        args = dict(config.model_args)
-        decoder_name = args.pop("decoder", "rotate")
-        own: dict[str, Any] = {k: args.pop(k) for k in OWN_ARGS if k in args}
-        own.setdefault("generator_lr", config.lr)
-        inputs = graph_features(kg, config.modalities, "NativE")
-        num_rel = kg.num_relations * (2 if config.reciprocal else 1)
-        decoder = build_decoder(decoder_name, num_rel, config.dim, **args)
-        return cls(kg.num_entities, kg.num_relations, decoder, *inputs,
-                   reciprocal=config.reciprocal, **own)
 
     def reset_parameters(self) -> None:
         self.decoder.reset_parameters()
@@ -219,29 +214,30 @@ class NativE(LinkPredictor):
             self.generator.reset_parameters()
 
     # -------------------------------------------------------------- modalities
+    @property
+    def modality_names(self) -> list[str]:
+        """The modalities the model reads, in the order of its views after the structure."""
+        return self.modalities.names
+
     def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
                      lengths: Tensor | None = None) -> None:
         """Replaces the features of modality ``name`` (sequences pooled over ``lengths``)
         and its presence; with ``trainable_features`` the table is overwritten."""
-        if name not in self.modality_names:
+        if name not in self.modalities:
             raise KeyError(f"modality {name!r} is not one of this model's {self.modality_names}")
-        x, mask = entity_features(name, x, mask, lengths, self.num_entities,
-                                  self._feature_width[name])
-        device = self.entity.weight.device
+        self.modalities.set(name, x, mask, lengths)
+        x, mask, _ = self.modalities.get(name)
         if self.trainable_features:
-            if name in self.feature_tables:
-                with torch.no_grad():
-                    self.feature_tables[name].copy_(x)
-            else:
-                self.feature_tables[name] = torch.nn.Parameter(x.to(device))
-        else:
-            self.register_buffer(f"x_{name}", x.to(device), persistent=False)
-        self.presence[:, 1 + self.modality_names.index(name)] = mask.to(device)
+            with torch.no_grad():
+                self.feature_tables[name].copy_(x)
+        self.presence[:, 1 + self.modality_names.index(name)] = mask
 
-    def modality(self, name: str) -> tuple[Tensor, Tensor]:
-        """The current ``(features, mask)`` of modality ``name``."""
-        x = self.feature_tables[name] if self.trainable_features else getattr(self, f"x_{name}")
-        return x, self.presence[:, 1 + self.modality_names.index(name)]
+    def modality(self, name: str) -> tuple[Tensor, Tensor, Tensor | None]:
+        """The current ``(features, mask, None)`` of modality ``name`` (the trainable table
+        with ``trainable_features``)."""
+        x, _, _ = self.modalities.get(name)
+        x = self.feature_tables[name] if self.trainable_features else x
+        return x, self.presence[:, 1 + self.modality_names.index(name)], None
 
     @property
     def num_modalities(self) -> int:
@@ -269,7 +265,7 @@ class NativE(LinkPredictor):
         relations ``r`` (broadcast against ``index``)."""
         return self.fusion(emb, self.presence[index], r)
 
-    def score_hrt(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
+    def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         hh, tt = gather_pair(x, h, t)
         return self.decoder.score_hrt(self.fuse(self._unflatten(hh), h, r), r,
                                       self.fuse(self._unflatten(tt), t, r))
@@ -281,7 +277,7 @@ class NativE(LinkPredictor):
         corruption."""
         corrupt_head = one_sided_corruptions(positives, negatives)
         if corrupt_head is None:
-            return super().score_with_negatives(x, positives, negatives)  # through score_hrt
+            return super().score_with_negatives(x, positives, negatives)  # via score_triples
         h, r, t = positives.unbind(1)
         nh, _, nt = negatives.unbind(-1)
         hh, tt = gather_pair(x, h, t)
@@ -306,10 +302,10 @@ class NativE(LinkPredictor):
                         else self.decoder.score_h(r[sel], q, table))
         return out
 
-    def score_t(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
+    def score_tails(self, x: Tensor, h: Tensor, r: Tensor) -> Tensor:
         return self._one_to_all(x, h, r, tail=True)
 
-    def score_h(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
+    def score_heads(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
         if self.reciprocal:
             return self._one_to_all(x, t, r + self.num_relations, tail=True)
         return self._one_to_all(x, t, r, tail=False)
@@ -318,11 +314,15 @@ class NativE(LinkPredictor):
         return []
 
     # ---------------------------------------------------------------- training
-    def negative_sampling_loss(self, x: Tensor, positives: Tensor, negatives: Tensor,
-                               loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
-        r""":math:`\mathcal{L}_D` of the class docstring (in training mode with
-        ``adversarial``; else the KGC loss and the L2 term); remembers the positives for the
-        generator step that :meth:`after_step` takes."""
+    def loss(self, x: Tensor, batch: NegativeBatch | QueryBatch,
+             loss_fn: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        r""":math:`\mathcal{L}_D` of the class docstring for a negative-sampling batch
+        (``batch.positives`` :obj:`(B, 3)`, ``batch.negatives`` :obj:`(B, K, 3)`; in training
+        mode with ``adversarial``, else the KGC loss and the L2 term); remembers the positives
+        for the generator loss of :meth:`extra_losses`. Other batches: the default loss."""
+        if not isinstance(batch, NegativeBatch):
+            return super().loss(x, batch, loss_fn)
+        positives, negatives = batch.positives, batch.negatives
         pos, neg = self.score_with_negatives(x, positives, negatives)
         loss = loss_fn(pos, neg)
         h, r, t = positives.unbind(1)
@@ -386,38 +386,42 @@ class NativE(LinkPredictor):
         fake_t = self.generator(self._generator_input(et, t))
         return -sum(s.mean() for s in self._fake_scores(eh, et, fake_h, fake_t, h, r, t)) / 3
 
-    def generator_step(self, positives: Tensor) -> float:
-        """One Adam step of the generator on :meth:`generator_loss`; only the generator's
-        parameters receive gradients."""
-        params = list(self.generator.parameters())
-        with torch.enable_grad():
-            loss = self.generator_loss(positives)
-            grads = torch.autograd.grad(loss, params)
-        for p, g in zip(params, grads, strict=True):
-            p.grad = g
-        self.generator_optimizer.step()
-        for p in params:
-            p.grad = None
-        self.last_generator_loss = float(loss.detach())
-        return self.last_generator_loss
+    def param_groups(self) -> dict[str, dict[str, Any]]:
+        """``"model"``: every trainable parameter but the generator's (the critic step's
+        optimiser); ``"generator"`` (with ``adversarial``): the generator's, for its own
+        Adam as released: learning rate ``generator_lr`` (absent: the run's), no weight
+        decay, the single-tensor update (``fused=False``, so runs stay bit-identical to the
+        released order of updates)."""
+        gen = list(self.generator.parameters()) if self.generator is not None else []
+        own = {id(p) for p in gen}
+        groups = {"model": {"params": [p for p in self.parameters()
+                                       if p.requires_grad and id(p) not in own]}}
+        if gen:
+            groups["generator"] = {"params": gen, "optimizer": "adam", "weight_decay": 0.0,
+                                   "fused": False}
+            if self.generator_lr is not None:
+                groups["generator"]["lr"] = self.generator_lr
+        return groups
 
-    def after_step(self) -> None:
-        """The decoder's entity constraint, then the generator step of the batch the
-        critic step just trained on (CoMAT's 1:1 alternation)."""
-        with torch.no_grad():
-            self.decoder.constrain_entities_(self.entity.weight)
+    def extra_losses(self) -> dict[str, Tensor]:
+        """``{"generator": L_G}`` on the positives of the critic step just taken (CoMAT's 1:1
+        alternation; nothing when no critic step is pending, e.g. in evaluation mode). The
+        trainer calls it after the main step and :meth:`after_step`, and steps group
+        ``"generator"`` on it; only the generator's parameters should take its gradient
+        (``loss.backward(inputs=params)``: the fused critic is part of its graph)."""
         pending, self._pending = self._pending, None
-        if pending is not None:
-            self.generator_step(pending)
+        if pending is None:
+            return {}
+        with torch.enable_grad():
+            loss = self.generator_loss(pending)
+        self.last_generator_loss = float(loss.detach())
+        return {"generator": loss}
 
-    # ------------------------------------------------------------- checkpoints
-    def get_extra_state(self) -> dict:
-        return ({"generator_optimizer": self.generator_optimizer.state_dict()}
-                if self.generator_optimizer is not None else {})
-
-    def set_extra_state(self, state: dict) -> None:
-        if self.generator_optimizer is not None and state.get("generator_optimizer"):
-            self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """The decoder's entity constraint (the generator steps after it, on
+        :meth:`extra_losses`)."""
+        self.decoder.constrain_entities_(self.entity.weight)
 
     def __repr__(self) -> str:
         mods = ", ".join(f"{m}={w}" for m, w in self._feature_width.items())

@@ -4,26 +4,39 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmgnn.data.filter import FilterIndex
+from mmgnn.modalities.store import ModalityStore
 from mmgnn.nn.fusion.kca import KCA
+from mmgnn.nn.kge.base import KGEDecoder
 from mmgnn.sampling.base import NegativeSampler
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
-    from mmgnn.models.base import LinkPredictor
-    from mmgnn.train.config import TrainConfig
 
 CONTRASTIVE_FORMS = ("query", "batch")
 SIDES = ("alternate", "tail", "head")
 # Score given to a slot that could not be filled (fewer allowed candidates than K): every
 # negative-sampling loss of mmgnn gives it zero loss and zero self-adversarial weight.
 EMPTY_SLOT_SCORE = -1e9
+ROLES = ("text", "image")
+
+
+class RowScoredModel(Protocol):
+    """What MMRNS needs of a model: its decoder scores representation rows, ``score_triples``
+    scores entity ids against ``x``, and ``fused_corruptions`` says the two agree
+    (:class:`~mmgnn.models.LinkPredictor`'s capability attribute)."""
+
+    decoder: KGEDecoder
+    fused_corruptions: bool
+
+    def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor: ...
 
 
 def exploration_temperature(step: int, initial: float = 10.0) -> float:
@@ -140,6 +153,43 @@ def gumbel_top_k_rows(logits: Tensor, x: Tensor, k: int,
     return index, hard + soft - soft.detach(), valid
 
 
+def fit_tokens(name: str, x: Tensor, mask: Tensor, lengths: Tensor | None,
+               tokens: dict[str, int]) -> tuple[Tensor, Tensor, Tensor]:
+    """MMRNS's ``prepare`` of view ``name``: float32 token rows :obj:`(N, T, d)` with
+    :math:`T` = ``tokens[name]`` (a longer sequence truncated, a shorter one and a vector
+    :obj:`(N, d)`, one token, zero-padded), valid lengths (0 where absent) and presence (an
+    entity with no valid token lacks the view)."""
+    x = torch.as_tensor(x, dtype=torch.float32)
+    if x.dim() == 2:
+        x, length = x[:, None], mask.long()
+    else:
+        length = torch.where(mask, x.size(1), 0) if lengths is None else lengths
+        x = x[:, :tokens[name]]
+        length = length.clamp(max=tokens[name])
+    if x.size(1) < tokens[name]:
+        x = F.pad(x, (0, 0, 0, tokens[name] - x.size(1)))
+    return x, mask & (length > 0), torch.where(mask, length, 0)
+
+
+def _views(modalities: ModalityStore | None, names: dict[str, str | None]
+           ) -> dict[str, tuple[Tensor, Tensor, Tensor | None]]:
+    """``(x, mask, lengths)`` of every view (role) MMRNS reads: the modality named for it,
+    the role's own name where held by default; a named modality that is not held is an
+    error."""
+    held = modalities.names if modalities is not None else []
+    out = {}
+    for role, name in names.items():
+        if name in (None, "none", ""):
+            continue
+        if name not in held:
+            if name == role:
+                continue
+            raise ValueError(f"MMRNS {role} features {name!r} not found; held: {held} (build "
+                             f"them with --modalities)")
+        out[role] = modalities.get(name)
+    return out
+
+
 class MMRNSSampler(NegativeSampler, torch.nn.Module):
     r"""Relation-enhanced multimodal negative sampling (MMRNS, `Xu et al., ACM MM 2022
     <https://arxiv.org/abs/2208.10658>`_, Sec. 3; spec ``MMRNS.md``, sections 2-4): a learned
@@ -199,10 +249,14 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         relation_channels (int, optional): Width of the decoder's relation embeddings
             (``decoder.rel_emb``); :obj:`None`: the sampler learns its own relation table of
             ``attention_channels``.
-        features (dict, optional): ``{"text": x, "image": x}`` token features :obj:`(N, L, d)`
-            (truncated to ``text_tokens`` / ``image_tokens``) or vectors :obj:`(N, d)`.
-        masks (dict, optional): :obj:`(N,)` presence per modality.
-        lengths (dict, optional): :obj:`(N,)` valid tokens per modality.
+        modalities (ModalityStore, optional): The entity features (e.g.
+            :meth:`ModalityStore.from_kg`): token features :obj:`(N, L, d)` with lengths
+            (truncated to ``text_tokens`` / ``image_tokens``) or vectors :obj:`(N, d)` (one
+            token). (default: none, the structure view only)
+        text (str, optional): The modality of ``modalities`` read as MMRNS's text view;
+            :obj:`None` or ``"none"`` for none. (default: ``"text"`` if held)
+        image (str, optional): The modality read as the image view. (default: ``"image"``
+            if held)
         pre_sample (int): :math:`P`. (default: :obj:`1500`)
         text_tokens (int): (default: :obj:`4`)
         image_tokens (int): (default: :obj:`24`)
@@ -224,9 +278,8 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
 
     def __init__(self, train: Tensor, num_entities: int, num_relations: int,
                  num_negatives: int, entity_channels: int, relation_channels: int | None = None,
-                 features: dict[str, Tensor] | None = None,
-                 masks: dict[str, Tensor] | None = None,
-                 lengths: dict[str, Tensor] | None = None, pre_sample: int = 1500,
+                 modalities: ModalityStore | None = None, text: str | None = "text",
+                 image: str | None = "image", pre_sample: int = 1500,
                  text_tokens: int = 4, image_tokens: int = 24, attention_channels: int = 50,
                  hidden_channels: int = 100, initial_temperature: float = 10.0,
                  contrastive: str = "query", contrastive_weight: float = 0.01,
@@ -240,11 +293,6 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
                              f"{contrastive!r}")
         if side not in SIDES:
             raise ValueError(f"side must be one of {SIDES}, got {side!r}")
-        features = dict(features or {})
-        unknown = set(features) - {"text", "image"}
-        if unknown:
-            raise ValueError(f"MMRNS reads 'text' and 'image' features, got {sorted(unknown)}; "
-                             f"map them with sampler_args text=NAME / image=NAME")
         self.pre_sample = min(int(pre_sample), num_entities)
         if num_negatives >= self.pre_sample:
             raise ValueError(f"MMRNS draws K={num_negatives} negatives from a pre-sample of "
@@ -262,62 +310,25 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         else:
             self.relation = None
         tokens = {"text": text_tokens, "image": image_tokens}
-        self.modality_names = [m for m in ("text", "image") if m in features]
-        for m in self.modality_names:
-            x = torch.as_tensor(features[m], dtype=torch.float32)
-            mask = (masks or {}).get(m)
-            mask = torch.ones(len(x), dtype=torch.bool) if mask is None else mask.bool()
-            if x.dim() == 2:
-                x, length = x[:, None], mask.long()
-            else:
-                length = (lengths or {}).get(m)
-                length = torch.where(mask, x.size(1), 0) if length is None else length
-                x = x[:, :tokens[m]]
-                length = length.clamp(max=tokens[m])
-            if x.size(1) < tokens[m]:
-                x = F.pad(x, (0, 0, 0, tokens[m] - x.size(1)))
-            tokens[m] = x.size(1)
-            self.register_buffer(f"x_{m}", x, persistent=False)
-            self.register_buffer(f"len_{m}", torch.where(mask, length, 0), persistent=False)
-            self.register_buffer(f"mask_{m}", mask & (length > 0), persistent=False)
-        dims = {m: getattr(self, f"x_{m}").size(-1) for m in self.modality_names}
+        views = _views(modalities, {"text": text, "image": image})
+        # The views under their role names, fitted to the token counts of KCA's grid.
+        self.modalities = ModalityStore(prepare=partial(fit_tokens, tokens=tokens),
+                                        num_entities=num_entities)
+        for role, (x, mask, lengths) in views.items():
+            self.modalities.set(role, x, mask, lengths)
+        self.modality_names = self.modalities.names
+        dims = {m: self.modalities.width(m) for m in self.modality_names}
         self.kca = KCA(entity_channels, relation_channels, dims.get("text"), dims.get("image"),
                        tokens["text"], tokens["image"], attention_channels, hidden_channels,
                        released_positive_norm)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-
-    @classmethod
-    def from_config(cls, kg: MultiModalKG, config: TrainConfig,
-                    model: LinkPredictor) -> MMRNSSampler:
-        """The sampler of ``config.sampler == "mmrns"``: ``config.sampler_args`` may set any
-        constructor argument and ``text`` / ``image`` (the names of ``kg``'s features to read
-        as those modalities; default: ``text`` and ``image`` where ``kg`` has them, ``none``
-        for neither)."""
-        args = dict(config.sampler_args)
-        features, masks, lengths = {}, {}, {}
-        for role in ("text", "image"):
-            name = args.pop(role, role if role in kg.features else None)
-            if name in (None, "none", ""):
-                continue
-            if name not in kg.features:
-                raise ValueError(f"{kg.name}: MMRNS {role} features {name!r} not found; the "
-                                 f"graph has {kg.modalities} (build them with --modalities)")
-            features[role], masks[role] = kg.features[name], kg.masks[name]
-            if name in kg.lengths:
-                lengths[role] = kg.lengths[name]
-        rel = getattr(model.decoder, "rel_emb", None)
-        args.setdefault("adversarial_temperature", config.adversarial_temperature)
-        return cls(kg.train, kg.num_entities, kg.num_relations, config.num_negatives,
-                   model.decoder.entity_channels,
-                   rel.embedding_dim if isinstance(rel, torch.nn.Embedding) else None,
-                   features, masks, lengths, **args)
 
     # ----------------------------------------------------------------- helpers
     def temperature(self) -> float:
         """The exploration temperature of the current step."""
         return exploration_temperature(int(self.step), self.initial_temperature)
 
-    def _relation_table(self, model: LinkPredictor) -> Tensor:
+    def _relation_table(self, model: RowScoredModel) -> Tensor:
         if self.relation is not None:
             return self.relation.weight
         return model.decoder.rel_emb.weight
@@ -338,11 +349,12 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
     def _tokens(self, idx: Tensor) -> dict[str, Tensor]:
         out = {}
         for m in self.modality_names:
-            out[m] = getattr(self, f"x_{m}")[idx]
-            out[f"{m}_lengths"] = getattr(self, f"len_{m}")[idx]
+            x, _, lengths = self.modalities.get(m)
+            out[m] = x[idx]
+            out[f"{m}_lengths"] = lengths[idx]
         return out
 
-    def _similarities(self, model: LinkPredictor, x: Tensor, r: Tensor, gold: Tensor,
+    def _similarities(self, model: RowScoredModel, x: Tensor, r: Tensor, gold: Tensor,
                       pre: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Cosine similarity :obj:`(B, P)` of every candidate to the gold answer per view, and
         which (query, candidate) pairs the view covers."""
@@ -365,12 +377,12 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
             if v == "structure":
                 covered[v] = torch.ones_like(dot, dtype=torch.bool)
             else:
-                mask = getattr(self, f"mask_{v}")
+                mask = self.modalities.get(v)[1]
                 covered[v] = mask[gold][:, None] & mask[pre][None, :]
         return sims, covered
 
     # ------------------------------------------------------------- interface
-    def score_batch(self, model: LinkPredictor, x: Tensor, positives: Tensor,
+    def score_batch(self, model: RowScoredModel, x: Tensor, positives: Tensor,
                     generator: torch.Generator | None = None
                     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """Positive scores :obj:`(B,)`, scores of the :math:`K` drawn negatives
@@ -379,17 +391,15 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         pos_scores, neg_scores, loss, _ = self.draw(model, x, positives, generator)
         return pos_scores, neg_scores, loss
 
-    def draw(self, model: LinkPredictor, x: Tensor, positives: Tensor,
+    def draw(self, model: RowScoredModel, x: Tensor, positives: Tensor,
              generator: torch.Generator | None = None
              ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """:meth:`score_batch` plus the drawn negatives as triples :obj:`(B, K, 3)` (entity
         ``-1`` in empty slots)."""
-        from mmgnn.models.base import LinkPredictor
-
-        if type(model).score_hrt is not LinkPredictor.score_hrt:
+        if not getattr(model, "fused_corruptions", False):
             raise TypeError(f"MMRNS scores drawn negatives as representation rows with the "
-                            f"model's decoder; {type(model).__name__} overrides score_hrt, so "
-                            f"use another sampler with it")
+                            f"model's decoder; {type(model).__name__} scores triples its own "
+                            f"way (fused_corruptions=False), so use another sampler with it")
         device = x.device
         h, r, t = positives.unbind(1)
         step = int(self.step)
@@ -424,7 +434,7 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
                       else decoder.score_hrt(fixed, rel, neg))
         neg_scores = torch.where(valid, neg_scores,
                                  torch.full((), EMPTY_SLOT_SCORE, device=device))
-        pos_scores = model.score_hrt(x, h, r, t)
+        pos_scores = model.score_triples(x, h, r, t)
         loss = self._contrastive(sims, covered, known, index, valid, neg_scores)
         if self.training:
             self.step += 1
@@ -471,3 +481,29 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         return (f"MMRNSSampler(num_entities={self.num_entities}, "
                 f"num_negatives={self.num_negatives}, pre_sample={self.pre_sample}, "
                 f"views=[{mods}], contrastive={self.contrastive!r})")
+
+
+def mmrns_sampler(kg: MultiModalKG, num_negatives: int, negative_filter: str = "train", *,
+                  model: RowScoredModel, adversarial_temperature: float = 1.0,
+                  text: str | None = "text", image: str | None = "image",
+                  **sampler_args: Any) -> MMRNSSampler:
+    """The :class:`MMRNSSampler` of a run (the sampler registry's ``mmrns``): sized for
+    ``kg`` and ``model`` (its decoder's entity width and relation table), reading ``kg``'s
+    modalities ``text`` / ``image`` (the names of the features to read as those views;
+    default: ``text`` and ``image`` where ``kg`` has them, ``"none"`` for neither), with
+    ``sampler_args`` the constructor's other arguments.
+
+    MMRNS masks the known **training** answers of each query whatever ``negative_filter``
+    says (it draws from the model's representations, never redraws); any other filter is
+    reported with a warning."""
+    if negative_filter != "train":
+        warnings.warn(f"MMRNS masks the training triples' answers only; negative_filter="
+                      f"{negative_filter!r} does not apply to it", stacklevel=2)
+    wanted = [n for n in (text, image) if n not in (None, "none", "") and n in kg.modalities]
+    rel = getattr(model.decoder, "rel_emb", None)
+    return MMRNSSampler(kg.train, kg.num_entities, kg.num_relations, num_negatives,
+                        model.decoder.entity_channels,
+                        rel.embedding_dim if isinstance(rel, torch.nn.Embedding) else None,
+                        ModalityStore.from_kg(kg, wanted), text=text, image=image,
+                        **{"adversarial_temperature": adversarial_temperature,
+                           **sampler_args})
