@@ -78,16 +78,16 @@ class ModalityStore(torch.nn.Module):
     def from_kg(cls, kg: MultiModalKG, names: list[str] | tuple[str, ...] | None = None, *,
                 prepare: Prepare | None = None) -> ModalityStore:
         """The features of ``kg``'s modalities ``names`` (default: every one attached); a
-        :class:`KeyError` naming the absent ones and how to attach them."""
+        :class:`ValueError` naming the absent ones and how to attach them."""
         have = list(kg.modalities)
         names = have if names is None else list(names)
         absent = [m for m in names if m not in have]
         if absent:
-            flag = ",".join(absent)
-            raise KeyError(f"{kg.name}: no features for modalit{'ies' if len(absent) > 1 else 'y'}"
-                           f" {absent}; the graph has {have or 'none'} (attach them with "
-                           f"--modalities {flag}, or mmgnn.modalities.attach_modalities(kg, "
-                           f"{absent!r}))")
+            flag, which = ",".join(absent), "modalities" if len(absent) > 1 else "modality"
+            raise ValueError(f"{kg.name}: no features for {which} {absent}; the graph has "
+                             f"{have or 'none'} (attach them with "
+                             f"--modalities {flag}, or mmgnn.modalities.attach_modalities(kg, "
+                             f"{absent!r}))")
         return cls({m: kg.features[m] for m in names}, {m: kg.masks[m] for m in names},
                    {m: kg.lengths[m] for m in names if m in kg.lengths}, prepare=prepare,
                    num_entities=kg.num_entities)

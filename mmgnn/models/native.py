@@ -424,7 +424,7 @@ class NativE(LinkPredictor):
         self.decoder.constrain_entities_(self.entity.weight)
 
     def __repr__(self) -> str:
-        mods = ", ".join(f"{m}={w}" for m, w in self._feature_width.items())
+        mods = ", ".join(f"{m}={self.modalities.width(m)}" for m in self.modality_names)
         extra = "".join([f", generator={self.generator!r}, mu={self.mu}, "
                          f"penalty={self.penalty!r}" if self.adversarial
                          else ", adversarial=False",

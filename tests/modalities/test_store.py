@@ -91,7 +91,7 @@ def test_from_kg_and_a_clear_error_for_absent_modalities():
     store = ModalityStore.from_kg(kg)
     assert store.names == ["numeric"] and torch.equal(store.get("numeric")[1], MASK)
     assert ModalityStore.from_kg(kg, []).names == []
-    with pytest.raises(KeyError, match="--modalities text"):
+    with pytest.raises(ValueError, match="--modalities text"):
         ModalityStore.from_kg(kg, ["numeric", "text"])
 
 

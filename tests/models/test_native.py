@@ -5,21 +5,18 @@ command line, and learning on Nations with its numeric literals."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
-from mmgnn.cli import main
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.eval.robustness import robustness_sweep
-from mmgnn.modalities import attach_modalities
-from mmgnn.models import NativE, available_models, build_model
+from mmgnn.modalities import ModalityStore, attach_modalities
+from mmgnn.models import NativE, build_model
 from mmgnn.nn.kge import DistMult, RotatE
 from mmgnn.nn.losses import SelfAdversarialLoss
+from mmgnn.sampling import NegativeBatch
 from mmgnn.train import TrainConfig, fit
-from mmgnn.train.loop import Trainer, build_optimizer
 
 N, R, D = 9, 3, 4
 TEXT_MASK = torch.tensor([1, 1, 0, 1, 1, 0, 1, 1, 1], dtype=torch.bool)
@@ -38,7 +35,7 @@ def _model(decoder=None, **kwargs) -> NativE:
     torch.manual_seed(0)
     feats = {"text": torch.randn(N, 6), "numeric": torch.rand(N, 2)}
     decoder = decoder or RotatE(R, D, margin=4.0)
-    model = NativE(N, R, decoder, feats, {"text": TEXT_MASK}, **kwargs)
+    model = NativE(N, R, ModalityStore(feats, {"text": TEXT_MASK}), decoder, **kwargs)
     with torch.no_grad():  # temperatures far apart so that relations matter
         model.fusion.gate.weight.copy_(torch.tensor([[-2.0], [0.0], [2.0]]))
     return model
@@ -65,15 +62,15 @@ def test_scores_match_the_written_out_fusion(decoder):
     ref = torch.stack([dec.score_hrt(_fused_reference(model, int(a), int(b)), b,
                                      _fused_reference(model, int(c), int(b)))
                        for a, b, c in zip(h, r, t, strict=True)])
-    torch.testing.assert_close(model.score_hrt(x, h, r, t), ref)
+    torch.testing.assert_close(model.score_triples(x, h, r, t), ref)
     # 1-to-all rows (a batch mixing relations) equal the per-triple scores.
     all_e = torch.arange(N)
-    tails = model.score_t(x, h, r)
-    heads = model.score_h(x, r, t)
+    tails = model.score_tails(x, h, r)
+    heads = model.score_heads(x, r, t)
     for i in range(len(h)):
-        torch.testing.assert_close(tails[i], model.score_hrt(x, h[i].expand(N), r[i].expand(N),
+        torch.testing.assert_close(tails[i], model.score_triples(x, h[i].expand(N), r[i].expand(N),
                                                              all_e))
-        torch.testing.assert_close(heads[i], model.score_hrt(x, all_e, r[i].expand(N),
+        torch.testing.assert_close(heads[i], model.score_triples(x, all_e, r[i].expand(N),
                                                              t[i].expand(N)))
 
 
@@ -87,12 +84,12 @@ def test_score_with_negatives_fast_path_equals_per_triple_scores():
     neg = torch.stack([torch.where(head, cand, pos[:, :1]), pos[:, 1:2].expand(3, 5),
                        torch.where(head, pos[:, 2:], cand)], dim=-1)
     p, n = model.score_with_negatives(x, pos, neg)
-    torch.testing.assert_close(p, model.score_hrt(x, *pos.unbind(1)))
-    torch.testing.assert_close(n, model.score_hrt(x, *neg.unbind(-1)))
+    torch.testing.assert_close(p, model.score_triples(x, *pos.unbind(1)))
+    torch.testing.assert_close(n, model.score_triples(x, *neg.unbind(-1)))
     neg2 = neg.clone()
     neg2[0, 0, 1] = 2  # another relation: the generic path
     p2, n2 = model.score_with_negatives(x, pos, neg2)
-    torch.testing.assert_close(n2, model.score_hrt(x, *neg2.unbind(-1)))
+    torch.testing.assert_close(n2, model.score_triples(x, *neg2.unbind(-1)))
 
 
 def test_missing_modality_gets_no_weight_and_robustness_applies():
@@ -102,11 +99,11 @@ def test_missing_modality_gets_no_weight_and_robustness_applies():
                              torch.ones(N, dtype=torch.long))
     assert (w[~TEXT_MASK, 1] == 0).all() and (w[TEXT_MASK, 1] > 0).all()
     torch.testing.assert_close(w.sum(-1), torch.ones(N))
-    before = model.score_t(x, torch.tensor([2, 5]), torch.tensor([0, 1]))
-    feats, mask = model.modality("text")
+    before = model.score_tails(x, torch.tensor([2, 5]), torch.tensor([0, 1]))
+    feats, mask, _ = model.modality("text")
     noisy = torch.where(TEXT_MASK[:, None], feats, torch.randn(N, 6) * 50)
     model.set_modality("text", noisy, TEXT_MASK)
-    after = model.score_t(model.encode(), torch.tensor([2, 5]), torch.tensor([0, 1]))
+    after = model.score_tails(model.encode(), torch.tensor([2, 5]), torch.tensor([0, 1]))
     torch.testing.assert_close(before, after)  # absent rows' contents never reach the scores
     model.set_modality("text", feats, torch.zeros(N, dtype=torch.bool))
     assert not model.presence[:, 1].any()
@@ -122,15 +119,20 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_critic_and_generator_steps_update_only_their_own_parameters():
     model = _model().train()
-    config = TrainConfig(model="native", lr=1e-2)
-    optimizer = build_optimizer(model, config)  # the run's optimiser, as the Trainer builds it
+    from mmgnn.train.loop import build_optimizers
+
+    config = TrainConfig(lr=1e-2)
+    optimizers = build_optimizers(model.param_groups(), config)  # as the Trainer builds them
+    optimizer = optimizers["model"]
+    assert set(optimizers) == {"model", "generator"}
+    assert optimizers["generator"].param_groups[0]["lr"] == 1e-2  # generator_lr: the run's
     pos = torch.tensor([[0, 1, 3], [2, 0, 4], [5, 2, 6], [7, 1, 8]])
     neg = torch.stack([pos[:, 0:1].expand(4, 3), pos[:, 1:2].expand(4, 3),
                        torch.tensor([[1, 2, 4], [5, 6, 7], [0, 1, 2], [3, 4, 5]])], dim=-1)
     gen_before = _snapshot(model.generator)
     rest_before = {k: v for k, v in _snapshot(model).items() if not k.startswith("generator.")}
     # Critic step: the Trainer's _step.
-    loss = model.negative_sampling_loss(model.encode(), pos, neg, SelfAdversarialLoss(0.0, 2.0))
+    loss = model.loss(model.encode(), NegativeBatch(pos, neg), SelfAdversarialLoss(0.0, 2.0))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     assert all(p.grad is None for p in model.generator.parameters())
@@ -142,20 +144,28 @@ def test_critic_and_generator_steps_update_only_their_own_parameters():
     for name in ("entity.weight", "fusion.attention.weight", "fusion.gate.weight",
                  "decoder.rel_emb.weight", "projections.text.0.weight"):
         assert name in changed, name
-    # Generator step (after_step): only the generator moves.
+    # Generator step (extra_losses, stepped as the Trainer does): only the generator moves.
     rest_mid = {k: v for k, v in _snapshot(model).items() if not k.startswith("generator.")}
     model.after_step()
-    assert model._pending is None and model.last_generator_loss is not None
+    extra = model.extra_losses()
+    assert set(extra) == {"generator"} and model._pending is None
+    params = optimizers["generator"].param_groups[0]["params"]
+    for p, g in zip(params, torch.autograd.grad(extra["generator"], params), strict=True):
+        p.grad = g
+    optimizers["generator"].step()
+    for p in params:
+        p.grad = None
+    assert model.last_generator_loss == float(extra["generator"].detach())
     for k, v in _snapshot(model).items():
         if k.startswith("generator."):
             assert not torch.equal(v, gen_before[k[len("generator."):]]), k
         else:
             torch.testing.assert_close(v, rest_mid[k], rtol=0, atol=0)
     assert all(p.grad is None for p in model.generator.parameters())
-    model.after_step()  # nothing pending: no second generator step
+    assert model.extra_losses() == {}  # nothing pending: no second generator step
     # Evaluation mode: no adversarial terms, nothing pending.
     model.eval()
-    model.negative_sampling_loss(model.encode(), pos, neg, SelfAdversarialLoss(0.0, 2.0))
+    model.loss(model.encode(), NegativeBatch(pos, neg), SelfAdversarialLoss(0.0, 2.0))
     assert model._pending is None
 
 
@@ -163,7 +173,7 @@ def test_critic_loss_is_the_written_out_wasserstein_objective():
     model = _model(gp_weight=0.0).train()
     x = model.encode()
     pos = torch.tensor([[0, 1, 3], [2, 0, 4], [5, 2, 6]])
-    p = model.score_hrt(x, *pos.unbind(1))
+    p = model.score_triples(x, *pos.unbind(1))
     torch.manual_seed(5)
     got = model.critic_loss(x, pos, p)
     torch.manual_seed(5)
@@ -200,57 +210,40 @@ def _nations(data_root):
     return kg
 
 
+MODEL = dict(modality_names=["numeric"], dim=16, margin=6.0)
+
+
 def _config(**kw) -> TrainConfig:
-    base = dict(model="native", dim=16, modalities=["numeric"], model_args={"margin": 6.0},
-                loss="self_adversarial", adversarial_temperature=2.0, margin=0.0,
-                num_negatives=16, sampler="bernoulli", batch_size=256, lr=0.02, epochs=2,
-                eval_every=0, patience=0)
+    base = {**NativE.train_defaults, **dict(num_negatives=16, sampler="bernoulli",
+                                            batch_size=256, lr=0.02, epochs=2, eval_every=0,
+                                            patience=0)}
     return TrainConfig(**{**base, **kw})
 
 
-def test_build_model_checks_and_resume_restores_the_generator_optimizer(tmp_path, data_root):
+def test_build_model_and_capabilities(data_root):
     kg = _nations(data_root)
-    assert "native" in available_models()
-    cfg = _config(model_args={"margin": 6.0, "penalty": "head", "mu": 1e-3}, batch_size=800)
     torch.manual_seed(0)
-    model = build_model(cfg, kg)
+    model = build_model("native", kg, **MODEL, penalty="head", mu=1e-3)
     assert isinstance(model, NativE) and model.penalty == "head" and model.mu == 1e-3
-    assert model.generator_lr == cfg.lr
+    assert model.generator_lr is None and model.modality_names == ["numeric"]
     assert repr(model).startswith("NativE(14, modalities=[numeric=2], decoder=RotatE(")
-    with pytest.raises(ValueError, match="negative sampling"):
-        build_model(TrainConfig(model="native", regime="kvsall"), kg)
+    assert NativE.regimes == ("negative",) and NativE.needs_modalities
+    assert NativE.train_defaults["loss"] == "self_adversarial"
+    assert not any("x_numeric" in k for k in model.state_dict())
+    groups = build_model("native", kg, **MODEL, generator_lr=1e-3).param_groups()
+    assert groups["generator"]["lr"] == 1e-3 and groups["generator"]["fused"] is False
     with pytest.raises(ValueError, match="adversarial=False"):
-        NativE(14, 55, RotatE(55, 4))
-    structure = NativE(14, 55, RotatE(55, 4), adversarial=False)
+        NativE(14, 55)
+    structure = NativE(14, 55, decoder=RotatE(55, 4), adversarial=False)
     assert structure.generator is None and structure.num_modalities == 1
-    # Two epochs straight, and one epoch + resume: the same weights and generator state.
-    torch.manual_seed(0)  # the stream as `first` gets it (the models above drew from it)
-    straight = fit(build_model(cfg, kg), kg, cfg, progress=False)
-    torch.manual_seed(0)
-    first = build_model(cfg, kg)
-    fit(first, kg, _config(model_args=cfg.model_args, epochs=1, batch_size=800), out_dir=tmp_path,
-        progress=False)
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["model"]
-    assert saved["_extra_state"]["generator_optimizer"]["state"]  # Adam moments saved
-    torch.manual_seed(123)
-    resumed = build_model(cfg, kg)
-    trainer = Trainer(resumed, kg, cfg, out_dir=tmp_path, progress=False)
-    trainer.fit(resume=True)
-    for (k, a), (_, b) in zip(straight.model.state_dict().items(),
-                              resumed.state_dict().items(), strict=True):
-        if k != "_extra_state":
-            torch.testing.assert_close(a, b, msg=k)
-    sa = straight.model.generator_optimizer.state_dict()["state"]
-    sb = resumed.generator_optimizer.state_dict()["state"]
-    for i in sa:
-        torch.testing.assert_close(sa[i]["exp_avg"], sb[i]["exp_avg"])
+    assert set(structure.param_groups()) == {"model"}
 
 
 def test_learns_nations_with_literals_and_robustness(data_root):
     kg = _nations(data_root)
-    cfg = _config(dim=32, model_args={"margin": 3.0}, epochs=10)
+    cfg = _config(epochs=10)
     torch.manual_seed(0)
-    model = build_model(cfg, kg)
+    model = build_model("native", kg, modality_names=["numeric"], dim=32, margin=3.0)
     untrained = evaluate(model, kg, "test", progress=False).mrr
     fit(model, kg, cfg, progress=False)
     test = evaluate(model, kg, "test", progress=False).mrr
@@ -260,16 +253,3 @@ def test_learns_nations_with_literals_and_robustness(data_root):
     report = robustness_sweep(model, kg, ["missing:numeric"], rates=[0.0, 1.0], progress=False)
     assert [r["affected"] for r in report.rows] == [0, 13]
     assert model.presence[:, 1].sum() == 13  # clean features restored
-
-
-def test_cli_trains_native(tmp_path, data_root, monkeypatch):
-    monkeypatch.setenv("MMGNN_FEATURE_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "native"
-    argv = ["train", "--dataset", "Nations", "--root", str(data_root), "--model", "native",
-            "--modalities", "numeric", "--dim", "8", "--epochs", "1", "--batch-size", "512",
-            "--loss", "self_adversarial", "--margin", "0", "--num-negatives", "4",
-            "--arg", "fusion=mean", "--arg", "penalty=head", "--out", str(out), "--quiet"]
-    assert main(argv) == 0
-    train = json.loads((out / "config.json").read_text())["train"]
-    assert train["model_args"] == {"fusion": "mean", "penalty": "head"}
-    assert main(["evaluate", str(out), "--quiet"]) == 0
