@@ -10,7 +10,6 @@ import torch
 from mmgnn.data import load_dataset, read_entity_text, read_numeric_triples
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.models.kge_model import KGEModel
-from mmgnn.nn.kge.distmult import DistMult
 
 #: The toy graph shipped with the tests (written by ``tests/assets/make_toy.py``, described
 #: there): 264 entities, 6 relations, 1325/130/129 train/valid/test triples, modality
@@ -49,5 +48,4 @@ def random_kg(num_entities: int = 30, num_relations: int = 4,
 def distmult_model(kg: MultiModalKG, dim: int = 8, reciprocal: bool = False,
                    seed: int = 0) -> KGEModel:
     torch.manual_seed(seed)
-    rel = kg.num_relations * (2 if reciprocal else 1)
-    return KGEModel(kg.num_entities, kg.num_relations, DistMult(rel, dim), reciprocal=reciprocal)
+    return KGEModel(kg.num_entities, kg.num_relations, "distmult", dim=dim, reciprocal=reciprocal)

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from mmgnn.eval import evaluate
-from mmgnn.models import KGEModel
-from mmgnn.nn.kge.distmult import DistMult
+from mmgnn.models import build_model
 from mmgnn.train import TrainConfig, fit
 from tests.assets import make_toy
 from tests.helpers import TOY, TOY_RANDOM_MRR
@@ -39,9 +38,7 @@ def test_distmult_learns_the_toy_graph_well_above_chance(toy_kg, regime):
     torch.manual_seed(0)
     reciprocal = regime != "negative"
     kg = toy_kg
-    model = KGEModel(kg.num_entities, kg.num_relations,
-                     DistMult(kg.num_relations * (2 if reciprocal else 1), 32),
-                     reciprocal=reciprocal)
+    model = build_model("distmult", kg, dim=32, reciprocal=reciprocal)
     untrained = evaluate(model, kg, "test", progress=False).mrr
     cfg = TrainConfig(regime=regime, epochs=20, batch_size=128, lr=0.05, eval_every=10,
                       num_negatives=8, loss="softplus" if regime == "negative" else None)
