@@ -4,10 +4,12 @@ from mmgnn.eval.ranking import (
     HITS,
     SIDES,
     TIES,
+    LinkScorer,
     RankingMetrics,
     RankingResult,
     evaluate,
     rank_of_gold,
 )
 
-__all__ = ["HITS", "SIDES", "TIES", "RankingMetrics", "RankingResult", "evaluate", "rank_of_gold"]
+__all__ = ["HITS", "SIDES", "TIES", "LinkScorer", "RankingMetrics", "RankingResult", "evaluate",
+           "rank_of_gold"]

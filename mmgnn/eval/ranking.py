@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from mmgnn.data.filter import FilterIndex
 from mmgnn.data.kg import MultiModalKG
-from mmgnn.models.base import LinkPredictor
 from mmgnn.utils.compile import LazyCompiled, check_kernel
 from mmgnn.utils.progress import progress_bar
+
+
+class LinkScorer(Protocol):
+    """What ranking needs of a model (:class:`~mmgnn.models.LinkPredictor` is one): entity
+    representations from :meth:`encode`, and the :obj:`(B, N)` scores of every entity as the
+    tail of ``(h, r, ?)`` / the head of ``(?, r, t)`` against them; a module's train/eval
+    switch."""
+
+    training: bool
+
+    def encode(self) -> Any: ...
+
+    def score_tails(self, x: Any, h: Tensor, r: Tensor) -> Tensor: ...
+
+    def score_heads(self, x: Any, r: Tensor, t: Tensor) -> Tensor: ...
+
+    def train(self, mode: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def parameters(self) -> Iterator[Tensor]: ...
+
 
 TIES = ("optimistic", "pessimistic", "realistic")
 SIDES = ("head", "tail")
@@ -193,7 +216,7 @@ def _unsort(values: Tensor, order: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: LinkPredictor,
+    model: LinkScorer,
     kg: MultiModalKG,
     split: str = "valid",
     *,
@@ -216,7 +239,8 @@ def evaluate(
     :obj:`(B, N)` score matrices, so the cost is that of the matrix products the decoder needs.
 
     Args:
-        model (LinkPredictor): The model to evaluate (put in eval mode for the duration).
+        model (LinkScorer): The model to evaluate (e.g. a
+            :class:`~mmgnn.models.LinkPredictor`) (put in eval mode for the duration).
         kg (MultiModalKG): The graph; supplies the split and the filter.
         split (str): ``valid`` or ``test`` (the training loop selects models on ``valid``
             only). (default: ``valid``)
@@ -254,10 +278,10 @@ def evaluate(
                                 leave=False):
             h, r, t = batch.unbind(1)
             if side == "tail":
-                scores, gold = model.score_t(x, h, r), t
+                scores, gold = model.score_tails(x, h, r), t
                 fr, fc = flt.true_tails(h, r) if flt else (None, None)
             else:
-                scores, gold = model.score_h(x, r, t), h
+                scores, gold = model.score_heads(x, r, t), h
                 fr, fc = flt.true_heads(r, t) if flt else (None, None)
             ranks[side].append(rank_of_gold(scores.float(), gold, ties, fr, fc).cpu())
     finally:

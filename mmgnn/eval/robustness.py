@@ -33,16 +33,16 @@ inputs (``missing`` empties them, ``swap`` noise takes another item's tokens).
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.eval.ranking import evaluate
-from mmgnn.models.base import LinkPredictor
 
 KINDS = ("missing", "noise")
 NOISES = ("swap", "gaussian")
@@ -272,7 +272,20 @@ class RobustnessReport:
         plt.close(fig)
 
 
-def robustness_sweep(model: LinkPredictor, kg: MultiModalKG | None,
+class FeatureReader(Protocol):
+    """What a robustness sweep needs of a model (a multimodal
+    :class:`~mmgnn.models.LinkPredictor`, or e.g. :class:`~mmgnn.models.K3M` with
+    ``metric_fn``): the names of the modalities it reads and a way to replace their
+    features."""
+
+    @property
+    def modality_names(self) -> Sequence[str]: ...
+
+    def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
+                     lengths: Tensor | None = None) -> Any: ...
+
+
+def robustness_sweep(model: FeatureReader, kg: MultiModalKG | None,
                      settings: list[str] | None = None,
                      rates: list[float] = (0.0, 0.25, 0.5, 0.75, 1.0), *,
                      split: str = "test", seed: int = 0, noise: str = "swap",
@@ -289,7 +302,7 @@ def robustness_sweep(model: LinkPredictor, kg: MultiModalKG | None,
     every setting.
 
     Args:
-        model (LinkPredictor): The trained model (any module with ``modality_names`` and
+        model (FeatureReader): The trained model (any module with ``modality_names`` and
             ``set_modality``, e.g. :class:`~mmgnn.models.K3M`, with ``metric_fn``).
         kg (MultiModalKG, optional): The graph whose features the corruptions start from
             (:obj:`None` with ``features`` and ``metric_fn``).

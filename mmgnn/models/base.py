@@ -234,6 +234,13 @@ class LinkPredictor(torch.nn.Module):
         return {}
 
     # -------------------------------------------------------------- modalities
+    @property
+    def modality_names(self) -> list[str]:
+        """The modalities the model reads (those of its store ``self.modalities``; none
+        without one)."""
+        store = getattr(self, "modalities", None)
+        return list(store.names) if store is not None else []
+
     def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
                      lengths: Tensor | None = None) -> None:
         """Replaces the features :obj:`(N, ...)` of modality ``name`` (with presence ``mask``

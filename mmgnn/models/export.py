@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
 from mmgnn.data.kg import MultiModalKG
 from mmgnn.models.base import LinkPredictor
-from mmgnn.nn.kge import ComplEx, PairRE, RotatE, TransE, TuckER
-
-
-def _complex(x: Tensor) -> Tensor:
-    d = x.size(-1) // 2
-    return torch.complex(x[..., :d].contiguous(), x[..., d:].contiguous())
 
 
 @torch.no_grad()
@@ -21,11 +14,15 @@ def export_embeddings(model: LinkPredictor, kg: MultiModalKG, name: str) -> dict
 
     Returns a dict for :func:`torch.save` with keys ``model`` (name), ``entity`` :obj:`(N, d)`,
     ``relation`` :obj:`(R, ...)`, ``p`` (the norm of a distance model, else :obj:`None`),
-    ``entity_names`` and ``relation_names``. ComplEx and RotatE embeddings are complex tensors
-    (:obj:`torch.cfloat`); RotatE relations are the unit-modulus rotations
-    :math:`e^{i\theta_r}`. PairRE relations are :obj:`(R, 2, d)` (:math:`r^H`, :math:`r^T`);
-    TuckER adds its ``core`` tensor :obj:`(d_r, d_e, d_e)`. Models trained with reciprocal
-    relations add ``relation_inverse`` (the relations of the inverse queries).
+    ``entity_names`` and ``relation_names``, then whatever else the decoder's score needs.
+    Each decoder says how its tables read in its paper's form
+    (:meth:`~mmgnn.nn.kge.base.KGEDecoder.export_entities`,
+    :meth:`~mmgnn.nn.kge.base.KGEDecoder.export_relations`): ComplEx and RotatE embeddings
+    are complex tensors (:obj:`torch.cfloat`); RotatE relations are the unit-modulus rotations
+    :math:`e^{i\theta_r}` (with ``margin``); PairRE relations are :obj:`(R, 2, d)`
+    (:math:`r^H`, :math:`r^T`, with ``margin``); TuckER adds its ``core`` tensor
+    :obj:`(d_r, d_e, d_e)`. Models trained with reciprocal relations add
+    ``relation_inverse`` (the relations of the inverse queries).
     """
     decoder = model.decoder
     model.eval()
@@ -35,34 +32,20 @@ def export_embeddings(model: LinkPredictor, kg: MultiModalKG, name: str) -> dict
                          f"not one {type(decoder).__name__} entity table of "
                          f"{decoder.entity_channels} (a model with several branches, such as "
                          f"IMF): export its weights from best.pt instead")
-    rel = decoder.rel_emb.weight.detach().cpu().float()
-    p: float | None = None
-    extra: dict[str, object] = {}
-    if isinstance(decoder, TransE):
-        p = decoder.p_norm
-    elif isinstance(decoder, RotatE):
-        entity = _complex(entity)
-        phase = decoder.phase(torch.arange(decoder.num_relations)).detach().cpu()
-        rel = torch.polar(torch.ones_like(phase), phase)
-        p = 1 if decoder.distance == "complex" else 2
-        extra["margin"] = decoder.margin
-    elif isinstance(decoder, ComplEx):
-        entity, rel = _complex(entity), _complex(rel)
-    elif isinstance(decoder, PairRE):
-        rel = rel.view(-1, 2, decoder.hidden_channels)
-        p = 1
-        extra["margin"] = decoder.margin
-    elif isinstance(decoder, TuckER):
-        extra["core"] = decoder.core.detach().cpu().float()
+    if not hasattr(decoder, "export_relations"):
+        raise ValueError(f"{type(model).__name__} scores with a {type(decoder).__name__}, which "
+                         f"exports no relation table: export its weights from best.pt instead")
+    tables = dict(decoder.export_relations())
+    rel, p = tables.pop("relation"), tables.pop("p", None)
     r = kg.num_relations
     out: dict[str, object] = {
         "model": name,
-        "entity": entity,
+        "entity": decoder.export_entities(entity),
         "relation": rel[:r].clone(),
         "p": p,
         "entity_names": list(kg.entity_names),
         "relation_names": list(kg.relation_names),
-        **extra,
+        **tables,
     }
     if model.reciprocal:
         out["relation_inverse"] = rel[r:].clone()

@@ -3,15 +3,59 @@
 Negative-sampling losses take positive scores :obj:`(B,)` and negative scores :obj:`(B, K)`
 (``K`` corruptions per positive); 1-to-all losses take a :obj:`(B, N)` score matrix. Scores
 follow mmgnn's convention: higher means more plausible.
+
+Every training loss is registered in :data:`LOSSES` with its :attr:`kind` (``"negative"`` or
+``"one_to_all"``); :func:`build_loss` builds one from a run's settings.
 """
 
 from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgnn.utils.registry import Registry
+
 SMOOTHING_FORMS = ("standard", "released")
+#: The two kinds of training loss: of positive and negative scores, or of 1-to-all scores.
+LOSS_KINDS = ("negative", "one_to_all")
+
+#: Training losses by name; each class says its :attr:`kind` (and a 1-to-all loss whether it
+#: ``takes_gold_ids``).
+LOSSES = Registry("loss")
+
+
+def register_loss(name: str, target: Any = None, **fixed: Any):
+    """Registers a loss class under ``name`` (without ``target``: a class decorator). The
+    class says its ``kind``: ``"negative"`` (``forward(pos (B,), neg (B, K))``) or
+    ``"one_to_all"`` (``forward(scores (B, N), target)``, with ``takes_gold_ids`` true if the
+    target of a 1vsAll batch is the gold ids :obj:`(B,)` rather than one-hot rows)."""
+    def add(cls: Any) -> Any:
+        kind = getattr(cls, "kind", None)
+        if kind not in LOSS_KINDS:
+            raise ValueError(f"loss {name!r}: {getattr(cls, '__name__', cls)} must say its kind "
+                             f"(a class attribute, one of {LOSS_KINDS}), got {kind!r}")
+        return LOSSES.register(name, cls, **fixed)
+    return add if target is None else add(target)
+
+
+def loss_kind(name: str) -> str:
+    """The kind of the loss registered as ``name``: ``"negative"`` or ``"one_to_all"``."""
+    return LOSSES.get(name)[0].kind
+
+
+def build_loss(name: str, **settings: Any) -> torch.nn.Module:
+    """The loss registered as ``name``, built with those of ``settings`` its constructor
+    takes (a run's config holds the settings of every loss: ``margin``, ``temperature``,
+    ``label_smoothing``, ``form``); settings it does not take do not apply to it."""
+    cls, _ = LOSSES.get(name)
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return LOSSES.build(name, **settings)
+    return LOSSES.build(name, **{k: v for k, v in settings.items() if k in params})
 
 
 class MarginRankingLoss(torch.nn.Module):
@@ -23,6 +67,8 @@ class MarginRankingLoss(torch.nn.Module):
     Args:
         margin (float): :math:`\gamma`. (default: :obj:`1.0`)
     """
+
+    kind: ClassVar[str] = "negative"
 
     def __init__(self, margin: float = 1.0) -> None:
         super().__init__()
@@ -39,6 +85,8 @@ class SoftplusLoss(torch.nn.Module):
         \mathcal{L} = \tfrac12 \Big(\frac{1}{B}\sum_i \log(1 + e^{-s_i})
         + \frac{1}{BK}\sum_{i,k} \log(1 + e^{s'_{ik}})\Big)
     """
+
+    kind: ClassVar[str] = "negative"
 
     def forward(self, pos: Tensor, neg: Tensor) -> Tensor:
         return 0.5 * (F.softplus(-pos).mean() + F.softplus(neg).mean())
@@ -60,6 +108,8 @@ class SelfAdversarialLoss(torch.nn.Module):
         margin (float): :math:`\gamma` added to the scores. (default: :obj:`0.0`)
         temperature (float): Adversarial temperature :math:`\alpha`. (default: :obj:`1.0`)
     """
+
+    kind: ClassVar[str] = "negative"
 
     def __init__(self, margin: float = 0.0, temperature: float = 1.0) -> None:
         super().__init__()
@@ -92,6 +142,9 @@ class BCEWithLabelSmoothing(torch.nn.Module):
         form (str): ``standard`` or ``released``. (default: ``standard``)
     """
 
+    kind: ClassVar[str] = "one_to_all"
+    takes_gold_ids: ClassVar[bool] = False
+
     def __init__(self, label_smoothing: float = 0.1, form: str = "standard") -> None:
         super().__init__()
         if form not in SMOOTHING_FORMS:
@@ -116,6 +169,10 @@ class CrossEntropy1vsAll(torch.nn.Module):
         label_smoothing (float): Passed to :func:`torch.nn.functional.cross_entropy`.
             (default: :obj:`0.0`)
     """
+
+    kind: ClassVar[str] = "one_to_all"
+    #: A 1vsAll batch's target is the gold ids :obj:`(B,)`.
+    takes_gold_ids: ClassVar[bool] = True
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -206,9 +263,7 @@ def n3_penalty(factors: list[Tensor]) -> Tensor:
     return sum(f.abs().pow(3).sum() for f in factors) / factors[0].size(0)
 
 
-NEGATIVE_SAMPLING_LOSSES = {
-    "margin": MarginRankingLoss,
-    "softplus": SoftplusLoss,
-    "self_adversarial": SelfAdversarialLoss,
-}
-ONE_TO_ALL_LOSSES = {"bce": BCEWithLabelSmoothing, "ce": CrossEntropy1vsAll}
+for _name, _cls in (("margin", MarginRankingLoss), ("softplus", SoftplusLoss),
+                    ("self_adversarial", SelfAdversarialLoss), ("bce", BCEWithLabelSmoothing),
+                    ("ce", CrossEntropy1vsAll)):
+    register_loss(_name, _cls)

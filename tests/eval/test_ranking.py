@@ -19,7 +19,7 @@ def brute_force_ranks(model, kg, triples, side, ties, filtered):
                 hh, rr, tt = t, r + kg.num_relations, e
             else:
                 hh, rr, tt = (h, r, e) if side == "tail" else (e, r, t)
-            return float(model.score_hrt(x, torch.tensor([hh]), torch.tensor([rr]),
+            return float(model.score_triples(x, torch.tensor([hh]), torch.tensor([rr]),
                                          torch.tensor([tt]))[0])
         s_gold = score(gold)
         greater = equal = 0
@@ -146,8 +146,8 @@ def test_encoder_runs_once_and_mode_restored():
     original = model.encode
     model.encode = lambda: calls.append(torch.is_grad_enabled()) or original()
     scored = []
-    score_t = model.score_t
-    model.score_t = lambda *a: scored.append(torch.is_grad_enabled()) or score_t(*a)
+    score_tails = model.score_tails
+    model.score_tails = lambda *a: scored.append(torch.is_grad_enabled()) or score_tails(*a)
     model.train()
     evaluate(model, kg, "valid", batch_size=3, progress=False)
     assert len(calls) == 1

@@ -15,6 +15,7 @@ from mmgnn.eval.robustness import (
     default_settings,
     robustness_sweep,
 )
+from mmgnn.modalities.store import ModalityStore
 from mmgnn.models import MultiModalKGE
 from mmgnn.nn.kge import DistMult
 from tests.helpers import distmult_model, random_kg
@@ -136,8 +137,8 @@ def test_sweep_against_independent_references(tmp_path):
     g = torch.Generator().manual_seed(0)
     kg.add_modality("text", torch.randn(30, 6, generator=g), torch.arange(30) % 3 != 0)
     torch.manual_seed(0)
-    model = MultiModalKGE(30, kg.num_relations, DistMult(kg.num_relations, 8),
-                          dict(kg.features), dict(kg.masks))
+    model = MultiModalKGE(30, kg.num_relations, ModalityStore.from_kg(kg),
+                          DistMult(kg.num_relations, 8))
     clean = evaluate(model, kg, "test", progress=False).mrr
     report = robustness_sweep(model, kg, ["missing:text", "noise:text"], [0, 0.5, 1],
                               progress=False)

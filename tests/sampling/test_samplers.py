@@ -81,7 +81,7 @@ def test_kvsall_batches_cover_every_answer_once(reciprocal):
     seen = set()
     R = kg.num_relations
     for b in batches.epoch(16, torch.Generator().manual_seed(0)):
-        y = b.targets(kg.num_entities)
+        y = b.target(kg.num_entities)
         for i in range(len(b.entity)):
             e, r = int(b.entity[i]), int(b.relation[i])
             for a in y[i].nonzero().view(-1).tolist():

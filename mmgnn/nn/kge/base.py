@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,13 @@ def gather_pair(x: Tensor, h: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
     select's backward zero-fills a buffer of the size of the whole gather.
     """
     return F.embedding(torch.stack([h, t]), x).unbind(0)
+
+
+def as_complex(x: Tensor) -> Tensor:
+    """The complex tensor of a real one laid out :obj:`[re | im]` on its last dimension
+    (:obj:`(..., 2d)` :math:`\rightarrow` :obj:`(..., d)` complex)."""
+    d = x.size(-1) // 2
+    return torch.complex(x[..., :d].contiguous(), x[..., d:].contiguous())
 
 
 class KGEDecoder(torch.nn.Module):
@@ -123,6 +131,25 @@ class KGEDecoder(torch.nn.Module):
         """Per-dimension magnitudes of the factors of each triple, for N3-style regularisation
         (Lacroix et al., 2018). Decoders without a meaningful regulariser return ``[]``."""
         return []
+
+    # ---------------------------------------------------------------- export
+    def export_entities(self, x: Tensor) -> Tensor:
+        """Entity representations :obj:`(N, F)` in the form of the decoder's paper (the rows
+        themselves by default; complex decoders: complex :obj:`(N, d)`)."""
+        return x
+
+    @torch.no_grad()
+    def export_relations(self) -> dict[str, Any]:
+        """The decoder's relation parameters in the form of its paper, for
+        :func:`~mmgnn.models.export.export_embeddings`: ``relation`` :obj:`(R, ...)` (all
+        :attr:`num_relations`, inverses included) on the CPU, ``p`` the norm of a distance
+        decoder (:obj:`None` otherwise), and any other tensor or constant the score needs
+        (``core``, ``margin``). The default exports a ``rel_emb`` table as it is."""
+        rel = getattr(self, "rel_emb", None)
+        if not isinstance(rel, torch.nn.Embedding):
+            raise NotImplementedError(f"{type(self).__name__} holds no relation table to "
+                                      f"export (no rel_emb); override export_relations")
+        return {"relation": rel.weight.detach().cpu().float(), "p": None}
 
     # --------------------------------------------------------------- scoring
     def score_hrt(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:

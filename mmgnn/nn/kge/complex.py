@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 
-from mmgnn.nn.kge.base import KGEDecoder
+from mmgnn.nn.kge.base import KGEDecoder, as_complex
 
 
 class ComplEx(KGEDecoder):
@@ -100,6 +102,15 @@ class ComplEx(KGEDecoder):
     def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
         return [torch.linalg.vector_norm(torch.stack(self._split(x), dim=-1), dim=-1)
                 for x in (h, self.rel_emb(r), t)]
+
+    def export_entities(self, x: Tensor) -> Tensor:
+        """Complex entity embeddings :obj:`(N, d)`."""
+        return as_complex(x)
+
+    @torch.no_grad()
+    def export_relations(self) -> dict[str, Any]:
+        """Complex relation embeddings :obj:`(R, d)`."""
+        return {"relation": as_complex(self.rel_emb.weight.detach().cpu().float()), "p": None}
 
     def extra_repr_args(self) -> str:
         return f"init_std={self.init_std}" if self.init_std != 1.0 else ""

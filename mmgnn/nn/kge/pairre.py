@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -79,6 +81,13 @@ class PairRE(RotatEInit, KGEDecoder):
         q = F.normalize(t, p=2.0, dim=-1) * r_t
         return self.margin - l1_distance(q, F.normalize(candidates, p=2.0, dim=-1), r_h,
                                          kernel=self.kernel, chunk_elements=self.chunk_elements)
+
+    @torch.no_grad()
+    def export_relations(self) -> dict[str, Any]:
+        r"""The pairs :obj:`(R, 2, d)` (:math:`r^H`, :math:`r^T`), ``p = 1`` and ``margin``."""
+        rel = self.rel_emb.weight.detach().cpu().float()
+        return {"relation": rel.view(-1, 2, self.hidden_channels), "p": 1,
+                "margin": self.margin}
 
     def extra_repr_args(self) -> str:
         args = [f"margin={self.margin}"]

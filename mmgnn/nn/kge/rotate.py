@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from mmgnn.nn.kge.base import KGEDecoder
+from mmgnn.nn.kge.base import KGEDecoder, as_complex
 from mmgnn.nn.kge.distances import complex_distance, l2_distance
 from mmgnn.utils.compile import check_kernel
 
@@ -137,6 +138,19 @@ class RotatE(RotatEInit, KGEDecoder):
 
     def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
         return self.margin - self._distance(self._rotate(t, r, conjugate=True), candidates)
+
+    def export_entities(self, x: Tensor) -> Tensor:
+        """Complex entity embeddings :obj:`(N, d)`."""
+        return as_complex(x)
+
+    @torch.no_grad()
+    def export_relations(self) -> dict[str, Any]:
+        r"""Unit-modulus rotations :math:`e^{i\theta_r}` :obj:`(R, d)` (complex), ``p`` (1 for
+        the paper's complex distance, 2 for ``l2``) and ``margin``."""
+        phase = self.phase(torch.arange(self.num_relations,
+                                        device=self.rel_emb.weight.device)).detach().cpu()
+        return {"relation": torch.polar(torch.ones_like(phase), phase),
+                "p": 1 if self.distance == "complex" else 2, "margin": self.margin}
 
     def extra_repr_args(self) -> str:
         args = [f"margin={self.margin}"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -120,6 +121,11 @@ class TransE(KGEDecoder):
 
     def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
         return _negated(self._distance(t - self.rel_emb(r), candidates))
+
+    @torch.no_grad()
+    def export_relations(self) -> dict[str, Any]:
+        """Translations :obj:`(R, d)` and the norm ``p``."""
+        return {**super().export_relations(), "p": self.p_norm}
 
     def extra_repr_args(self) -> str:
         args = [f"p_norm={self.p_norm}"]

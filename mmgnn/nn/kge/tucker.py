@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
@@ -198,6 +200,12 @@ class TuckER(KGEDecoder):
         v = self._contract(a1 * t, r, transpose=True, relations=relations)
         heads = self.input_dropout(self.bn0(candidates))
         return v @ heads.t() + (t * b1).sum(dim=-1, keepdim=True)
+
+    @torch.no_grad()
+    def export_relations(self) -> dict[str, Any]:
+        """Relation embeddings :obj:`(R, d_r)` and the ``core`` tensor
+        :obj:`(d_r, d_e, d_e)`."""
+        return {**super().export_relations(), "core": self.core.detach().cpu().float()}
 
     def extra_repr_args(self) -> str:
         return (f"relation_channels={self.relation_channels}, "

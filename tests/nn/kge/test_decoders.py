@@ -190,7 +190,7 @@ class DecoderCase:
 
     def test_registry(self):
         name = self.cls.__name__.lower()
-        assert DECODERS[name] is self.cls
+        assert DECODERS.get(name)[0] is self.cls
         assert type(build_decoder(name.upper(), NUM_RELATIONS, HIDDEN, **self.kwargs)) is self.cls
 
     def test_one_to_all_memory_is_bounded(self):
@@ -363,9 +363,28 @@ class TestTuckER(DecoderCase):
         torch.testing.assert_close(decoder.score_t(h, r, cand), x @ cand.t())
 
 
-def test_build_decoder_lists_valid_names():
-    with pytest.raises(ValueError, match="transe, distmult, complex, rotate, pairre, tucker"):
+def test_build_decoder_lists_valid_names_and_the_closest():
+    with pytest.raises(KeyError, match="Known: complex, distmult, pairre, rotate, transe, tucker"):
         build_decoder("ConvE", 3, 4)
+    with pytest.raises(KeyError, match="did you mean 'rotate'"):
+        build_decoder("rotat", 3, 4)
+
+
+def test_a_registered_user_decoder_builds_by_name():
+    from mmgnn.nn.kge import DistMult, register_decoder
+
+    class Scaled(DistMult):
+        def score_hrt(self, h, r, t):
+            return 2 * super().score_hrt(h, r, t)
+
+    register_decoder("scaled_distmult_test", Scaled)
+    try:
+        decoder = build_decoder("scaled_distmult_test", 3, 4)
+        assert type(decoder) is Scaled and decoder.num_relations == 3
+        with pytest.raises(ValueError, match="already registered"):
+            register_decoder("scaled_distmult_test", DistMult)
+    finally:
+        DECODERS._entries.pop("scaled_distmult_test")
 
 
 # ---------------------------------------------------------------------- peer libraries
@@ -379,12 +398,12 @@ def _triples(num_entities: int, num_relations: int, n: int = 16):
 def _assert_model_matches(model: KGEModel, reference, num_entities: int, h, r, t) -> None:
     """Per-triple scores and every 1-to-all column against the peer's per-triple forward."""
     x = model.encode()
-    torch.testing.assert_close(model.score_hrt(x, h, r, t), reference(h, r, t))
+    torch.testing.assert_close(model.score_triples(x, h, r, t), reference(h, r, t))
     all_e = torch.arange(num_entities)
     tails = torch.stack([reference(h, r, all_e[j].expand_as(h)) for j in all_e], dim=1)
     heads = torch.stack([reference(all_e[j].expand_as(t), r, t) for j in all_e], dim=1)
-    torch.testing.assert_close(model.score_t(x, h, r), tails)
-    torch.testing.assert_close(model.score_h(x, r, t), heads)
+    torch.testing.assert_close(model.score_tails(x, h, r), tails)
+    torch.testing.assert_close(model.score_heads(x, r, t), heads)
 
 
 @pytest.mark.parametrize("p_norm", [1, 2])
