@@ -179,30 +179,6 @@ def _report(violations: list[Violation]) -> str:
     return "\n".join(map(str, violations))
 
 
-# Violations of today that other parts of issue 16 are removing; the test fails on any other
-# one, and xfails (listing these) until they are gone. Keyed by file and message, not line.
-KNOWN: set[tuple[str, str]] = {
-    ("mmgnn/data/product_graph.py", "data -> modalities: imports "
-                                    "mmgnn.modalities.pretrained.load_tokenizer"),
-    ("mmgnn/eval/ranking.py", "eval -> models: imports mmgnn.models.base.LinkPredictor"),
-    ("mmgnn/eval/robustness.py", "eval -> models: imports mmgnn.models.base.LinkPredictor"),
-    *((f"mmgnn/models/{m}.py", "models -> train: imports mmgnn.train.config.TrainConfig")
-      for m in ("__init__", "gat_transe", "imf", "mkgformer", "multimodal_kge", "native")),
-    ("mmgnn/sampling/base.py", "sampling -> models: imports mmgnn.models.base.LinkPredictor"),
-    ("mmgnn/sampling/mmrns.py", "sampling -> models: imports mmgnn.models.base.LinkPredictor"),
-    ("mmgnn/sampling/mmrns.py", "sampling -> train: imports mmgnn.train.config.TrainConfig"),
-    ("mmgnn/data/folders.py", "imports private _NTRIPLE from mmgnn.data.readers"),
-    ("mmgnn/sampling/one_to_all.py", "imports private _CSR from mmgnn.data.filter"),
-}
-
-
-def _check(violations: list[Violation], what: str) -> None:
-    new = [v for v in violations if (v.path, v.message) not in KNOWN]
-    assert not new, f"{len(new)} {what}:\n{_report(new)}"
-    if violations:
-        pytest.xfail(f"{len(violations)} known {what} being removed:\n{_report(violations)}")
-
-
 # ---------------------------------------------------------------------------------- the package
 @pytest.fixture(scope="module")
 def violations() -> tuple[list[Violation], list[Violation]]:
@@ -216,11 +192,13 @@ def test_every_subpackage_has_a_layer():
 
 
 def test_no_import_goes_upward(violations):
-    _check(violations[0], "upward imports")
+    upward, _ = violations
+    assert not upward, f"{len(upward)} upward imports:\n{_report(upward)}"
 
 
 def test_no_private_name_is_imported_from_another_module(violations):
-    _check(violations[1], "private names used across modules")
+    _, private = violations
+    assert not private, f"{len(private)} private names used across modules:\n{_report(private)}"
 
 
 # ---------------------------------------------------------------------------- the checker itself
