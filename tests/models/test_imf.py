@@ -11,10 +11,11 @@ import torch.nn.functional as F
 
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
-from mmgnn.modalities import attach_modalities
+from mmgnn.modalities import ModalityStore, attach_modalities
 from mmgnn.models import IMF, available_models, build_model
 from mmgnn.models.imf import pool_to_width
 from mmgnn.nn.losses import BCEWithLabelSmoothing, CrossModalInfoNCE
+from mmgnn.sampling import QueryBatch
 from mmgnn.train import TrainConfig, fit
 
 N, R, D = 7, 3, 16
@@ -24,13 +25,23 @@ TEXT_MASK = torch.tensor([1, 1, 0, 1, 1, 0, 1], dtype=torch.bool)
 def _model(**kwargs) -> tuple[IMF, dict[str, torch.Tensor]]:
     torch.manual_seed(0)
     feats = {"text": torch.randn(N, 24), "numeric": torch.rand(N, 3)}
-    model = IMF(N, R, feats, {"text": TEXT_MASK}, hidden_channels=D, relation_channels=D,
+    model = IMF(N, R, ModalityStore(feats, {"text": TEXT_MASK}), dim=D, relation_channels=D,
                 **kwargs)
     with torch.no_grad():  # non-trivial batch-norm statistics for the eval-mode references
         for dec in [model.decoder, *model.view_decoders.values()]:
             dec.bn0.running_mean.normal_()
             dec.bn1.running_var.uniform_(0.5, 2.0)
     return model.eval(), feats
+
+
+def _query(e, r, side, y):
+    """The KvsAll batch of queries ``e``, ``r`` with multi-hot targets ``y``."""
+    rows, cols = y.nonzero(as_tuple=True)
+    return QueryBatch(side, e, r, target_rows=rows, target_cols=cols)
+
+
+def _loss(model, x, e, r, side, y, loss_fn):
+    return model.loss(x, _query(e, r, side, y), loss_fn)
 
 
 def _tucker_logits(dec, e, r, rel_table, cand):
@@ -85,7 +96,7 @@ def test_released_pool_encoder_initialises_trainable_tables():
     torch.testing.assert_close(model.tables["text"].weight, ref)
     assert model.tables["text"].weight.requires_grad
     with pytest.raises(ValueError, match="learned"):
-        IMF(N, R, feats, encoder="pool", missing="learned")
+        IMF(N, R, ModalityStore(feats), encoder="pool", missing="learned")
 
 
 def test_branch_scores_match_tucker_references():
@@ -118,13 +129,13 @@ def test_decision_fusion_is_the_logit_of_the_weighted_mean_probability(decision)
     h, r, t = torch.tensor([0, 3]), torch.tensor([2, 0]), torch.tensor([1, 1])
     scores = model.branch_scores(x, h, r)
     p = sum(pi[b].double() * torch.sigmoid(s.double()) for b, s in enumerate(scores))
-    torch.testing.assert_close(model.score_t(x, h, r).double(), torch.log(p / (1 - p)),
+    torch.testing.assert_close(model.score_tails(x, h, r).double(), torch.log(p / (1 - p)),
                                rtol=1e-5, atol=1e-5)
     # Heads through inverse relations; single triples agree with the 1-to-all rows.
-    torch.testing.assert_close(model.score_h(x, r, t),
+    torch.testing.assert_close(model.score_heads(x, r, t),
                                model.combine(model.branch_scores(x, t, r + R)))
-    full = model.score_t(x, h, r)
-    torch.testing.assert_close(model.score_hrt(x, h, r, t), full[torch.arange(2), t])
+    full = model.score_tails(x, h, r)
+    torch.testing.assert_close(model.score_triples(x, h, r, t), full[torch.arange(2), t])
     # Large logits neither overflow nor tie: the log-domain form keeps their order.
     big = [torch.tensor([[40.0, 60.0]]), torch.tensor([[41.0, 61.0]])]
     model2, _ = _model(structure=False, decision="mean")
@@ -138,8 +149,8 @@ def test_without_decision_fusion_the_fused_branch_ranks():
     x = model.encode()
     h, r = torch.tensor([0, 3]), torch.tensor([2, 0])
     scores = model.branch_scores(x, h, r)
-    torch.testing.assert_close(model.score_t(x, h, r), scores[-1])
-    assert not torch.allclose(model.score_t(x, h, r), _model(decision="mean")[0].score_t(
+    torch.testing.assert_close(model.score_tails(x, h, r), scores[-1])
+    assert not torch.allclose(model.score_tails(x, h, r), _model(decision="mean")[0].score_tails(
         x, h, r))
 
 
@@ -158,13 +169,13 @@ def test_multi_part_loss_and_gradients():
     con = CrossModalInfoNCE(0.1)(views, [None, TEXT_MASK[ents], None])
     expected = (sum(loss_fn(s, y) for s in scores) + loss_fn(torch.log(p / (1 - p)), y)
                 + 0.5 * con)
-    got = model.one_to_all_loss(x, e, r, "tail", y, loss_fn)
+    got = _loss(model, x, e, r, "tail", y, loss_fn)
     torch.testing.assert_close(got, expected)
     # Head batches use the inverse relations.
-    torch.testing.assert_close(model.one_to_all_loss(x, e, r % R, "head", y, loss_fn),
-                               model.one_to_all_loss(x, e, r % R + R, "tail", y, loss_fn))
+    torch.testing.assert_close(_loss(model, x, e, r % R, "head", y, loss_fn),
+                               _loss(model, x, e, r % R + R, "tail", y, loss_fn))
     model.train()
-    loss = model.one_to_all_loss(model.encode(), e, r, "tail", y, loss_fn)
+    loss = _loss(model, model.encode(), e, r, "tail", y, loss_fn)
     loss.backward()
     for name, param in model.named_parameters():
         assert param.grad is not None and param.grad.abs().sum() > 0, name
@@ -172,21 +183,21 @@ def test_multi_part_loss_and_gradients():
 
 def test_structure_only_is_tucker():
     torch.manual_seed(0)
-    model = IMF(N, R, hidden_channels=D).eval()
+    model = IMF(N, R, dim=D).eval()
     assert model.branch_names == ["structure"] and model.entity_fusion is None
     assert model.decision_logits is None and not model.view_decoders
     x = model.encode()
     e, r = torch.tensor([1, 4]), torch.tensor([0, 3])
     # One branch: TuckER plus the logit bias, which starts at -log N.
     torch.testing.assert_close(model.logit_bias, torch.tensor([-math.log(N)]))
-    torch.testing.assert_close(model.score_t(x, e, r),
+    torch.testing.assert_close(model.score_tails(x, e, r),
                                _tucker_logits(model.decoder, x[e], r,
                                               model.decoder.rel_emb.weight, x)
                                - math.log(N))
     loss_fn = BCEWithLabelSmoothing(0.1)
     y = torch.zeros(2, N)
-    torch.testing.assert_close(model.one_to_all_loss(x, e, r, "tail", y, loss_fn),
-                               loss_fn(model.score_t(x, e, r), y))
+    torch.testing.assert_close(_loss(model, x, e, r, "tail", y, loss_fn),
+                               loss_fn(model.score_tails(x, e, r), y))
     with pytest.raises(ValueError, match="at least one view"):
         IMF(N, R, structure=False)
 
@@ -221,19 +232,19 @@ def test_projected_features_alone_learn_with_the_logit_bias(logit_bias):
     r = torch.arange(r_count).repeat_interleave(n)
     t = popular[r, h % 4]  # which of them depends on the head
     y = F.one_hot(t, n).float()
-    model = IMF(n, r_count, {"text": feats}, structure=False, hidden_channels=16,
+    model = IMF(n, r_count, ModalityStore({"text": feats}), structure=False, dim=16,
                 logit_bias=logit_bias)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     loss_fn = BCEWithLabelSmoothing(0.1)
     for _ in range(60):
         idx = torch.randint(len(h), (64,), generator=g)
-        loss = model.one_to_all_loss(model.encode(), h[idx], r[idx], "tail", y[idx], loss_fn)
+        loss = _loss(model, model.encode(), h[idx], r[idx], "tail", y[idx], loss_fn)
         opt.zero_grad()
         loss.backward()
         opt.step()
     model.eval()
     with torch.no_grad():
-        scores = model.score_t(model.encode(), h, r)
+        scores = model.score_tails(model.encode(), h, r)
     gold = scores[torch.arange(len(t)), t]
     mrr = (1.0 / ((scores > gold[:, None]).sum(1) + 1).float()).mean().item()
     # Chance: about ln(200) / 200 = 0.026; with the bias ~0.29 after these 60 steps.
@@ -260,18 +271,20 @@ def test_init_structure_and_set_modality():
         model.set_modality("image", feats["text"])
 
 
-def test_build_model_and_config_checks(data_root):
+def test_build_model_and_capabilities(data_root):
     kg = load_dataset("Nations", root=data_root, add_side_info=True)
     attach_modalities(kg, ["numeric"], progress=False)
     assert "imf" in available_models()
-    cfg = TrainConfig(model="imf", dim=8, modalities=["numeric"], reciprocal=True,
-                      regime="kvsall", model_args={"decision": "mean"})
-    model = build_model(cfg, kg)
+    model = build_model("imf", kg, modality_names=["numeric"], dim=8, decision="mean")
     assert isinstance(model, IMF) and model.view_names == ["structure", "numeric"]
-    assert repr(model).startswith("IMF(14, num_relations=55, hidden_channels=8, "
+    assert repr(model).startswith("IMF(14, num_relations=55, dim=8, "
                                   "views=[structure, numeric], features=[numeric=2]")
+    assert model.reciprocal and model.decoder_relations == 110
+    assert IMF.needs_reciprocal and IMF.regimes[0] == "kvsall"
+    assert TrainConfig(**IMF.train_defaults).regime == "kvsall"
     with pytest.raises(ValueError, match="reciprocal"):
-        build_model(TrainConfig(model="imf", dim=8, regime="kvsall"), kg)
+        build_model("imf", kg, dim=8, reciprocal=False)
+    assert build_model("imf", kg, modality_names=[], dim=8).view_names == ["structure"]
 
 
 @pytest.mark.parametrize("variant", ["paper", "released"])
@@ -280,12 +293,11 @@ def test_learns_nations_with_literals(data_root, variant):
     attach_modalities(kg, ["numeric"], progress=False)
     args = {} if variant == "paper" else {"encoder": "pool", "decision": "mean",
                                           "contrastive_weight": 0.0, "logit_bias": False}
-    cfg = TrainConfig(model="imf", dim=32, modalities=["numeric"], model_args=args,
-                      reciprocal=True, regime="kvsall", label_smoothing=0.1,
+    cfg = TrainConfig(regime="kvsall", label_smoothing=0.1,
                       label_smoothing_form="standard" if variant == "paper" else "released",
                       epochs=25, batch_size=64, lr=0.01, eval_every=25, patience=0)
     torch.manual_seed(0)
-    model = build_model(cfg, kg)
+    model = build_model("imf", kg, modality_names=["numeric"], dim=32, **args)
     untrained = evaluate(model, kg, "test", progress=False).mrr
     fit(model, kg, cfg, progress=False)
     test = evaluate(model, kg, "test", progress=False).mrr
