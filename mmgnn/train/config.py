@@ -355,3 +355,33 @@ class RunConfig:
         if "deterministic" in values:
             train.setdefault("deterministic", bool(values.pop("deterministic")))
         return cls(data, model, TrainConfig.from_dict(train))
+
+
+#: K3M's pretraining optimisation (``train_concap_struc.py``): AdamW, betas (0.9, 0.98), eps
+#: 1e-8, weight decay 0.01 (not on biases and LayerNorms), 10% linear warmup, then linear
+#: decay to 0.
+K3M_PRETRAIN = {"epochs": 6, "batch_size": 8, "lr": 1e-4, "optimizer": "adamw",
+                "optimizer_args": {"betas": [0.9, 0.98], "eps": 1e-8}, "weight_decay": 0.01,
+                "scheduler": "linear", "warmup_ratio": 0.1}
+#: K3M's item-classification fine-tuning: the pretraining optimiser, no warmup.
+K3M_FINETUNE = {**K3M_PRETRAIN, "epochs": 20, "batch_size": 16, "lr": 3e-3,
+                "warmup_ratio": 0.0}
+#: Fields of the ``K3MTrainConfig`` of run folders written before the one trainer.
+LEGACY_K3M_KEYS = ("epochs", "batch_size", "lr", "encoder_lr_scale", "weight_decay", "warmup",
+                   "max_minutes", "budget_clock", "seed", "device")
+
+
+def k3m_train_config(values: dict) -> tuple[TrainConfig, float]:
+    """A K3M run's ``train`` settings as ``(TrainConfig, encoder_lr_scale)``: a
+    :class:`TrainConfig` dict, or the ``K3MTrainConfig`` dict of a run folder written before
+    the one trainer (``warmup`` is ``warmup_ratio``; the rest of the optimiser is
+    :data:`K3M_PRETRAIN`'s)."""
+    values = dict(values)
+    scale = float(values.pop("encoder_lr_scale", 0.1))
+    if "warmup" in values:
+        unknown = set(values) - set(LEGACY_K3M_KEYS)
+        if unknown:
+            raise ValueError(f"unknown K3M training settings {sorted(unknown)}")
+        values["warmup_ratio"] = values.pop("warmup")
+        values = {**K3M_PRETRAIN, **values}
+    return TrainConfig.from_dict(values), scale

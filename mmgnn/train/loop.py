@@ -423,7 +423,9 @@ class Trainer:
 
     def title(self) -> str:
         spec = self.extra_state.get("model")
-        name = spec.get("name") if isinstance(spec, dict) else type(self.model).__name__
+        name = type(self.model).__name__
+        if isinstance(spec, dict):
+            name = spec.get("name", name)
         return f"{self.extra_state.get('dataset', '')} {name}".strip()
 
     def _save(self) -> None:

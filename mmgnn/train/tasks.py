@@ -9,7 +9,6 @@ trains a :class:`~mmgnn.models.LinkPredictor`; K3M's pretraining and fine-tuning
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,20 +16,11 @@ import torch
 from torch import Tensor
 
 from mmgnn.eval.ranking import RankingResult, evaluate
-from mmgnn.nn.losses import NEGATIVE_SAMPLING_LOSSES, ONE_TO_ALL_LOSSES, n3_penalty
-from mmgnn.sampling import (
-    BernoulliSampler,
-    HeadTailSampler,
-    NegativeSampler,
-    OneToAllBatches,
-    UniformSampler,
-)
-from mmgnn.sampling.mmrns import mmrns_sampler
-from mmgnn.train.config import NEGATIVE_FILTERS, TrainConfig
+from mmgnn.nn.losses import build_loss, n3_penalty
+from mmgnn.sampling import NegativeBatch, NegativeSampler, OneToAllBatches, build_sampler
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
-    from mmgnn.models.base import LinkPredictor
     from mmgnn.train.loop import Trainer
 
 
@@ -88,33 +78,6 @@ class Task:
         """Restores :meth:`state_dict` from a checkpoint."""
 
 
-def build_sampler(kg: MultiModalKG, config: TrainConfig,
-                  model: LinkPredictor | None = None) -> NegativeSampler:
-    """The negative sampler of ``config``. Its filter (``config.negative_filter``) holds the
-    training triples only unless ``all_splits`` is asked for explicitly (with a warning):
-    no valid or test triple may decide which negatives training sees."""
-    if config.sampler == "mmrns":
-        if model is None:
-            raise ValueError("the mmrns sampler needs the model (its representation sizes)")
-        return mmrns_sampler(kg, config.num_negatives, config.negative_filter, model=model,
-                             adversarial_temperature=config.adversarial_temperature,
-                             **config.sampler_args)
-    splits = NEGATIVE_FILTERS[config.negative_filter]
-    if config.negative_filter == "all_splits":
-        warnings.warn(
-            "negative_filter='all_splits' redraws negatives that are valid or test triples: "
-            "held-out answers then steer training and test metrics come out optimistic. Use it "
-            "only to reproduce released code that does this (IMF's structural encoder, KBGAT); "
-            "the default 'train' filters with the training triples only", stacklevel=2)
-    flt = kg.filter_index(splits) if splits else None
-    if config.sampler == "bernoulli":
-        return BernoulliSampler(kg.train, kg.num_entities, kg.num_relations,
-                                config.num_negatives, flt)
-    if config.sampler == "head_tail":
-        return HeadTailSampler(kg.num_entities, config.num_negatives, flt)
-    return UniformSampler(kg.num_entities, config.num_negatives, flt)
-
-
 class LinkPredictionTask(Task):
     r"""Link prediction on a :class:`~mmgnn.data.MultiModalKG`.
 
@@ -138,18 +101,20 @@ class LinkPredictionTask(Task):
     def setup(self, trainer: Trainer) -> None:
         cfg, kg, model = trainer.config, self.kg, trainer.model
         self.train_triples = kg.train.to(trainer.device)
+        # The LOSSES registry's loss, with those of the run's settings it takes.
+        self.loss_fn = build_loss(cfg.loss, margin=cfg.margin,
+                                  temperature=cfg.adversarial_temperature,
+                                  label_smoothing=cfg.label_smoothing,
+                                  form=cfg.label_smoothing_form)
         if cfg.regime == "negative":
-            self.loss_fn = NEGATIVE_SAMPLING_LOSSES[cfg.loss](
-                **({"margin": cfg.margin} if cfg.loss == "margin" else {}),
-                **({"margin": cfg.margin, "temperature": cfg.adversarial_temperature}
-                   if cfg.loss == "self_adversarial" else {}))
-            self.sampler = build_sampler(kg, cfg, model)
+            args = dict(cfg.sampler_args)
+            if cfg.sampler == "mmrns":
+                args.setdefault("adversarial_temperature", cfg.adversarial_temperature)
+            self.sampler = build_sampler(cfg.sampler, kg, cfg.num_negatives,
+                                         cfg.negative_filter, model=model, **args)
             if isinstance(self.sampler, torch.nn.Module):
                 self.sampler.to(trainer.device)
         else:
-            self.loss_fn = ONE_TO_ALL_LOSSES[cfg.loss](
-                label_smoothing=cfg.label_smoothing,
-                **({"form": cfg.label_smoothing_form} if cfg.loss == "bce" else {}))
             self.queries = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations,
                                            reciprocal=model.reciprocal, mode=cfg.regime)
 
@@ -198,29 +163,20 @@ class LinkPredictionTask(Task):
         else:
             neg = self.sampler.sample(pos.cpu(), trainer.generator).to(trainer.device)
             x = model.encode()
-            loss = model.negative_sampling_loss(x, pos, neg, self.loss_fn)
+            loss = model.loss(x, NegativeBatch(pos, neg), self.loss_fn)
         if cfg.n3:
             h, r, t = pos.unbind(1)
             loss = loss + cfg.n3 * n3_penalty(model.regularization(x, h, r, t))
         return loss
 
     def _one_to_all_loss(self, trainer: Trainer, batch: Any) -> Tensor:
-        cfg, model, device = trainer.config, trainer.model, trainer.device
-        n = self.kg.num_entities
-        e, r = batch.entity.to(device), batch.relation.to(device)
+        cfg, model = trainer.config, trainer.model
+        batch = batch.to(trainer.device)
         x = model.encode()
-        if batch.gold is None:
-            target = batch.targets(n).to(device)
-        elif cfg.loss == "ce":
-            target = batch.gold.to(device)
-        else:
-            target = torch.zeros(len(e), n, device=device)
-            target[torch.arange(len(e), device=device), batch.gold.to(device)] = 1.0
-        loss = model.one_to_all_loss(x, e, r, batch.side, target, self.loss_fn)
-        if cfg.n3 and batch.gold is not None:
-            gold = batch.gold.to(device)
-            h, t = (e, gold) if batch.side == "tail" else (gold, e)
-            loss = loss + cfg.n3 * n3_penalty(model.regularization(x, h, r, t))
+        loss = model.loss(x, batch, self.loss_fn)
+        triples = batch.triples()
+        if cfg.n3 and triples is not None:
+            loss = loss + cfg.n3 * n3_penalty(model.regularization(x, *triples))
         return loss
 
     def validate(self, trainer: Trainer) -> RankingResult:

@@ -11,8 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmgnn.data import read_k3m_products
-from mmgnn.data.product_graph import (
+from mmgnn.models.k3m import K3M, K3MConfig, classification_accuracy, load_encoder, save_encoder
+from mmgnn.models.k3m.heads import ItemClassifier, PairClassifier
+from mmgnn.models.k3m.pretraining import (
+    IGNORE,
+    K3MPretraining,
+    mask_regions,
+    mask_tokens,
+    mask_values,
+)
+from mmgnn.models.k3m.product_graph import (
     ITEM_EDGE,
     build_product_graph,
     category_split,
@@ -20,25 +28,12 @@ from mmgnn.data.product_graph import (
     k3m_tokenizer,
     load_k3m_sample,
 )
-from mmgnn.models.k3m import K3M, K3MConfig
-from mmgnn.models.k3m_pretraining import (
-    IGNORE,
-    K3MPretraining,
-    mask_regions,
-    mask_tokens,
-    mask_values,
-)
-from mmgnn.models.k3m_tasks import ItemClassifier, PairClassifier
+from mmgnn.models.k3m.products import read_k3m_products
 from mmgnn.nn.conv import K3MGATConv
-from mmgnn.train.k3m import (
-    K3MTrainConfig,
-    K3MTrainer,
-    classification_accuracy,
-    finetune_classification,
-    load_encoder,
-    pretrain,
-    save_encoder,
-)
+from mmgnn.train import Trainer
+from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig
+from mmgnn.train.k3m import PretrainTask, finetune_classification, pretrain
+from mmgnn.train.tasks import Task
 
 
 @pytest.fixture(autouse=True)
@@ -344,7 +339,7 @@ def test_classifier_learns_a_real_subset_above_majority(graph):
     majority = float((y[test] == y[train].bincount().argmax()).float().mean())
     clf = ItemClassifier(tiny(graph, fusion="mean"), len(graph.category_names))
     trainer = finetune_classification(
-        clf, y, train, test, K3MTrainConfig(epochs=8, batch_size=16, lr=1e-2, warmup=0.0),
+        clf, y, train, test, TrainConfig(**{**K3M_FINETUNE, "epochs": 8, "lr": 1e-2}),
         progress=False)
     acc = trainer.history[-1]["test_accuracy"]
     assert acc == classification_accuracy(clf, test, y)
@@ -365,13 +360,12 @@ def test_pair_classifier_is_symmetric_in_its_features(graph):
 
 
 def test_pretraining_checkpoint_resumes_exactly(graph, tmp_path):
-    cfg = K3MTrainConfig(epochs=2, batch_size=8, lr=1e-3)
+    cfg = TrainConfig(**{**K3M_PRETRAIN, "epochs": 2, "batch_size": 8, "lr": 1e-3})
 
     def trainer(out):
         torch.manual_seed(0)
         obj = K3MPretraining(tiny(graph), lp="code")  # hard IIFM: Gumbel draws too
-        return K3MTrainer(obj, lambda b, g: obj(b, g), torch.arange(24), cfg, out_dir=out,
-                          progress=False)
+        return Trainer(obj, PretrainTask(torch.arange(24)), cfg, out_dir=out, progress=False)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -383,8 +377,8 @@ def test_pretraining_checkpoint_resumes_exactly(graph, tmp_path):
         second = trainer(tmp_path / "part")
         second.fit(resume=True)
     assert second.epoch == 2 and second.steps == full.steps == 6
-    for (k, a), b in zip(full.module.state_dict().items(),
-                            second.module.state_dict().values(), strict=True):
+    for (k, a), b in zip(full.model.state_dict().items(),
+                            second.model.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, msg=k)
     assert [h["loss"] for h in second.history] == [h["loss"] for h in full.history]
     assert (tmp_path / "part" / "metrics.json").is_file()
@@ -396,13 +390,20 @@ def test_epoch_loss_is_the_mean_over_the_items_a_budget_cut_epoch_reached():
 
     p = torch.nn.Parameter(torch.zeros(1))
 
-    def step(batch, _g):
-        time.sleep(0.05)
-        return {"loss": p.sum() * 0 + 2.0, "part": p.sum() * 0 + 0.5}
+    class Slow(Task):
+        def num_batches(self, trainer):
+            return 5
+
+        def batches(self, trainer):
+            yield from torch.arange(10).split(2)
+
+        def loss(self, trainer, batch):
+            time.sleep(0.05)
+            return {"loss": p.sum() * 0 + 2.0, "part": p.sum() * 0 + 0.5}, len(batch)
 
     # 5 steps of >= 0.05 s per epoch against a 0.1 s budget: the epoch stops after 2 or 3
-    cfg = K3MTrainConfig(epochs=3, batch_size=2, warmup=0.0, max_minutes=0.1 / 60)
-    t = K3MTrainer(torch.nn.Linear(1, 1), step, torch.arange(10), cfg, progress=False)
+    cfg = TrainConfig(epochs=3, batch_size=2, max_minutes=0.1 / 60)
+    t = Trainer(torch.nn.Linear(1, 1), Slow(), cfg, progress=False)
     history = t.fit()
     assert len(history) == 1 and 1 <= t.steps < 5
     assert history[0]["loss"] == pytest.approx(2.0) and history[0]["part"] == \
@@ -413,7 +414,7 @@ def test_encoder_roundtrip_and_config_check(graph, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         obj = K3MPretraining(tiny(graph, fusion="mean"))
-        pretrain(obj, torch.arange(16), K3MTrainConfig(epochs=1, batch_size=8),
+        pretrain(obj, torch.arange(16), TrainConfig(**{**K3M_PRETRAIN, "epochs": 1}),
                  out_dir=tmp_path, progress=False)
     fresh = tiny(graph, fusion="mean")
     load_encoder(tmp_path / "encoder.pt", fresh)
@@ -426,7 +427,7 @@ def test_encoder_roundtrip_and_config_check(graph, tmp_path):
 
 
 def test_image_feature_file_is_matched_by_item_id(graph, files, tmp_path):
-    from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+    from mmgnn.models.k3m import build_k3m, load_product_graph
 
     ids = [graph.item_ids[7], graph.item_ids[3], "not-an-item"]
     x = torch.arange(3 * 2 * 4, dtype=torch.float).view(3, 2, 4)

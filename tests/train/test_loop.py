@@ -203,8 +203,8 @@ def test_resume_restores_global_rng_and_learned_sampler(tmp_path):
     resumed = fit(_dropout_model(kg, seed=123), kg, cfg, tmp_path / "b", resume=True,
                   progress=False)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
-    for (k, a), b in zip(straight.sampler.state_dict().items(),
-                         resumed.sampler.state_dict().values(), strict=True):
+    for (k, a), b in zip(straight.task.sampler.state_dict().items(),
+                         resumed.task.sampler.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         assert torch.equal(a, b)

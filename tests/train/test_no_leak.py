@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from mmgnn.data.kg import MultiModalKG
-from mmgnn.sampling import OneToAllBatches
+from mmgnn.sampling import OneToAllBatches, build_sampler
 from mmgnn.train.config import TrainConfig
-from mmgnn.train.tasks import build_sampler
 from tests.helpers import random_kg
 
 A, R, B, C = 0, 0, 1, 2
@@ -33,7 +32,8 @@ def test_training_sampler_can_draw_a_test_answer(sampler):
     kg = toy_kg()
     cfg = TrainConfig(sampler=sampler, num_negatives=64)
     assert cfg.negative_filter == "train"  # filtered, with the training triples, by default
-    neg = build_sampler(kg, cfg).sample(kg.train[:1].repeat(50, 1), torch.Generator()
+    sampler = build_sampler(cfg.sampler, kg, cfg.num_negatives, cfg.negative_filter)
+    neg = sampler.sample(kg.train[:1].repeat(50, 1), torch.Generator()
                                         .manual_seed(0))
     tails = neg[neg[..., 0] == A][:, 2]
     assert (tails == C).any(), "a test answer was filtered out of training negatives"
@@ -44,14 +44,14 @@ def test_all_splits_filter_is_explicit_warns_and_hides_test_answers():
     kg = toy_kg()
     cfg = TrainConfig(sampler="uniform", num_negatives=64, negative_filter="all_splits")
     with pytest.warns(UserWarning, match="held-out answers"):
-        sampler = build_sampler(kg, cfg)
+        sampler = build_sampler(cfg.sampler, kg, cfg.num_negatives, cfg.negative_filter)
     neg = sampler.sample(kg.train[:1].repeat(50, 1), torch.Generator().manual_seed(0))
     assert not (neg == kg.test[0]).all(-1).any()
 
 
 def test_negative_filter_none_does_not_filter():
     kg = toy_kg()
-    sampler = build_sampler(kg, TrainConfig(negative_filter="none", num_negatives=64))
+    sampler = build_sampler("uniform", kg, 64, "none")
     assert sampler.filter_index is None
 
 
@@ -81,7 +81,7 @@ def test_one_to_all_labels_come_from_train_only(mode, reciprocal):
     kg = toy_kg()
     with_test = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations, reciprocal, mode)
     for b in with_test.epoch(8, torch.Generator().manual_seed(0)):
-        targets = b.targets(kg.num_entities) if b.gold is None else None
+        targets = b.target(kg.num_entities) if b.gold is None else None
         for i in range(len(b.entity)):
             e, r = int(b.entity[i]), int(b.relation[i])
             answers = (targets[i].nonzero().view(-1).tolist() if targets is not None

@@ -4,12 +4,14 @@ titles, masked property-value modelling, masked object modelling and link predic
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmgnn.models.k3m import K3M
+from mmgnn.models.k3m.model import K3M
+from mmgnn.utils.io import load_checkpoint, save_checkpoint
 
 IGNORE = -100  # label of unmasked positions (the code uses -1)
 LP_FORMS = ("code", "margin")
@@ -225,3 +227,20 @@ class K3MPretraining(nn.Module):
         pos = (c[item] + out.prop - out.value).norm(dim=-1)
         neg = (c[other] + out.prop - out.value).norm(dim=-1)
         return F.relu(self.margin + pos - neg).mean()
+
+
+def save_encoder(path: str | Path, model: nn.Module) -> None:
+    """Atomically writes a K3M's weights and config (read back by :func:`load_encoder`)."""
+    save_checkpoint(path, {"config": model.config.to_dict(), "model": model.state_dict()})
+
+
+def load_encoder(path: str | Path, model: nn.Module) -> nn.Module:
+    """Loads :func:`save_encoder` weights into ``model`` (same config); returns it."""
+    state = load_checkpoint(path)
+    if state["config"] != model.config.to_dict():
+        diff = {k: (v, model.config.to_dict().get(k)) for k, v in state["config"].items()
+                if model.config.to_dict().get(k) != v}
+        raise ValueError(f"{path}: the saved K3M differs from the model built now "
+                         f"(saved, now): {diff}")
+    model.load_state_dict(state["model"])
+    return model

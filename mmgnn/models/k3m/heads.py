@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mmgnn.models.k3m import K3M
+from mmgnn.models.k3m.model import K3M
 
 
 class ItemClassifier(nn.Module):
@@ -68,3 +68,21 @@ class PairClassifier(nn.Module):
         rep = self.model(torch.cat([left, right])).item
         a, b = rep.split([len(left), len(right)])
         return self.mlp(self.features(a, b))
+
+
+@torch.no_grad()
+def classification_accuracy(classifier: nn.Module, items: Tensor, y: Tensor,
+                            batch_size: int = 64, seed: int = 0) -> float:
+    """Accuracy of ``classifier(items)`` against ``y[items]`` in eval mode. Hard IIFM draws
+    Gumbel noise at evaluation too (as the released code); the draws are seeded so that
+    repeated evaluations (e.g. of a robustness sweep) share them."""
+    was = classifier.training
+    classifier.eval()
+    correct = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for batch in items.split(batch_size):
+            pred = classifier(batch).argmax(-1).cpu()
+            correct += int((pred == y[batch]).sum())
+    classifier.train(was)
+    return correct / max(1, len(items))

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import HeteroData
 
-from mmgnn.data.products import ProductTable, read_k3m_products
+from mmgnn.models.k3m.products import ProductTable, read_k3m_products
 
 PAIR_SEP, KV_SEP = ";", ":"  # K3M's serialisation; ids 132 / 131 in bert-base-chinese
 ITEM_EDGE = ("item", "property", "value")
