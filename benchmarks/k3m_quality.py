@@ -64,17 +64,17 @@ def machine() -> str:
 
 
 def quality(args) -> None:
-    from mmgnn.data.product_graph import category_split
+    from mmgnn.models.k3m.product_graph import category_split
     from mmgnn.eval.robustness import robustness_sweep
-    from mmgnn.models.k3m_pretraining import K3MPretraining
-    from mmgnn.models.k3m_tasks import ItemClassifier
+    from mmgnn.models.k3m.pretraining import K3MPretraining
+    from mmgnn.models.k3m.heads import ItemClassifier
     from mmgnn.train.k3m import (
         K3MTrainConfig,
         classification_accuracy,
         finetune_classification,
         pretrain,
     )
-    from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+    from mmgnn.models.k3m import build_k3m, load_product_graph
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
@@ -221,16 +221,16 @@ def curve(args) -> None:
     learning rate is constant, so a snapshot is what a shorter run would give); every
     snapshot is fine-tuned with the recipe of ``--part quality``. Rows of systems not run now
     are kept from the results file, so systems may be run in separate invocations."""
-    from mmgnn.data.product_graph import category_split
-    from mmgnn.models.k3m_pretraining import K3MPretraining
-    from mmgnn.models.k3m_tasks import ItemClassifier
+    from mmgnn.models.k3m.product_graph import category_split
+    from mmgnn.models.k3m.pretraining import K3MPretraining
+    from mmgnn.models.k3m.heads import ItemClassifier
     from mmgnn.train.k3m import (
         K3MTrainConfig,
         K3MTrainer,
         classification_accuracy,
         finetune_classification,
     )
-    from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+    from mmgnn.models.k3m import build_k3m, load_product_graph
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
@@ -374,9 +374,9 @@ def heldout(args) -> None:
     time), beside the cross-entropy of a unigram model of the masked tokens (token
     frequencies of the pretraining items, add-0.1 smoothing): the floor that needs no
     context at all."""
-    from mmgnn.models.k3m_pretraining import IGNORE, K3MPretraining, mask_values
+    from mmgnn.models.k3m.pretraining import IGNORE, K3MPretraining, mask_values
     from mmgnn.train.k3m import K3MTrainConfig, K3MTrainer
-    from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+    from mmgnn.models.k3m import build_k3m, load_product_graph
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
@@ -463,16 +463,16 @@ def heldout(args) -> None:
 def speed_one(args) -> None:
     """One configuration in this process: prints one JSON line."""
     from mmgnn.models.k3m import K3M, K3MConfig
-    from mmgnn.models.k3m_pretraining import K3MPretraining
+    from mmgnn.models.k3m.pretraining import K3MPretraining
     from mmgnn.train.k3m import K3MTrainConfig, build_optimizer
-    from mmgnn.train.k3m_runs import load_product_graph
+    from mmgnn.models.k3m import load_product_graph
 
     torch.manual_seed(0)
     graph = load_product_graph("K3M-sample")
     streams = ("title", "knowledge")
     if args.image:  # synthetic features, K3M's 36 regions x 2048, to time the full model
         n = graph["item"].num_nodes
-        from mmgnn.data.product_graph import load_k3m_sample
+        from mmgnn.models.k3m.product_graph import load_k3m_sample
 
         graph = load_k3m_sample(image=(torch.randn(n, 36, 2048), torch.ones(n).bool()))
         streams = ("title", "knowledge", "image")

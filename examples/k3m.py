@@ -24,10 +24,10 @@ import warnings
 
 import torch
 
-from mmgnn.data.product_graph import category_split
+from mmgnn.models.k3m.product_graph import category_split
 from mmgnn.eval.robustness import robustness_sweep
-from mmgnn.models.k3m_pretraining import K3MPretraining
-from mmgnn.models.k3m_tasks import ItemClassifier
+from mmgnn.models.k3m.pretraining import K3MPretraining
+from mmgnn.models.k3m.heads import ItemClassifier
 from mmgnn.train import seed_everything
 from mmgnn.train.k3m import (
     K3MTrainConfig,
@@ -35,7 +35,7 @@ from mmgnn.train.k3m import (
     finetune_classification,
     pretrain,
 )
-from mmgnn.train.k3m_runs import build_k3m, load_product_graph
+from mmgnn.models.k3m import build_k3m, load_product_graph
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ from mmgnn.data.filter import FilterIndex
 from mmgnn.data.folders import detect_format
 from mmgnn.data.kg import MultiModalKG, relation_count
 from mmgnn.data.parsing import DataFormatError
-from mmgnn.data.products import ProductTable, read_k3m_products
 from mmgnn.data.quirks import DatasetQuirkWarning
 from mmgnn.data.readers import (
     build_vocabulary,
@@ -61,6 +60,4 @@ __all__ = [
     "read_numeric_triples",
     "names_from_uris",
     "uri_to_name",
-    "ProductTable",
-    "read_k3m_products",
 ]

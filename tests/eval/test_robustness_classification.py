@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmgnn.data.product_graph import load_k3m_sample
+from mmgnn.models.k3m.product_graph import load_k3m_sample
 from mmgnn.eval.robustness import corrupt_features, robustness_sweep
 from mmgnn.models.k3m import K3M, K3MConfig
-from mmgnn.models.k3m_tasks import ItemClassifier
+from mmgnn.models.k3m.heads import ItemClassifier
 
 
 @pytest.fixture(scope="module")
