@@ -17,7 +17,7 @@ from tests.helpers import random_kg
 
 def small_model(kg: MultiModalKG, seed: int = 0, **kwargs) -> GATTransE:
     torch.manual_seed(seed)
-    return GATTransE.from_kg(kg, hidden_channels=8, **kwargs)
+    return GATTransE.from_kg(kg, dim=8, **kwargs)
 
 
 def test_encode_is_the_documented_composition():
@@ -35,7 +35,7 @@ def test_encode_is_the_documented_composition():
     torch.testing.assert_close(x.norm(dim=-1), torch.ones(kg.num_entities))
     # TransE-L1 on the encoded entities and the decoder's relations
     h_, r_, t_ = kg.test[:5].unbind(1)
-    torch.testing.assert_close(model.score_hrt(x, h_, r_, t_),
+    torch.testing.assert_close(model.score_triples(x, h_, r_, t_),
                                -(x[h_] + rel[r_] - x[t_]).abs().sum(-1))
 
 
@@ -52,8 +52,12 @@ def test_message_passing_never_sees_valid_or_test_triples():
     fewer = MultiModalKG(kg.entity_names, kg.relation_names, kg.train[:100], kg.valid, kg.test)
     assert not torch.allclose(small_model(fewer).eval().encode(), a.encode())
     # build_model goes through the training graph too
-    cfg = TrainConfig(model="gat_transe", dim=8)
-    assert torch.equal(build_model(cfg, kg).edge_index, a.edge_index)
+    assert torch.equal(build_model("gat_transe", kg, dim=8).edge_index, a.edge_index)
+    # reciprocal: the inverse edges are added as train_graph(add_inverse=True) orders them
+    rec = build_model("gat_transe", kg, dim=8, reciprocal=True)
+    ei, et = kg.train_graph(add_inverse=True)
+    assert torch.equal(rec.edge_index, ei) and torch.equal(rec.edge_type, et)
+    assert torch.equal(small_model(kg, reciprocal=True).edge_index, ei)
 
 
 def test_reciprocal_uses_inverse_edges_and_relations():
@@ -64,7 +68,7 @@ def test_reciprocal_uses_inverse_edges_and_relations():
     assert int(model.edge_type.max()) == 2 * kg.num_relations - 1
     x = model.encode()
     r, t = torch.tensor([0, 3]), torch.tensor([4, 9])
-    torch.testing.assert_close(model.score_h(x, r, t),
+    torch.testing.assert_close(model.score_heads(x, r, t),
                                model.decoder.score_t(x[t], r + kg.num_relations, x))
 
 
@@ -73,8 +77,8 @@ def test_gradients_reach_every_parameter_and_entities_stay_normalised():
     model = small_model(kg)
     x = model.encode()
     h, r, t = kg.train[:32].unbind(1)
-    pos = model.score_hrt(x, h, r, t)
-    neg = model.score_hrt(x, h, r, t.roll(1))
+    pos = model.score_triples(x, h, r, t)
+    neg = model.score_triples(x, h, r, t.roll(1))
     F.relu(1.0 - pos + neg).mean().backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -95,10 +99,10 @@ def test_released_code_variant_reaches_the_layers():
 def test_trains_and_evaluates_through_the_core():
     kg = random_kg(n=(400, 40, 40))
     assert "gat_transe" in available_models()
-    cfg = TrainConfig(model="gat_transe", dim=16, model_args={"dropout": 0.0}, lr=0.02,
-                      sampler="head_tail", num_negatives=2,
-                      epochs=15, batch_size=400, eval_every=0, seed=0)
-    model = build_model(cfg, kg)
+    cfg = TrainConfig(**{**GATTransE.train_defaults, "lr": 0.02, "weight_decay": 0.0,
+                         "epochs": 15, "batch_size": 400, "eval_every": 0, "seed": 0})
+    assert (cfg.sampler, cfg.num_negatives, cfg.loss) == ("head_tail", 2, "margin")
+    model = build_model("gat_transe", kg, dim=16, dropout=0.0)
     before = evaluate(model, kg, triples=kg.train, progress=False).mrr
     trainer = fit(model, kg, cfg, progress=False)
     after = evaluate(model, kg, triples=kg.train, progress=False).mrr
@@ -109,8 +113,8 @@ def test_trains_and_evaluates_through_the_core():
 def test_invalid_settings_and_repr():
     kg = random_kg()
     with pytest.raises(ValueError, match="divisible by heads"):
-        GATTransE.from_kg(kg, hidden_channels=9, heads=2)
+        GATTransE.from_kg(kg, dim=9, heads=2)
     with pytest.raises(ValueError, match="edge_type holds relation"):
-        GATTransE(kg.num_entities, 2, *kg.train_graph(), hidden_channels=8)
-    assert repr(small_model(kg)) == ("GATTransE(30, num_relations=4, hidden_channels=8, "
+        GATTransE(kg.num_entities, 2, *kg.train_graph(), dim=8)
+    assert repr(small_model(kg)) == ("GATTransE(30, num_relations=4, dim=8, "
                                      "heads=2, num_layers=2, edges=200)")
