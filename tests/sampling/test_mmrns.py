@@ -21,6 +21,7 @@ from mmgnn.sampling import (
     gumbel_top_k,
     gumbel_top_k_rows,
 )
+from mmgnn.sampling.mmrns import mmrns_sampler
 from mmgnn.train import TrainConfig, fit
 from tests.helpers import random_kg
 
@@ -140,11 +141,21 @@ def _setup(seed=0, features=True, **kw):
         mask = torch.arange(30) % 7 != 0  # some entities lack text
         kg.add_modality("text", torch.randn(30, 5, 4, generator=g), mask,
                         torch.randint(1, 6, (30,), generator=g) * mask)
-    cfg = TrainConfig(model="rotate", dim=8, loss="self_adversarial", num_negatives=6,
-                      sampler="mmrns", sampler_args={**SMALL, **kw}, model_args={"margin": 4.0})
+    cfg = TrainConfig(loss="self_adversarial", num_negatives=6, sampler="mmrns",
+                      sampler_args={**SMALL, **kw})
     torch.manual_seed(seed)
-    model = build_model(cfg, kg)
-    return kg, cfg, model, MMRNSSampler.from_config(kg, cfg, model)
+    model = _rotate(kg)
+    return kg, cfg, model, _sampler(kg, cfg, model)
+
+
+def _rotate(kg):
+    return build_model("rotate", kg, dim=8, margin=4.0)
+
+
+def _sampler(kg, cfg, model) -> MMRNSSampler:
+    return mmrns_sampler(kg, cfg.num_negatives, cfg.negative_filter, model=model,
+                         adversarial_temperature=cfg.adversarial_temperature,
+                         **cfg.sampler_args)
 
 
 @pytest.mark.parametrize("features", [True, False])
@@ -179,9 +190,9 @@ def test_draw_scores_equal_the_models_scores_and_gradients_flow():
     pos_s, neg_s, loss, neg = sampler.draw(model, x, kg.train[:50],
                                            torch.Generator().manual_seed(3))
     ok = neg[..., 0] >= 0
-    ref = model.score_hrt(x, neg[..., 0].clamp(min=0), neg[..., 1], neg[..., 2])
+    ref = model.score_triples(x, neg[..., 0].clamp(min=0), neg[..., 1], neg[..., 2])
     torch.testing.assert_close(neg_s[ok], ref[ok])
-    torch.testing.assert_close(pos_s, model.score_hrt(x, *kg.train[:50].unbind(1)))
+    torch.testing.assert_close(pos_s, model.score_triples(x, *kg.train[:50].unbind(1)))
     (neg_s[ok].sum() + loss).backward()
     for name, p in sampler.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
@@ -227,13 +238,13 @@ def test_trainer_optimises_checkpoints_and_resumes_the_sampler(tmp_path, one_thr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.manual_seed(0)
-        straight = fit(build_model(cfg, kg), kg, cfg, tmp_path / "a", progress=False)
+        straight = fit(_rotate(kg), kg, cfg, tmp_path / "a", progress=False)
         assert [g["lr"] for g in straight.optimizer.param_groups] == [0.02, 0.05]
         first = TrainConfig(**{**cfg.to_dict(), "epochs": 2})
         torch.manual_seed(0)
-        fit(build_model(first, kg), kg, first, tmp_path / "b", progress=False)
+        fit(_rotate(kg), kg, first, tmp_path / "b", progress=False)
         torch.manual_seed(123)
-        resumed = fit(build_model(cfg, kg), kg, cfg, tmp_path / "b", resume=True,
+        resumed = fit(_rotate(kg), kg, cfg, tmp_path / "b", resume=True,
                       progress=False)
     assert int(straight.sampler.step) == int(resumed.sampler.step) == 4 * 4  # 200/64 -> 4
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
@@ -244,7 +255,7 @@ def test_trainer_optimises_checkpoints_and_resumes_the_sampler(tmp_path, one_thr
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     # the sampler's parameters moved away from their initialisation
     torch.manual_seed(0)
-    fresh = MMRNSSampler.from_config(kg, cfg, build_model(cfg, kg))
+    fresh = _sampler(kg, cfg, _rotate(kg))
     moved = [not torch.equal(a, b) for a, b in zip(fresh.parameters(),
                                                    straight.sampler.parameters(), strict=True)]
     assert all(moved)
@@ -253,27 +264,28 @@ def test_trainer_optimises_checkpoints_and_resumes_the_sampler(tmp_path, one_thr
 def test_bad_settings_are_reported():
     kg, cfg, model, _ = _setup()
     with pytest.raises(ValueError, match="pre_sample > K"):
-        MMRNSSampler.from_config(kg, TrainConfig(**{**cfg.to_dict(),
-                                                    "sampler_args": {"pre_sample": 6}}), model)
+        _sampler(kg, TrainConfig(**{**cfg.to_dict(), "sampler_args": {"pre_sample": 6}}), model)
     with pytest.raises(ValueError, match="not found"):
-        MMRNSSampler.from_config(kg, TrainConfig(**{**cfg.to_dict(),
-                                                    "sampler_args": {"image": "pixels"}}), model)
+        _sampler(kg, TrainConfig(**{**cfg.to_dict(), "sampler_args": {"image": "pixels"}}),
+                 model)
     with pytest.raises(TypeError, match="score_batch"):
-        MMRNSSampler.from_config(kg, cfg, model).sample(kg.train)
+        _sampler(kg, cfg, model).sample(kg.train)
+    with pytest.raises(TypeError, match="fused_corruptions=False"):
+        imf = build_model("imf", kg, dim=8)
+        _sampler(kg, cfg, model).draw(imf, imf.encode(), kg.train[:4])
 
 
 def test_learns_nations_above_chance(data_root, one_thread):
     kg = load_dataset("Nations", root=data_root, add_side_info=True)
     # the 2 numeric literals as a one-token view
     kg.add_modality("numeric_tokens", kg.features["numeric"], kg.masks["numeric"])
-    cfg = TrainConfig(model="rotate", dim=32, loss="self_adversarial",
-                      model_args={"margin": 6.0}, sampler="mmrns", num_negatives=4,
+    cfg = TrainConfig(loss="self_adversarial", sampler="mmrns", num_negatives=4,
                       sampler_args={"pre_sample": 14, "attention_channels": 8,
                                     "hidden_channels": 16, "text": "numeric_tokens",
                                     "text_tokens": 1},
                       epochs=10, batch_size=128, lr=0.02, eval_every=5)
     torch.manual_seed(0)
-    model = build_model(cfg, kg)
+    model = build_model("rotate", kg, dim=32, margin=6.0)
     untrained = evaluate(model, kg, "test", progress=False).mrr
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
