@@ -123,3 +123,34 @@ def test_cross_entropy_1vsall_reference():
 def test_n3_penalty():
     f = [torch.tensor([[1.0, -2.0], [0.5, 0.0]]), torch.tensor([[3.0, 0.0], [0.0, 1.0]])]
     assert float(n3_penalty(f)) == (1 + 8 + 0.125 + 27 + 1) / 2
+
+
+def test_loss_registry_kinds_and_build_loss():
+    from mmgnn.nn.losses import (
+        LOSSES,
+        CrossEntropy1vsAll,
+        SelfAdversarialLoss,
+        build_loss,
+        loss_kind,
+        register_loss,
+    )
+
+    assert LOSSES.names() == ["bce", "ce", "margin", "self_adversarial", "softplus"]
+    assert [loss_kind(n) for n in LOSSES.names()] == ["one_to_all", "one_to_all", "negative",
+                                                      "negative", "negative"]
+    assert CrossEntropy1vsAll.takes_gold_ids and not LOSSES.get("bce")[0].takes_gold_ids
+    settings = dict(margin=2.0, temperature=0.5, label_smoothing=0.2, form="released")
+    loss = build_loss("self_adversarial", **settings)  # only the settings it takes
+    assert type(loss) is SelfAdversarialLoss and (loss.margin, loss.temperature) == (2.0, 0.5)
+    bce = build_loss("BCE", **settings)
+    assert (bce.label_smoothing, bce.form) == (0.2, "released")
+    assert build_loss("margin", **settings).margin == 2.0
+    with pytest.raises(KeyError, match="did you mean 'margin'"):
+        build_loss("margn")
+
+    class NoKind(torch.nn.Module):
+        pass
+
+    with pytest.raises(ValueError, match="must say its kind"):
+        register_loss("no_kind_test", NoKind)
+    assert "no_kind_test" not in LOSSES
