@@ -246,10 +246,10 @@ def test_trainer_optimises_checkpoints_and_resumes_the_sampler(tmp_path, one_thr
         torch.manual_seed(123)
         resumed = fit(_rotate(kg), kg, cfg, tmp_path / "b", resume=True,
                       progress=False)
-    assert int(straight.sampler.step) == int(resumed.sampler.step) == 4 * 4  # 200/64 -> 4
+    assert int(straight.task.sampler.step) == int(resumed.task.sampler.step) == 4 * 4  # 200/64 -> 4
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
-    for a, b in zip(straight.sampler.state_dict().values(),
-                    resumed.sampler.state_dict().values(), strict=True):
+    for a, b in zip(straight.task.sampler.state_dict().values(),
+                    resumed.task.sampler.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     for a, b in zip(straight.model.parameters(), resumed.model.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -257,7 +257,7 @@ def test_trainer_optimises_checkpoints_and_resumes_the_sampler(tmp_path, one_thr
     torch.manual_seed(0)
     fresh = _sampler(kg, cfg, _rotate(kg))
     moved = [not torch.equal(a, b) for a, b in zip(fresh.parameters(),
-                                                   straight.sampler.parameters(), strict=True)]
+                                                   straight.task.sampler.parameters(), strict=True)]
     assert all(moved)
 
 
@@ -294,7 +294,7 @@ def test_learns_nations_above_chance(data_root, one_thread):
     # 14 entities: a random ranking scores about 0.38
     assert untrained < 0.5
     assert test > 0.55, f"test MRR {test:.3f}"
-    assert trainer.sampler.modality_names == ["text"]
+    assert trainer.task.sampler.modality_names == ["text"]
 
 
 @pytest.mark.parametrize("decoder", ["transe", "pairre"])
