@@ -22,6 +22,7 @@ from mmgnn.utils.registry import Registry
 
 if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
+    from mmgnn.models.base import LinkPredictor
 
 #: Link-prediction models by name: a class (or builder) and its fixed keyword arguments.
 MODELS = Registry("model")
@@ -54,7 +55,7 @@ def available_models() -> list[str]:
 
 
 def build_model(name: str, kg: MultiModalKG, *, modality_names: list[str] | None = None,
-                **kwargs: Any) -> Any:
+                **kwargs: Any) -> LinkPredictor:
     """Builds the model registered as ``name``, sized for ``kg``.
 
     ``kwargs`` are the model's own keyword arguments (``dim``, ``reciprocal``, ``p_norm``,
