@@ -79,7 +79,7 @@ def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
                              "model": model.config.to_dict()})
     if progress:
         print(model)
-    items = torch.arange(graph["item"].num_nodes)
+    items = torch.arange(graph.num_entities)
     return pretrain(objective, items, train, out_dir=out, resume=resume, progress=progress,
                     pretrained=model.text if model.config.text_encoder else None,
                     encoder_lr_scale=encoder_lr_scale,
@@ -117,7 +117,7 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
         load_encoder(init, model)
     else:
         model = build_k3m(graph, size, **(model_args or {}))
-    y = graph["item"].y
+    y = graph["entity"].y
     train_ids, test_ids = category_split(y, min_count, test_fraction, split_seed)
     majority = float((y[test_ids] == y[train_ids].bincount().argmax()).float().mean())
     save_json(out / CONFIG, {"dataset": dataset, "root": str(root) if root else None,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmgnn.models.k3m.product_graph import load_k3m_sample
 from mmgnn.eval.robustness import corrupt_features, robustness_sweep
 from mmgnn.models.k3m import K3M, K3MConfig
 from mmgnn.models.k3m.heads import ItemClassifier
+from mmgnn.models.k3m.product_graph import load_k3m_sample
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def classifier(data_root):
 
 def test_sweep_with_a_classification_metric(classifier):
     clf, graph = classifier
-    model, y = clf.model, graph["item"].y
+    model, y = clf.model, graph["entity"].y
     items = torch.arange(40)
     seen = []
 
@@ -59,8 +59,7 @@ def test_sweep_with_a_classification_metric(classifier):
 
 def test_token_swap_keeps_rows_whole_and_gaussian_is_refused(classifier):
     _, graph = classifier
-    item = graph["item"]
-    x, mask, lengths = item.title_ids, item.title_mask, item.title_lengths
+    x, mask, lengths = graph.features["title"], graph.masks["title"], graph.lengths["title"]
     out = corrupt_features({"text": x}, {"text": mask}, "TNR", 0.3, lengths={"text": lengths})
     ids = out.affected["text"]
     assert len(ids) == 150

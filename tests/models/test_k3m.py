@@ -11,6 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmgnn.data import MultiModalKG
+from mmgnn.modalities.store import ModalityStore
 from mmgnn.models.k3m import K3M, K3MConfig, classification_accuracy, load_encoder, save_encoder
 from mmgnn.models.k3m.heads import ItemClassifier, PairClassifier
 from mmgnn.models.k3m.pretraining import (
@@ -69,7 +71,12 @@ def tiny(graph, **changes) -> K3M:
 def test_graph_holds_every_triple_and_item(graph, files, tokenizer):
     rows = read_k3m_products(files["train"]), read_k3m_products(files["valid"])
     pairs = [p for t in rows for p in t.properties]
-    assert graph["item"].num_nodes == 500 == len(graph.item_ids)
+    assert isinstance(graph, MultiModalKG) and graph.validate()
+    assert graph["entity"].num_nodes == graph.num_entities == 500
+    assert graph.entity_names == [i for t in rows for i in t.item_ids]
+    assert graph.modalities == ["title", "knowledge"]  # images are URLs only
+    assert graph.metadata() == (["entity", "value"], [ITEM_EDGE])
+    assert graph.num_relations == 0 and len(graph.train) == 0  # values are literals
     edge = graph[ITEM_EDGE]
     assert edge.edge_index.size(1) == sum(len(p) for p in pairs)
     flat = [(i, k, v) for i, ps in enumerate(pairs) for k, v in ps]
@@ -78,10 +85,9 @@ def test_graph_holds_every_triple_and_item(graph, files, tokenizer):
         assert edge.edge_index[0, e] == i
         assert graph.property_names[edge.edge_type[e]] == k
         assert graph.value_names[edge.edge_index[1, e]] == v
-    assert graph["item"].split.bincount().tolist() == [400, 100]
-    assert not graph["item"].image_mask.any()  # images are URLs only
+    assert graph["entity"].split.bincount().tolist() == [400, 100]
     # every kept span holds exactly the tokens of its property / value
-    ids = graph["item"].knowledge_ids
+    ids = graph.features["knowledge"]
     kept = (edge.span[:, 0] >= 0).nonzero().view(-1)
     assert len(kept) + graph.num_pairs_truncated == len(flat)
     for e in kept[::41].tolist():
@@ -104,7 +110,7 @@ def test_model_reads_the_same_spans_from_the_tokens(graph):
 
 
 def test_category_split_is_stratified(graph):
-    y = graph["item"].y
+    y = graph["entity"].y
     train, test = category_split(y, min_count=3, test_fraction=0.3)
     assert not set(train.tolist()) & set(test.tolist())
     counts = torch.bincount(y)
@@ -174,6 +180,25 @@ def test_aggregation_uses_span_means_of_the_fused_knowledge(graph, variant):
     assert isinstance(m.aggregator, K3MGATConv) and m.aggregator.variant == variant
     torch.testing.assert_close(out.initial, c)
     torch.testing.assert_close(out.item, ref)
+
+
+def test_inputs_live_in_the_one_modality_store(graph):
+    m = tiny(graph)
+    assert isinstance(m.modalities, ModalityStore) and m.modalities.names == ["text", "knowledge"]
+    for name, stream in (("text", "title"), ("knowledge", "knowledge")):
+        x, mask, lengths = m.modality(name)
+        assert x is graph.features[stream] and mask is graph.masks[stream]
+        assert lengths is graph.lengths[stream]
+    assert not [k for k in m.state_dict() if k.startswith("modalities.")]  # weights only
+    assert {k for k, _ in m.named_buffers() if k.startswith("modalities.x_")} == \
+        {"modalities.x_text", "modalities.x_knowledge"}
+    x, mask, lengths = m.modality("text")
+    with pytest.raises(ValueError, match="unknown K3M modality 'title'"):
+        m.set_modality("title", x, mask, lengths)
+    with pytest.raises(ValueError, match="needs their lengths"):
+        m.set_modality("knowledge", x, mask)
+    with pytest.raises(ValueError, match="expected 500 rows"):
+        m.set_modality("text", x[:3], mask[:3], lengths[:3])
 
 
 def test_missing_inputs_are_minimal_and_swappable(graph):
@@ -334,7 +359,7 @@ def test_code_form_link_loss_cannot_fall_below_ln2(graph, variant):
 
 # -------------------------------------------------------------------------- heads
 def test_classifier_learns_a_real_subset_above_majority(graph):
-    y = graph["item"].y
+    y = graph["entity"].y
     train, test = category_split(y, min_count=4, test_fraction=0.3, seed=0)
     majority = float((y[test] == y[train].bincount().argmax()).float().mean())
     clf = ItemClassifier(tiny(graph, fusion="mean"), len(graph.category_names))
@@ -429,14 +454,16 @@ def test_encoder_roundtrip_and_config_check(graph, tmp_path):
 def test_image_feature_file_is_matched_by_item_id(graph, files, tmp_path):
     from mmgnn.models.k3m import build_k3m, load_product_graph
 
-    ids = [graph.item_ids[7], graph.item_ids[3], "not-an-item"]
+    ids = [graph.entity_names[7], graph.entity_names[3], "not-an-item"]
     x = torch.arange(3 * 2 * 4, dtype=torch.float).view(3, 2, 4)
     torch.save({"x": x, "entity_names": ids}, tmp_path / "img.pt")
     g = load_product_graph(str(files["train"].parent), image_features=tmp_path / "img.pt")
-    item = g["item"]
-    assert item.image_mask.nonzero().view(-1).tolist() == [3, 7]
-    assert torch.equal(item.image_x[7], x[0]) and torch.equal(item.image_x[3], x[1])
-    assert item.image_x[0].abs().sum() == 0
+    assert g.modalities == ["title", "knowledge", "image"]
+    image = g.features["image"]
+    assert g.masks["image"].nonzero().view(-1).tolist() == [3, 7]
+    assert torch.equal(image[7], x[0]) and torch.equal(image[3], x[1])
+    assert image[0].abs().sum() == 0
+    assert g["entity"].image_boxes.shape == (500, 2, 5)
     m = build_k3m(g, "tiny", fusion="mean")
     assert m.streams == ("title", "knowledge", "image") and m.config.image_channels == 4
     assert build_k3m(graph, "tiny").streams == ("title", "knowledge")

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import torch
-from torch_geometric.data import HeteroData
 
+from mmgnn.data.kg import MultiModalKG
 from mmgnn.modalities import load_feature_file
 from mmgnn.models.k3m.model import K3M, K3MConfig
 from mmgnn.models.k3m.product_graph import k3m_sample_files, k3m_tokenizer, load_k3m_sample
@@ -18,7 +18,7 @@ SIZES = ("tiny", "base")
 
 
 def load_product_graph(dataset: str = "K3M-sample", root: str | os.PathLike | None = None,
-                       image_features: str | os.PathLike | None = None) -> HeteroData:
+                       image_features: str | os.PathLike | None = None) -> MultiModalKG:
     """``K3M-sample`` (or a folder with the same files) as a product graph. With
     ``image_features`` (a ``.pt`` / ``.npy`` / ``.npz`` file of :obj:`(N, R, F)` or
     :obj:`(N, F)` features; rows matched by ``entity_names`` = item ids when present, else in
@@ -51,7 +51,7 @@ def load_product_graph(dataset: str = "K3M-sample", root: str | os.PathLike | No
     return load_k3m_sample(files["train"].parent, tokenizer, image=image)
 
 
-def build_k3m(graph: HeteroData, size: str = "tiny", **changes) -> K3M:
+def build_k3m(graph: MultiModalKG, size: str = "tiny", **changes) -> K3M:
     """A :class:`K3M` of ``size`` (``tiny`` / ``base``) with :class:`K3MConfig` ``changes``
     (``streams`` may be a ``+``-separated string), attached to ``graph``. Without image
     features the image stream is left out."""
@@ -59,12 +59,12 @@ def build_k3m(graph: HeteroData, size: str = "tiny", **changes) -> K3M:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
     if isinstance(changes.get("streams"), str):
         changes["streams"] = tuple(changes["streams"].split("+"))
-    has_image = getattr(graph["item"], "image_x", None) is not None
+    has_image = "image" in graph.modalities
     if "streams" not in changes:
         changes["streams"] = ("title", "knowledge", "image") if has_image else \
             ("title", "knowledge")
     if has_image:
-        changes.setdefault("image_channels", graph["item"].image_x.size(-1))
+        changes.setdefault("image_channels", graph.features["image"].size(-1))
     try:
         config = getattr(K3MConfig, size)(**changes)
     except TypeError as e:

@@ -8,14 +8,16 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import HeteroData
 
+from mmgnn.data.kg import ENTITY, MultiModalKG
+from mmgnn.modalities.store import ModalityStore
 from mmgnn.nn.conv import K3MGATConv
 from mmgnn.nn.fusion.co_attention import CoAttentionLayer, additive_mask
 from mmgnn.nn.fusion.iifm import IIFM
 
-STREAMS = ("title", "knowledge", "image")
-# Modality names of the robustness protocol (mmgnn.eval.robustness) for each stream.
+STREAMS = ("title", "knowledge", "image")  # also the modality names of the product graph
+# Modality names of the model's inputs, those of the robustness protocol
+# (mmgnn.eval.robustness, whose TMR / TNR settings name the title "text"), per stream.
 MODALITY_OF = {"title": "text", "knowledge": "knowledge", "image": "image"}
 
 
@@ -188,8 +190,11 @@ class K3M(nn.Module):
 
     A stream the item lacks is kept minimal, never dropped from the batch: a missing title or
     knowledge text is ``[CLS] [SEP]``; a missing image is the global token alone, with zero
-    features. The item's inputs are held by the model (:meth:`attach`) so that
-    :mod:`mmgnn.eval.robustness` can swap them through :meth:`set_modality`.
+    features. The items' inputs are held in the model's
+    :class:`~mmgnn.modalities.ModalityStore` ``modalities`` (:meth:`attach`; modalities
+    ``text`` = title, ``knowledge``, ``image``; non-persistent buffers, outside the
+    ``state_dict``) so that :mod:`mmgnn.eval.robustness` can swap them through
+    :meth:`set_modality`.
 
     Args:
         config (K3MConfig): Sizes and variants.
@@ -250,7 +255,8 @@ class K3M(nn.Module):
         self.aggregator = K3MGATConv(
             d, d, edge_dim=d, heads=1 if config.aggregator == "code" else
             config.aggregator_heads, variant=config.aggregator) if use_agg else None
-        self.inputs: dict[str, Tensor] = {}
+        self.modalities = ModalityStore()
+        self.register_buffer("image_boxes", None, persistent=False)
 
     # ------------------------------------------------------------------ inputs
     @property
@@ -258,47 +264,46 @@ class K3M(nn.Module):
         """The corruptible inputs (``text`` = title, ``knowledge``, ``image``)."""
         return [MODALITY_OF[s] for s in self.streams]
 
-    def attach(self, graph: HeteroData) -> K3M:
-        """Holds the item inputs of a product graph (:func:`~mmgnn.data.product_graph.
-        build_product_graph`); returns ``self``."""
-        item = graph["item"]
-        self.set_modality("text", item.title_ids, item.title_mask, item.title_lengths)
-        self.set_modality("knowledge", item.knowledge_ids, item.knowledge_mask,
-                          item.knowledge_lengths)
+    def attach(self, graph: MultiModalKG) -> K3M:
+        """Holds the item inputs of a product graph (the ``title``, ``knowledge`` and
+        ``image`` modalities of :func:`~mmgnn.models.k3m.build_product_graph`); returns
+        ``self``."""
+        for stream in ("title", "knowledge"):
+            x, mask, lengths = (graph.features[stream], graph.masks[stream],
+                                graph.lengths[stream])
+            self.set_modality(MODALITY_OF[stream], x, mask, lengths)
         if "image" in self.streams:
-            if getattr(item, "image_x", None) is None or not bool(item.image_mask.any()):
+            if "image" not in graph.modalities or not bool(graph.masks["image"].any()):
                 raise ValueError("the image stream needs image features: build the graph "
                                  "with image=(x, mask), or leave 'image' out of streams")
-            if item.image_x.size(-1) != self.config.image_channels:
-                raise ValueError(f"image features of width {item.image_x.size(-1)}, expected "
+            x = graph.features["image"]
+            if x.size(-1) != self.config.image_channels:
+                raise ValueError(f"image features of width {x.size(-1)}, expected "
                                  f"image_channels={self.config.image_channels}")
-            self.set_modality("image", item.image_x, item.image_mask)
-            self.inputs["image_boxes"] = item.image_boxes
+            self.set_modality("image", x, graph.masks["image"])
+            self.image_boxes = graph[ENTITY].image_boxes
         return self
 
-    def set_modality(self, name: str, x: Tensor, mask: Tensor,
+    def set_modality(self, name: str, x: Tensor, mask: Tensor | None = None,
                      lengths: Tensor | None = None) -> None:
-        """Replaces one input: token ids :obj:`(N, L)` with lengths, or image features
-        :obj:`(N, R, F)`; ``mask`` :obj:`(N,)` marks the items that have it."""
-        if name not in ("text", "knowledge", "image"):
+        """Replaces one input in :attr:`modalities`: token ids :obj:`(N, L)` with lengths
+        (``text``, ``knowledge``), or image features :obj:`(N, R, F)`; ``mask`` :obj:`(N,)`
+        marks the items that have it (default: all)."""
+        if name not in MODALITY_OF.values():
             raise ValueError(f"unknown K3M modality {name!r}; expected text, knowledge, image")
         if name != "image" and lengths is None:
             raise ValueError(f"modality {name!r} holds token ids and needs their lengths")
-        self.inputs[name] = x
-        self.inputs[f"{name}_mask"] = mask.bool()
-        if lengths is not None:
-            self.inputs[f"{name}_lengths"] = lengths
+        self.modalities.set(name, x, mask, lengths)
 
     def modality(self, name: str) -> tuple[Tensor, Tensor, Tensor | None]:
         """``(x, mask, lengths)`` of an input, as :meth:`set_modality` takes them."""
-        return (self.inputs[name], self.inputs[f"{name}_mask"],
-                self.inputs.get(f"{name}_lengths"))
+        return self.modalities.get(name)
 
     def _tokens(self, name: str, items: Tensor) -> tuple[Tensor, Tensor]:
         dev = self.device
-        ids = self.inputs[name][items].to(dev)
-        lengths = self.inputs[f"{name}_lengths"][items].to(dev)
-        present = self.inputs[f"{name}_mask"][items].to(dev) & (lengths > 2)
+        ids, mask, lengths = self.modalities.get(name)
+        ids, lengths = ids[items].to(dev), lengths[items].to(dev)
+        present = mask[items].to(dev) & (lengths > 2)
         empty = torch.full_like(ids, self.pad_id)
         empty[:, 0], empty[:, 1] = self.cls_id, self.sep_id
         ids = torch.where(present[:, None], ids, empty)
@@ -319,10 +324,10 @@ class K3M(nn.Module):
         """``(regions, boxes, present)`` of ``items``: :obj:`(B, R, F)`, :obj:`(B, R, 5)`,
         :obj:`(B,)`."""
         dev = self.device
-        x = self.inputs["image"][items].to(dev)
+        x, mask, _ = self.modalities.get("image")
+        x = x[items].to(dev)
         x = x.unsqueeze(1) if x.dim() == 2 else x
-        return (x, self.inputs["image_boxes"][items].to(dev),
-                self.inputs["image_mask"][items].to(dev))
+        return x, self.image_boxes[items].to(dev), mask[items].to(dev)
 
     # ----------------------------------------------------------------- encoder
     def pair_spans(self, ids: Tensor, lengths: Tensor) -> Tensor:

@@ -1,12 +1,16 @@
-"""K3M's product knowledge graph as a PyG :class:`~torch_geometric.data.HeteroData`.
+"""K3M's product knowledge graph as a :class:`~mmgnn.data.MultiModalKG` (the one graph
+object of mmgnn, a PyG :class:`~torch_geometric.data.HeteroData`).
 
-Nodes: ``item`` (one per product row) and ``value`` (one per distinct property value). Edges:
-``(item, property, value)``, one per ``<item, property, value>`` triple of the item's KG field,
-with the property id in ``edge_type`` (names in ``graph.property_names``). Per item, the two
-text streams of K3M (spec ``K3M.md``, section 1) as token ids: the **title** and the
-**knowledge** text ``p1:v1;p2:v2;...``, whose property and value token spans are stored per
-triple; and the **image** stream, present only where features are given (the sample ships
-image URLs, not images). Every stream has a presence mask.
+Nodes: ``entity`` (one per product row: the items, ``entity_names`` = item ids) and ``value``
+(one per distinct property value). Edges: ``("entity", "property", "value")``, one per
+``<item, property, value>`` triple of the item's KG field, with the property id in
+``edge_type`` (names in ``graph.property_names``). Values are literals, not entities, so the
+graph has no entity-to-entity relations and its link-prediction splits are empty. Per item,
+the three streams of K3M (spec ``K3M.md``, section 1) are modalities of the ``entity`` nodes:
+``title`` and ``knowledge`` (the text ``p1:v1;p2:v2;...``, whose property and value token
+spans are stored per triple) as integer token ids with lengths, and ``image``, present only
+where features are given (the sample ships image URLs, not images). Every modality has a
+presence mask.
 """
 
 from __future__ import annotations
@@ -17,12 +21,12 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
 
+from mmgnn.data.kg import ENTITY, MultiModalKG
 from mmgnn.models.k3m.products import ProductTable, read_k3m_products
 
 PAIR_SEP, KV_SEP = ";", ":"  # K3M's serialisation; ids 132 / 131 in bert-base-chinese
-ITEM_EDGE = ("item", "property", "value")
+ITEM_EDGE = (ENTITY, "property", "value")
 SPLIT_NAMES = ("train", "valid")
 
 
@@ -89,9 +93,10 @@ def _pad(rows: list[list[int]], length: int, pad: int) -> tuple[Tensor, Tensor]:
 def build_product_graph(tables: ProductTable | Sequence[ProductTable], tokenizer, *,
                         max_title_length: int = 36, max_knowledge_length: int = 48,
                         image: tuple[Tensor, Tensor] | None = None,
-                        image_boxes: Tensor | None = None) -> HeteroData:
-    r"""The product KG of one or more product tables (rows concatenated; ``item.split`` gives
-    the table index: 0 train, 1 valid for ``K3M-sample``).
+                        image_boxes: Tensor | None = None, name: str = "products"
+                        ) -> MultiModalKG:
+    r"""The product KG of one or more product tables (rows concatenated; ``split`` on the
+    ``entity`` nodes gives the table index: 0 train, 1 valid for ``K3M-sample``).
 
     Args:
         tables (ProductTable or list): Rows from :func:`read_k3m_products`.
@@ -102,17 +107,21 @@ def build_product_graph(tables: ProductTable | Sequence[ProductTable], tokenizer
             ``graph.num_pairs_truncated``).
         image (tuple[Tensor, Tensor], optional): ``(x, mask)``: region / patch features
             :obj:`(N, R, d)` (or :obj:`(N, d)`, one region) and presence :obj:`(N,)`, rows in
-            item order (see :func:`mmgnn.modalities.load_feature_file`). Without it the image
-            stream is missing for every item.
+            item order (see :func:`mmgnn.modalities.load_feature_file`); rows of absent
+            items become zeros. Without it the graph has no ``image`` modality.
         image_boxes (Tensor, optional): :obj:`(N, R, 5)` region boxes ``(x1/W, y1/H, x2/W,
             y2/H, area)``; default the whole image ``(0, 0, 1, 1, 1)``.
+        name (str): The graph's name. (default: :obj:`"products"`)
 
     Returns:
-        HeteroData: ``item`` with ``title_ids`` :obj:`(N, L_t)`, ``title_lengths``,
-        ``title_mask``, ``knowledge_ids`` :obj:`(N, L_k)`, ``knowledge_lengths``,
-        ``knowledge_mask``, ``image_x``, ``image_boxes``, ``image_mask``, ``y`` (category id,
-        names in ``category_names``) and ``split``; ``value`` nodes; ``(item, property,
-        value)`` edges with ``edge_type`` (property id) and ``span`` :obj:`(E, 4)`.
+        MultiModalKG: ``entity_names`` = item ids; on the ``entity`` nodes the modalities
+        ``title`` (``x_title`` :obj:`(N, L_t)` token ids, ``mask_title``, ``length_title``),
+        ``knowledge`` (:obj:`(N, L_k)`; present when it holds a pair) and, with ``image``,
+        ``image`` (:obj:`(N, R, d)`) with ``image_boxes`` :obj:`(N, R, 5)`; ``y`` (category
+        id, names in ``category_names``) and ``split``; ``value`` nodes; ``(entity,
+        property, value)`` edges with ``edge_type`` (property id, names in
+        ``property_names``) and ``span`` :obj:`(E, 4)`. Lengths of absent rows are 0 (the
+        rows keep their ``[CLS] [SEP]`` ids).
     """
     tables = [tables] if isinstance(tables, ProductTable) else list(tables)
     if not tables:
@@ -140,51 +149,50 @@ def build_product_graph(tables: ProductTable | Sequence[ProductTable], tokenizer
                 spans.append(span)
                 truncated += span[0] < 0
     n = len(item_ids)
-    data = HeteroData()
-    item = data["item"]
-    item.num_nodes = n
-    item.title_ids, item.title_lengths = _pad(titles, max_title_length, tokenizer.pad_token_id)
-    item.title_mask = torch.tensor([bool(t) for t in
-                                    (r for tb in tables for r in tb.titles)], dtype=torch.bool)
-    item.knowledge_ids, item.knowledge_lengths = _pad(knowledge, max_knowledge_length,
-                                                      tokenizer.pad_token_id)
-    item.knowledge_mask = item.knowledge_lengths > 2
+    no_triples = torch.empty(0, 3, dtype=torch.long)  # values are literals: no KG relations
+    kg = MultiModalKG(item_ids, [], no_triples, no_triples, no_triples, name=name)
+    title_ids, title_lengths = _pad(titles, max_title_length, tokenizer.pad_token_id)
+    title_mask = torch.tensor([bool(t) for t in (r for tb in tables for r in tb.titles)],
+                              dtype=torch.bool)
+    kg.add_modality("title", title_ids, title_mask, title_lengths)
+    knowledge_ids, knowledge_lengths = _pad(knowledge, max_knowledge_length,
+                                            tokenizer.pad_token_id)
+    kg.add_modality("knowledge", knowledge_ids, knowledge_lengths > 2, knowledge_lengths)
+    entity = kg[ENTITY]
     if image is not None:
         x, mask = image
         x = x.unsqueeze(1) if x.dim() == 2 else x
         if x.size(0) != n or mask.shape != (n,):
             raise ValueError(f"image features: expected (N={n}, R, d) with a ({n},) mask, got "
                              f"{tuple(x.shape)} and {tuple(mask.shape)}")
-        item.image_x, item.image_mask = x.float(), mask.bool()
+        kg.add_modality("image", x.float(), mask.bool())
         boxes = image_boxes if image_boxes is not None else \
             torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]).expand(n, x.size(1), 5).clone()
-        item.image_boxes = boxes.float()
-    else:  # no image_x / image_boxes attributes
-        item.image_mask = torch.zeros(n, dtype=torch.bool)
+        entity.image_boxes = boxes.float()
     categories = sorted(set(cats))
     cat_index = {c: k for k, c in enumerate(categories)}
-    item.y = torch.tensor([cat_index[c] for c in cats], dtype=torch.long)
-    item.split = torch.tensor(split, dtype=torch.long)
-    data["value"].num_nodes = len(value_index)
-    edge = data[ITEM_EDGE]
+    entity.y = torch.tensor([cat_index[c] for c in cats], dtype=torch.long)
+    entity.split = torch.tensor(split, dtype=torch.long)
+    kg["value"].num_nodes = len(value_index)
+    edge = kg[ITEM_EDGE]
     edge.edge_index = torch.tensor([heads, values], dtype=torch.long).view(2, -1)
     edge.edge_type = torch.tensor(props, dtype=torch.long)
     edge.span = torch.tensor(spans, dtype=torch.long).view(-1, 4)
-    data.item_ids, data.category_names = item_ids, categories
-    data.property_names, data.value_names = list(prop_index), list(value_index)
-    data.num_pairs_truncated = int(truncated)
-    return data
+    kg.category_names = categories
+    kg.property_names, kg.value_names = list(prop_index), list(value_index)
+    kg.num_pairs_truncated = int(truncated)
+    return kg
 
 
 def load_k3m_sample(root: str | os.PathLike | None = None, tokenizer=None,
-                    **kwargs) -> HeteroData:
+                    **kwargs) -> MultiModalKG:
     """``K3M-sample`` (train and valid rows) as a product graph, tokenised with the
     bert-base-chinese vocabulary shipped with it unless ``tokenizer`` is given; ``kwargs`` go
     to :func:`build_product_graph`."""
     files = k3m_sample_files(root)
     tokenizer = tokenizer or k3m_tokenizer(files["vocab"])
     tables = [read_k3m_products(files["train"]), read_k3m_products(files["valid"])]
-    return build_product_graph(tables, tokenizer, **kwargs)
+    return build_product_graph(tables, tokenizer, **{"name": "K3M-sample", **kwargs})
 
 
 def category_split(y: Tensor, min_count: int = 2, test_fraction: float = 0.3,
