@@ -59,10 +59,9 @@ def tiny_model(kg, tokenizer, images=True, fusion_layers=2, seed=0, **kwargs) ->
     encoder = HybridEncoder(text, tower, fusion_layers=fusion_layers)
     pics = load_entity_images(IMAGES, kg.entity_names, encoder.image_sizes, progress=False) \
         if images else None
-    texts = entity_texts(kg, ("name", "description"))
     kwargs.setdefault("max_length", 20)
-    return MKGformer(kg.num_entities, kg.num_relations, encoder, tokenizer, texts,
-                     [relation_text(r) for r in kg.relation_names], pics, **kwargs)
+    return MKGformer(kg, images=pics, encoder=encoder, tokenizer=tokenizer,
+                     fields=("name", "description"), **kwargs)
 
 
 def test_relation_text():
@@ -98,7 +97,7 @@ def test_queries_never_see_the_answer(kg, tokenizer):
     h, r, t = torch.tensor([h]), torch.tensor([r]), torch.tensor([t])
     x = model.encode()
     with torch.no_grad():
-        tail, head = model.score_t(x, h, r), model.score_h(x, r, t)
+        tail, head = model.score_tails(x, h, r), model.score_heads(x, r, t)
     texts = list(entity_texts(kg, ("name", "description")))
     for victim, same, changed in ((t, "tail", "head"), (h, "head", "tail")):
         new_texts = list(texts)
@@ -110,7 +109,7 @@ def test_queries_never_see_the_answer(kg, tokenizer):
             pics.pixels[0][pics.rows[victim]] = torch.randn_like(pics.pixels[0][0]) * 3
         model.set_entity_images(pics)
         with torch.no_grad():
-            now = {"tail": model.score_t(x, h, r), "head": model.score_h(x, r, t)}
+            now = {"tail": model.score_tails(x, h, r), "head": model.score_heads(x, r, t)}
         before = {"tail": tail, "head": head}
         torch.testing.assert_close(now[same], before[same])
         assert not torch.allclose(now[changed], before[changed], atol=1e-4)
@@ -120,8 +119,8 @@ def test_queries_never_see_the_answer(kg, tokenizer):
     # Images matter where the known entity has them: the head query (?, r, t) reads t's.
     model.set_entity_images(None)
     with torch.no_grad():
-        torch.testing.assert_close(model.score_t(x, h, r), tail)
-        assert not torch.allclose(model.score_h(x, r, t), head, atol=1e-4)
+        torch.testing.assert_close(model.score_tails(x, h, r), tail)
+        assert not torch.allclose(model.score_heads(x, r, t), head, atol=1e-4)
 
 
 def test_stage_one_trains_only_word_embeddings(kg, tokenizer):
@@ -138,8 +137,8 @@ def test_stage_one_trains_only_word_embeddings(kg, tokenizer):
 def test_learns_a_real_subset_above_chance(kg, tokenizer):
     model = tiny_model(kg, tokenizer, images=False, pretrain_epochs=1, pretrain_lr=1e-2,
                        pretrain_batch_size=128)
-    config = TrainConfig(model="mkgformer", regime="kvsall", loss="bce", lr=1e-2,
-                         batch_size=128, epochs=8, eval_every=0, seed=0)
+    config = TrainConfig(regime="kvsall", loss="bce", lr=1e-2, batch_size=128, epochs=8,
+                         eval_every=0, seed=0)
     trainer = fit(model, kg, config, progress=False)
     assert bool(model.entity_tokens_trained)
     assert trainer.history[-1]["loss"] < trainer.history[0]["loss"]
@@ -156,24 +155,24 @@ def test_reciprocal_queries_and_score_hrt(kg, tokenizer):
     h, r, t = kg.valid[:4].t()
     x = model.encode()
     with torch.no_grad():
-        torch.testing.assert_close(model.score_h(x, r, t),
-                                   model.score_t(x, t, r + kg.num_relations))
-        full = model.score_t(x, h, r)
-        torch.testing.assert_close(model.score_hrt(x, h, r, t), full[torch.arange(4), t])
+        torch.testing.assert_close(model.score_heads(x, r, t),
+                                   model.score_tails(x, t, r + kg.num_relations))
+        full = model.score_tails(x, h, r)
+        torch.testing.assert_close(model.score_triples(x, h, r, t), full[torch.arange(4), t])
 
 
-def test_from_config_with_saved_text_model_and_random_vision(kg, tokenizer, tmp_path):
+def test_build_model_with_saved_text_model_and_random_vision(kg, tokenizer, tmp_path):
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=tokenizer.vocab_size, **TINY)).save_pretrained(tmp_path)
     tokenizer.save_pretrained(tmp_path)
-    config = TrainConfig(model="mkgformer", regime="kvsall", model_args={
-        "text": str(tmp_path), "vision": "random", "images": str(IMAGES), "image_size": 32,
-        "patch_size": 8, "fusion_layers": 1, "max_images": 3, "pretrain_epochs": 0,
-        "progress": False})
     assert "mkgformer" in available_models()
-    model = build_model(config, kg)
+    model = build_model("mkgformer", kg, text=str(tmp_path), vision="random",
+                        images=str(IMAGES), image_size=32, patch_size=8, fusion_layers=1,
+                        max_images=3, pretrain_epochs=0, progress=False)
     assert model.encoder.fusion_layers == 1 and model.encoder.image_sizes == (32, 16, 16)
     assert int((model.image_rows >= 0).sum()) == 10
     assert repr(model).startswith("MKGformer(237, num_relations=18, encoder=HybridEncoder(")
-    with pytest.raises(ValueError, match="kvsall"):
-        build_model(TrainConfig(model="mkgformer", regime="negative"), kg)
+    assert MKGformer.regimes[0] == "kvsall" and "negative" not in MKGformer.regimes
+    assert TrainConfig(**MKGformer.train_defaults).scheduler == "linear"
+    with pytest.raises(ValueError, match="vision tower"):
+        build_model("mkgformer", kg, text=str(tmp_path), images=str(IMAGES))
