@@ -7,6 +7,8 @@ cards in ``datasets/`` describe each source, format, statistics and quirk.
 
 Quirks of a release are counted in ``kg.quirks`` and summarised in one warning
 (:mod:`mmgnn.data.quirks`); folder formats are detected and read by :mod:`mmgnn.data.folders`.
+A known dataset is parsed once and then loaded from its processed copy under
+:func:`processed_dir` (see :func:`load_dataset`).
 """
 
 from __future__ import annotations

@@ -153,8 +153,9 @@ def download_dataset(dataset: str, root: PathLike | None = None, *, files: list[
              mirror: str | None = None, progress: bool = True) -> Path:
     """Downloads the files of a dataset folder that are not yet under ``root``.
 
-    Each file is fetched to a temporary file in its destination folder, its SHA-256 checked
-    against the registry, and then moved into place atomically; a mismatch raises a
+    Each file is fetched with :func:`torch_geometric.data.download_url` into a temporary
+    folder beside its destination, its SHA-256 checked against the registry, and then moved
+    into place atomically; a mismatch raises a
     :class:`ValueError` naming the URL and both hashes, and leaves nothing behind. Files already
     present are trusted and not fetched again (see :func:`verify`).
 
