@@ -17,7 +17,6 @@ import torch
 from torch import Tensor
 
 from mmgnn.models import KGEModel
-from mmgnn.nn.kge import build_decoder
 
 
 @dataclass(frozen=True)
@@ -57,8 +56,8 @@ def mmgnn_model(spec: ModelSpec, num_entities: int, num_relations: int, dim: int
     """A freshly initialised mmgnn model; the same ``seed`` gives the same weights in every
     process."""
     torch.manual_seed(seed)
-    decoder = build_decoder(spec.decoder, num_relations, spec.hidden(dim), **dict(spec.kwargs))
-    return KGEModel(num_entities, num_relations, decoder)
+    return KGEModel(num_entities, num_relations, spec.decoder, dim=spec.hidden(dim),
+                    **dict(spec.kwargs))
 
 
 def _interleave(x: Tensor) -> Tensor:
@@ -128,7 +127,7 @@ def score_difference(model: KGEModel, pk, triples: Tensor) -> float:
     """Largest ``|mmgnn score - PyKEEN score|`` over ``triples`` :obj:`(n, 3)`."""
     model.eval()
     h, r, t = triples.unbind(1)
-    ours = model.score_hrt(model.encode(), h, r, t)
+    ours = model.score_triples(model.encode(), h, r, t)
     theirs = pk.score_hrt(triples).view(-1)
     return float((ours - theirs).abs().max())
 
@@ -169,20 +168,6 @@ def pyg_test_seconds(model: KGEModel, spec: ModelSpec, kg, triples: Tensor, dim:
 
 
 # ------------------------------------------------------------------------ training
-class StepClock:
-    """Stands in for the progress bar of mmgnn's ``Trainer``: the epoch function calls
-    ``update`` once after every optimiser step, so the clock records when each step ended."""
-
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-
-    def update(self, n: int = 1) -> None:
-        self.stamps.append(time.perf_counter())
-
-    def set_postfix(self, *args, **kwargs) -> None:
-        pass
-
-
 def train_steps(kg, triples, spec, p: dict) -> list[float]:
     """Trains one epoch over ``triples`` with library ``p["lib"]``; returns the time at which
     each optimiser step ended."""
@@ -191,18 +176,22 @@ def train_steps(kg, triples, spec, p: dict) -> list[float]:
         from mmgnn.data.kg import MultiModalKG
         from mmgnn.train import TrainConfig, Trainer
 
-        cfg = TrainConfig(model=spec.decoder, dim=spec.hidden(p["dim"]),
-                          model_args=dict(spec.kwargs), regime="negative", loss="margin",
-                          num_negatives=k, batch_size=b, lr=p["lr"], eval_every=0,
-                          seed=p["seed"], negative_filter="none")  # as the peers draw
+        # The model comes from mmgnn_model (its own arguments); the config is optimisation only.
+        cfg = TrainConfig(regime="negative", loss="margin", num_negatives=k, batch_size=b,
+                          lr=p["lr"], eval_every=0, seed=p["seed"],
+                          negative_filter="none")  # as the peers draw
         sub = MultiModalKG(kg.entity_names, kg.relation_names, triples, kg.valid, kg.test)
         trainer = Trainer(mmgnn_model(spec, n, r, p["dim"], p["seed"]), sub, cfg,
                           progress=False)
-        # Trainer.fit would add a validation pass; its per-epoch function is the training work.
-        clock = StepClock()
+        # Trainer.fit would add a validation pass; one epoch of its task's batches, each a
+        # trainer.step, is the training work.
         trainer.model.train()
-        trainer._negative_epoch(clock)
-        return clock.stamps
+        stamps = []
+        for batch in trainer.task.batches(trainer):
+            losses, _ = trainer.task.loss(trainer, batch)
+            trainer.step(losses["loss"])
+            stamps.append(time.perf_counter())
+        return stamps
     if p["lib"] == "pyg":  # as in PyG's examples/kge_fb15k_237.py
         model = pyg_model(spec, n, r, p["dim"])
         loader = model.loader(head_index=triples[:, 0], rel_type=triples[:, 1],

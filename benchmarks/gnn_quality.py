@@ -28,21 +28,22 @@ import torch
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit, seed_everything
+from mmgnn.train import ModelSpec, TrainConfig, fit, seed_everything
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def configs(args) -> dict[str, TrainConfig]:
-    common = dict(dim=200, regime="negative", loss="margin", margin=1.0, sampler="head_tail",
+def configs(args) -> dict[str, tuple[ModelSpec, TrainConfig]]:
+    """The two runs: what model (its own arguments) and how it is optimised."""
+    common = dict(regime="negative", loss="margin", margin=1.0, sampler="head_tail",
                   num_negatives=2, negative_filter=args.negative_filter, epochs=100_000,
                   eval_every=0, budget_clock=args.budget_clock,
                   patience=0, max_minutes=args.minutes, seed=args.seed)
     return {
-        "TransE": TrainConfig(model="transe", model_args={"p_norm": 1}, batch_size=1024,
-                              lr=args.transe_lr, **common),
-        "GATTransE": TrainConfig(model="gat_transe", batch_size=args.gat_batch, lr=args.gat_lr,
-                                 **common),
+        "TransE": (ModelSpec("transe", {"dim": 200, "p_norm": 1}),
+                   TrainConfig(batch_size=1024, lr=args.transe_lr, **common)),
+        "GATTransE": (ModelSpec("gat_transe", {"dim": 200}),
+                      TrainConfig(batch_size=args.gat_batch, lr=args.gat_lr, **common)),
     }
 
 
@@ -72,9 +73,9 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             kg = load_dataset(name, add_side_info=False)
-        for label, cfg in configs(args).items():
+        for label, (spec, cfg) in configs(args).items():
             seed_everything(cfg.seed)  # before the model draws its weights
-            model = build_model(cfg, kg)
+            model = build_model(spec.name, kg, **spec.args)
             start = time.perf_counter()
             trainer = fit(model, kg, cfg, progress=False)
             minutes = (time.perf_counter() - start) / 60
@@ -84,6 +85,7 @@ def main() -> None:
                    "budget_clock": cfg.budget_clock, "seed": cfg.seed, "epochs": trainer.epoch,
                    "max_steps": steps, "minutes": round(minutes, 2), "batch": cfg.batch_size,
                    "lr": cfg.lr, "valid_mrr": trainer.best_mrr,
+                   "config": {"model": spec.to_dict(), "train": cfg.to_dict()},
                    **{k: test[k] for k in ("mrr", "hits@1", "hits@3", "hits@10")}}
             rows.append(row)
             print(f"{name:<10} {label:<10} epochs {row['epochs']:>3}  "

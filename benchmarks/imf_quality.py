@@ -47,9 +47,8 @@ MODALITIES = {"DB15K": ["text"], "FB15k-237": ["text", "numeric"]}
 # IMF on a CPU budget: narrower than the paper's 256 (the 1-to-all TuckER decoders cost
 # B * N * d per branch and step), batches of 128 for more steps, Adam 1e-2, KvsAll,
 # standard label smoothing 0.1.
-IMF_BASE = dict(model="imf", dim=64, reciprocal=True, regime="kvsall", label_smoothing=0.1,
-                batch_size=128, lr=1e-2)
-IMF_ARGS = {"relation_channels": 32}
+IMF_MODEL = {"dim": 64, "reciprocal": True, "relation_channels": 32}
+IMF_TRAIN = dict(regime="kvsall", label_smoothing=0.1, batch_size=128, lr=1e-2)
 PAPER = ("Published, DB15K (NativE split; as printed in the AdaMF-MAT and NativE papers, "
          "image+text features): IMF MRR 0.3225, TransE 0.2486, RotatE 0.2928. Here: no image "
          "features; DB15K text = MiniLM-L6 vectors of the entity names, FB15k-237 text = "
@@ -67,31 +66,34 @@ RUNS = {
     "imf-numeric": ({"structure": False}, ["numeric"]),
 }
 ROTATE_MARGIN = {"DB15K": 12.0, "FB15k-237": 9.0}
-BASELINES = {
+BASELINES = {  # name -> (model name, its arguments, the optimisation)
     # The presets of benchmarks/kge_quality.py (RotatE paper's recipe, CPU-sized).
-    "transe": dict(model="transe", dim=200, model_args={"p_norm": 1}, regime="negative",
-                   loss="self_adversarial", margin=9.0, num_negatives=64, batch_size=1024,
-                   lr=1e-3, negative_filter="none"),
+    "transe": ("transe", {"dim": 200, "p_norm": 1}, dict(
+        regime="negative", loss="self_adversarial", margin=9.0, num_negatives=64,
+        batch_size=1024, lr=1e-3, negative_filter="none")),
     # RotatE with the CPU recipe of native_quality.py / mmrns_quality.py (dim 64, K 32, Adam
     # 5e-3, self-adversarial alpha 2, Bernoulli negatives filtered with the training triples
     # only: the rows before this release filtered with every split, a leak); gamma of
     # the NATIVE release on DB15K (12), of the RotatE paper on FB15k-237 (9).
-    "rotate": dict(model="rotate", dim=64, regime="negative", loss="self_adversarial",
-                   adversarial_temperature=2.0, margin=0.0, sampler="bernoulli",
-                   negative_filter="train", num_negatives=32, batch_size=1024, lr=5e-3),
+    "rotate": ("rotate", {"dim": 64}, dict(
+        regime="negative", loss="self_adversarial", adversarial_temperature=2.0, margin=0.0,
+        sampler="bernoulli", negative_filter="train", num_negatives=32, batch_size=1024,
+        lr=5e-3)),
 }
 
 
 def config_for(run: str, dataset: str, minutes: float, clock: str = "cpu"):
-    from mmgnn.train import TrainConfig
+    """``(DataSpec, ModelSpec, TrainConfig)`` of ``run`` on ``dataset``."""
+    from mmgnn.train import DataSpec, ModelSpec, TrainConfig
 
     common = dict(epochs=100_000, eval_every=0, patience=0, max_minutes=minutes,
                   budget_clock=clock, seed=0)
-    if run == "rotate":
-        return TrainConfig(**BASELINES[run], model_args={"margin": ROTATE_MARGIN[dataset]},
-                           **common)
     if run in BASELINES:
-        return TrainConfig(**BASELINES[run], **common)
+        name, model_args, train = BASELINES[run]
+        if run == "rotate":
+            model_args = {**model_args, "margin": ROTATE_MARGIN[dataset]}
+        return (DataSpec(dataset), ModelSpec(name, dict(model_args)),
+                TrainConfig(**train, **common))
     args, mods = RUNS[run]
     extra = {}
     if isinstance(mods, dict):
@@ -99,8 +101,8 @@ def config_for(run: str, dataset: str, minutes: float, clock: str = "cpu"):
     mods = MODALITIES[dataset] if mods is None else mods
     if any(m not in MODALITIES[dataset] for m in mods):
         raise SystemExit(f"{run}: {dataset} has no {mods} features here")
-    return TrainConfig(**{**IMF_BASE, **extra}, modalities=mods,
-                       model_args={**IMF_ARGS, **args}, **common)
+    return (DataSpec(dataset, modalities=list(mods)), ModelSpec("imf", {**IMF_MODEL, **args}),
+            TrainConfig(**{**IMF_TRAIN, **extra}, **common))
 
 
 def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
@@ -110,29 +112,30 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
     from mmgnn.models import build_model
     from mmgnn.train import fit, seed_everything
 
-    cfg = config_for(run, dataset, minutes, clock)
+    data, spec, cfg = config_for(run, dataset, minutes, clock)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        kg = load_dataset(dataset, add_side_info=bool(cfg.modalities))
-        if cfg.modalities:
-            attach_modalities(kg, cfg.modalities, progress=False)
+        kg = load_dataset(dataset, add_side_info=bool(data.modalities))
+        if data.modalities:
+            attach_modalities(kg, data.modalities, progress=False)
     seed_everything(cfg.seed)  # before the model draws its weights
-    model = build_model(cfg, kg)
+    # IMF views the modalities named (none named: every one attached, here none).
+    extra = {"modality_names": data.modalities or None} if spec.name == "imf" else {}
+    model = build_model(spec.name, kg, **spec.args, **extra)
     steps = [0]
-    hook = "one_to_all_loss" if cfg.regime != "negative" else "score_with_negatives"
-    inner = getattr(model, hook)
+    inner = model.loss  # the trainer calls it once per step, in every regime
 
     def counted(*a, **k):
         steps[0] += 1
         return inner(*a, **k)
 
-    setattr(model, hook, counted)
+    model.loss = counted
     threads = torch.get_num_threads()
     start, cpu0 = time.perf_counter(), time.process_time()
     trainer = fit(model, kg, cfg, progress=False)
     train_min = (time.perf_counter() - start) / 60
     cpu_min = (time.process_time() - cpu0) / threads / 60
-    setattr(model, hook, inner)
+    del model.loss
     t0, cpu0 = time.perf_counter(), time.process_time()
     test = evaluate(model, kg, "test", progress=False)
     eval_s = time.perf_counter() - t0
@@ -147,8 +150,9 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
     # CPU seconds per thread and step, the validation at the end included.
     step_s = 60 * cpu_min / max(steps[0], 1)
     both = test.to_dict()["both"]
-    return {"dataset": dataset, "run": run, "modalities": cfg.modalities,
-            "model_args": cfg.model_args, "dim": cfg.dim, "batch": cfg.batch_size,
+    return {"dataset": dataset, "run": run, "modalities": data.modalities,
+            "model_args": {k: v for k, v in spec.args.items() if k not in ("dim", "reciprocal")},
+            "dim": spec.args["dim"], "batch": cfg.batch_size,
             "lr": cfg.lr, "clock": clock, "threads": threads, "seed": cfg.seed,
             "negative_filter": cfg.negative_filter if cfg.regime == "negative" else "-",
             "minutes": round(train_min, 2), "cpu_minutes": round(cpu_min, 2), "steps": steps[0],
@@ -159,7 +163,8 @@ def run_one(run: str, dataset: str, minutes: float, clock: str = "cpu") -> dict:
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
             "load_avg": round(os.getloadavg()[0], 1),
-            **{k: both[k] for k in ("mrr", "hits@1", "hits@10")}}
+            **{k: both[k] for k in ("mrr", "hits@1", "hits@10")},
+            "config": {"data": data.to_dict(), "model": spec.to_dict(), "train": cfg.to_dict()}}
 
 
 def table(rows: list[dict]) -> str:
@@ -191,13 +196,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads per run (default: torch's)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--table", action="store_true", help="print and write the table")
+    parser.add_argument("--rows", type=Path, default=ROWS,
+                        help="the JSON-lines file of rows; the table goes beside it (.txt, "
+                        ".json)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.single:
         row = run_one(args.runs[0], args.dataset, args.minutes, args.budget_clock)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        with ROWS.open("a") as f:
+        args.rows.parent.mkdir(parents=True, exist_ok=True)
+        with args.rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[-1], flush=True)
         return
@@ -205,17 +213,18 @@ def main() -> None:
         subprocess.run([sys.executable, __file__, "--single", "--dataset", args.dataset,
                         "--minutes", str(args.minutes), "--budget-clock", args.budget_clock,
                         *(["--threads", str(args.threads)] if args.threads else []),
-                        "--runs", run], check=True)
+                        "--rows", str(args.rows), "--runs", run], check=True)
     if args.table or not args.runs:
-        rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines()
+                if line.strip()]
         text = (f"torch {torch.__version__}, {os.cpu_count()} CPUs (shared); filtered test "
                 f"metrics, both sides, realistic ties. budget = training minutes on the clock "
                 f"(cpu: CPU seconds per torch thread), wall = wall minutes; s/step and min/ep "
                 f"on the budget's clock; eval s = CPU seconds per thread of the test ranking\n"
                 + table(rows) + "\n" + PAPER)
         print(text)
-        (RESULTS / "imf_quality.txt").write_text(text + "\n")
-        (RESULTS / "imf_quality.json").write_text(json.dumps(rows, indent=2))
+        args.rows.with_suffix(".txt").write_text(text + "\n")
+        args.rows.with_suffix(".json").write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -63,18 +63,40 @@ def machine() -> str:
             f"thread(s), load average {' '.join(load)} at the start, torch {torch.__version__}")
 
 
+def pretrain_config(minutes: float, seed: int):
+    """The pretraining of every part: K3M's optimiser (AdamW, no decay on biases / norms),
+    batch 8, lr 1e-3, no warmup; the linear decay spans 1000 epochs, so the learning rate is
+    about constant within the budget."""
+    from mmgnn.train import TrainConfig
+    from mmgnn.train.config import K3M_PRETRAIN
+
+    return TrainConfig(**{**K3M_PRETRAIN, "epochs": 1000, "batch_size": 8, "lr": 1e-3,
+                          "warmup_ratio": 0.0, "max_minutes": minutes, "budget_clock": "cpu",
+                          "seed": seed})
+
+
+def finetune_config(args, seed: int):
+    """The fine-tuning of every part: K3M's optimiser, batch 16, lr 3e-3, no warmup."""
+    from mmgnn.train import TrainConfig
+    from mmgnn.train.config import K3M_FINETUNE
+
+    return TrainConfig(**{**K3M_FINETUNE, "epochs": args.finetune_epochs, "batch_size": 16,
+                          "lr": 3e-3, "warmup_ratio": 0.0,
+                          "max_minutes": args.finetune_minutes, "budget_clock": "cpu",
+                          "seed": seed})
+
+
 def quality(args) -> None:
-    from mmgnn.models.k3m.product_graph import category_split
     from mmgnn.eval.robustness import robustness_sweep
-    from mmgnn.models.k3m.pretraining import K3MPretraining
-    from mmgnn.models.k3m.heads import ItemClassifier
-    from mmgnn.train.k3m import (
-        K3MTrainConfig,
+    from mmgnn.models.k3m import (
+        ItemClassifier,
+        K3MPretraining,
+        build_k3m,
+        category_split,
         classification_accuracy,
-        finetune_classification,
-        pretrain,
+        load_product_graph,
     )
-    from mmgnn.models.k3m import build_k3m, load_product_graph
+    from mmgnn.train.k3m import finetune_classification, pretrain
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
@@ -92,21 +114,17 @@ def quality(args) -> None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     objective = K3MPretraining(model, lp=args.lp)
-                t = pretrain(objective, items, K3MTrainConfig(
-                    epochs=1000, batch_size=8, lr=1e-3, warmup=0.0,  # ~constant lr in budget
-                    max_minutes=args.pretrain_minutes, budget_clock="cpu", seed=args.seed),
-                    progress=False)
+                t = pretrain(objective, items,
+                             pretrain_config(args.pretrain_minutes, args.seed), progress=False)
                 row.update(pretrain_steps=t.steps, pretrain_epochs=t.epoch,
-                           pretrain_cpu_minutes=round(t._now() / 60, 3),
+                           pretrain_cpu_minutes=round(t.minutes, 3),
                            pretrain_losses={k: round(v, 4) for k, v in t.history[-1].items()
                                             if k not in ("epoch", "steps", "minutes")},
                            skipped=sorted(objective.skipped))
             classifier = ItemClassifier(model, len(graph.category_names))
-            f = finetune_classification(classifier, y, train, test, K3MTrainConfig(
-                epochs=args.finetune_epochs, batch_size=16, lr=3e-3, warmup=0.0,
-                max_minutes=args.finetune_minutes, budget_clock="cpu", seed=args.seed),
-                progress=False)
-            row.update(finetune_epochs=f.epoch, finetune_cpu_minutes=round(f._now() / 60, 3),
+            f = finetune_classification(classifier, y, train, test,
+                                        finetune_config(args, args.seed), progress=False)
+            row.update(finetune_epochs=f.epoch, finetune_cpu_minutes=round(f.minutes, 3),
                        test_accuracy=classification_accuracy(classifier, test, y),
                        train_accuracy=classification_accuracy(classifier, train, y),
                        curve=[round(h["test_accuracy"], 4) for h in f.history])
@@ -138,7 +156,9 @@ def quality(args) -> None:
             "finetune_minutes": args.finetune_minutes, "finetune_epochs": args.finetune_epochs,
             "train_items": len(train), "test_items": len(test),
             "categories": int(len(torch.unique(y[train]))), "majority_accuracy": majority,
-            "command": " ".join(sys.argv)}
+            "command": " ".join(sys.argv),
+            "pretrain_config": pretrain_config(args.pretrain_minutes, args.seed).to_dict(),
+            "finetune_config": finetune_config(args, args.seed).to_dict()}
     lines = [f"K3M category classification on K3M-sample ({len(train)} train / {len(test)} "
              f"test items, {meta['categories']} categories; majority class {majority:.4f})",
              f"budget per run: {args.pretrain_minutes} CPU-min pretraining (where pretrained) "
@@ -160,12 +180,12 @@ def quality(args) -> None:
               "(read off Fig. 3; full Alibaba data, pretrained bert-base, images)"]
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "k3m_quality.txt").write_text(text + "\n")
-    (RESULTS / "k3m_quality.json").write_text(json.dumps(
+    args.results.mkdir(exist_ok=True)
+    (args.results / "k3m_quality.txt").write_text(text + "\n")
+    (args.results / "k3m_quality.json").write_text(json.dumps(
         {**meta, "rows": rows, "robustness": {k: v.to_dict() for k, v in sweeps.items()},
          "paper_qa_rank10": PAPER_QA}, indent=2) + "\n")
-    plot(sweeps, RESULTS / "k3m_robustness.png")
+    plot(sweeps, args.results / "k3m_robustness.png")
 
 
 def plot(sweeps: dict, path: Path) -> None:
@@ -221,16 +241,31 @@ def curve(args) -> None:
     learning rate is constant, so a snapshot is what a shorter run would give); every
     snapshot is fine-tuned with the recipe of ``--part quality``. Rows of systems not run now
     are kept from the results file, so systems may be run in separate invocations."""
-    from mmgnn.models.k3m.product_graph import category_split
-    from mmgnn.models.k3m.pretraining import K3MPretraining
-    from mmgnn.models.k3m.heads import ItemClassifier
-    from mmgnn.train.k3m import (
-        K3MTrainConfig,
-        K3MTrainer,
+    from mmgnn.models.k3m import (
+        ItemClassifier,
+        K3MPretraining,
+        build_k3m,
+        category_split,
         classification_accuracy,
-        finetune_classification,
+        load_product_graph,
     )
-    from mmgnn.models.k3m import build_k3m, load_product_graph
+    from mmgnn.train import Trainer
+    from mmgnn.train.k3m import PretrainTask, finetune_classification
+
+    class SnapshotPretraining(PretrainTask):
+        """Pretraining that snapshots the encoder when the budget clock passes each of
+        ``pending`` but the last, before the step that follows."""
+
+        def __init__(self, items, model, pending, snaps) -> None:
+            super().__init__(items)
+            self.model, self.pending, self.snaps = model, pending, snaps
+
+        def loss(self, trainer, batch):
+            while len(self.pending) > 1 and trainer.minutes >= self.pending[0]:
+                self.snaps[self.pending.pop(0)] = (
+                    {k: v.clone() for k, v in self.model.state_dict().items()}, trainer.steps,
+                    trainer.history[-1] if trainer.history else None)
+            return super().loss(trainer, batch)
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
@@ -248,21 +283,8 @@ def curve(args) -> None:
                     warnings.simplefilter("ignore")
                     objective = K3MPretraining(model, lp=args.lp, pv_masking=args.pv_masking)
                 pending = [m for m in budgets if m > 0]
-                holder = {}
-
-                def step(batch, g, objective=objective, pending=pending, holder=holder,
-                         model=model, snaps=snaps):
-                    t = holder["trainer"]
-                    while len(pending) > 1 and t._now() >= 60 * pending[0]:
-                        snaps[pending.pop(0)] = ({k: v.clone() for k, v in
-                                                  model.state_dict().items()}, t.steps,
-                                                 t.history[-1] if t.history else None)
-                    return objective(batch, g)
-
-                t = holder["trainer"] = K3MTrainer(
-                    objective, step, items, K3MTrainConfig(
-                        epochs=1000, batch_size=8, lr=1e-3, warmup=0.0, max_minutes=budgets[-1],
-                        budget_clock="cpu", seed=seed), progress=False, name="pretrain")
+                t = Trainer(objective, SnapshotPretraining(items, model, pending, snaps),
+                            pretrain_config(budgets[-1], seed), progress=False)
                 t.fit()
                 snaps[budgets[-1]] = ({k: v.clone() for k, v in model.state_dict().items()},
                                       t.steps, t.history[-1])
@@ -272,10 +294,8 @@ def curve(args) -> None:
                 geometry = item_geometry(model, items)
                 torch.manual_seed(seed)
                 clf = ItemClassifier(model, len(graph.category_names))
-                f = finetune_classification(clf, y, train, test, K3MTrainConfig(
-                    epochs=args.finetune_epochs, batch_size=16, lr=3e-3, warmup=0.0,
-                    max_minutes=args.finetune_minutes, budget_clock="cpu", seed=seed),
-                    progress=False)
+                f = finetune_classification(clf, y, train, test, finetune_config(args, seed),
+                                            progress=False)
                 row = {"system": name, "seed": seed, "pretrain_minutes": minutes,
                        "pretrain_steps": steps, "finetune_epochs": f.epoch,
                        "test_accuracy": classification_accuracy(clf, test, y),
@@ -291,7 +311,7 @@ def curve(args) -> None:
                       f"  eff. rank {geometry['effective_rank']:.1f}", flush=True)
     variant = "" if (args.lp, args.pv_masking) == ("code", "code") else \
         f" (lp={args.lp}, pv={args.pv_masking})"
-    path = RESULTS / "k3m_pretraining_curve.json"
+    path = args.results / "k3m_pretraining_curve.json"
     old = json.loads(path.read_text()) if path.exists() else {"runs": []}
     labels = {name + variant for name in args.systems}
     runs = [r for r in old["runs"] if r["label"] not in labels] + [{
@@ -336,10 +356,10 @@ def curve(args) -> None:
         lines.append("")
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "k3m_pretraining_curve.txt").write_text(text + "\n")
+    args.results.mkdir(exist_ok=True)
+    (args.results / "k3m_pretraining_curve.txt").write_text(text + "\n")
     path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
-    plot_curve(runs, RESULTS / "k3m_pretraining_curve.png")
+    plot_curve(runs, args.results / "k3m_pretraining_curve.png")
 
 
 def plot_curve(runs: list, path: Path) -> None:
@@ -374,9 +394,20 @@ def heldout(args) -> None:
     time), beside the cross-entropy of a unigram model of the masked tokens (token
     frequencies of the pretraining items, add-0.1 smoothing): the floor that needs no
     context at all."""
-    from mmgnn.models.k3m.pretraining import IGNORE, K3MPretraining, mask_values
-    from mmgnn.train.k3m import K3MTrainConfig, K3MTrainer
     from mmgnn.models.k3m import build_k3m, load_product_graph
+    from mmgnn.models.k3m.pretraining import IGNORE, K3MPretraining, mask_values
+    from mmgnn.train import Trainer
+    from mmgnn.train.k3m import PretrainTask
+
+    class ScoredPretraining(PretrainTask):
+        """Pretraining that scores the objectives after every epoch (off the budget)."""
+
+        def __init__(self, items, scores) -> None:
+            super().__init__(items)
+            self.scores = scores
+
+        def evaluate(self, trainer, last):
+            return self.scores()
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
@@ -422,9 +453,8 @@ def heldout(args) -> None:
                                 out[f"{tag}_{k}"] = out.get(f"{tag}_{k}", 0.0) + float(v) / 2
             return out
 
-        t = K3MTrainer(objective, lambda b, g, o=objective: o(b, g), seen, K3MTrainConfig(
-            epochs=1000, batch_size=8, lr=1e-3, warmup=0.0, max_minutes=args.pretrain_minutes,
-            budget_clock="cpu", seed=args.seed), evaluate=evaluate, progress=False)
+        t = Trainer(objective, ScoredPretraining(seen, evaluate),
+                    pretrain_config(args.pretrain_minutes, args.seed), progress=False)
         before = evaluate()
         t.fit()
         results[name] = {"unigram": floors, "before": before, "history": t.history,
@@ -452,9 +482,9 @@ def heldout(args) -> None:
         lines.append("")
     text = "\n".join(lines)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "k3m_pretraining_heldout.txt").write_text(text + "\n")
-    (RESULTS / "k3m_pretraining_heldout.json").write_text(json.dumps(
+    args.results.mkdir(exist_ok=True)
+    (args.results / "k3m_pretraining_heldout.txt").write_text(text + "\n")
+    (args.results / "k3m_pretraining_heldout.json").write_text(json.dumps(
         {"machine": start_machine, "command": " ".join(sys.argv), "lp": args.lp,
          "pv_masking": args.pv_masking, "pretrain_minutes": args.pretrain_minutes,
          "results": results}, indent=2) + "\n")
@@ -462,17 +492,17 @@ def heldout(args) -> None:
 
 def speed_one(args) -> None:
     """One configuration in this process: prints one JSON line."""
-    from mmgnn.models.k3m import K3M, K3MConfig
-    from mmgnn.models.k3m.pretraining import K3MPretraining
-    from mmgnn.train.k3m import K3MTrainConfig, build_optimizer
-    from mmgnn.models.k3m import load_product_graph
+    from mmgnn.models.k3m import K3M, K3MConfig, K3MPretraining, load_product_graph
+    from mmgnn.train import TrainConfig, Trainer
+    from mmgnn.train.config import K3M_PRETRAIN
+    from mmgnn.train.k3m import PretrainTask
 
     torch.manual_seed(0)
     graph = load_product_graph("K3M-sample")
     streams = ("title", "knowledge")
     if args.image:  # synthetic features, K3M's 36 regions x 2048, to time the full model
         n = graph["item"].num_nodes
-        from mmgnn.models.k3m.product_graph import load_k3m_sample
+        from mmgnn.models.k3m import load_k3m_sample
 
         graph = load_k3m_sample(image=(torch.randn(n, 36, 2048), torch.ones(n).bool()))
         streams = ("title", "knowledge", "image")
@@ -480,7 +510,10 @@ def speed_one(args) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         objective = K3MPretraining(K3M(config).attach(graph)).to(args.device)
-    opt, _ = build_optimizer(objective, K3MTrainConfig(), 1000)
+    # K3M's pretraining optimiser as the trainer builds it (the steps below run by hand)
+    opt = Trainer(objective, PretrainTask(torch.arange(graph["item"].num_nodes)),
+                  TrainConfig(**{**K3M_PRETRAIN, "scheduler": "none", "warmup_ratio": 0.0},
+                              device=args.device), progress=False).optimizer
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     g = torch.Generator().manual_seed(0)
     times, cpu = [], []
@@ -535,9 +568,9 @@ def speed(args) -> None:
     text = "\n".join(lines)
     print(text)
     suffix = "" if args.device == "cpu" else "_" + args.device.split(":")[0]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"k3m_speed{suffix}.txt").write_text(text + "\n")
-    (RESULTS / f"k3m_speed{suffix}.json").write_text(json.dumps(
+    args.results.mkdir(exist_ok=True)
+    (args.results / f"k3m_speed{suffix}.txt").write_text(text + "\n")
+    (args.results / f"k3m_speed{suffix}.json").write_text(json.dumps(
         {"machine": start_machine, "rows": rows}, indent=2) + "\n")
 
 
@@ -571,6 +604,8 @@ def main() -> None:
                         choices=["tiny", "tiny+image", "base", "base+image"],
                         help="speed: configurations (base+image, the full released model, "
                         "needs > 9 GiB of RAM; default: the other three)")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder of the result files")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"quality": quality, "curve": curve, "heldout": heldout, "speed": speed,

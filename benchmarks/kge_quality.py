@@ -21,29 +21,29 @@ import torch
 from mmgnn.data import load_dataset
 from mmgnn.eval import evaluate
 from mmgnn.models import build_model
-from mmgnn.train import TrainConfig, fit, seed_everything
+from mmgnn.train import DataSpec, ModelSpec, RunConfig, TrainConfig, fit, seed_everything
 
+#: name -> (dataset, the model and its own arguments, the optimisation).
 PRESETS = {
     # Lacroix et al. (2018): reciprocal relations, 1-vs-all cross-entropy, N3, Adagrad.
-    "db15k-complex": ("DB15K", dict(
-        model="complex", dim=200, model_args={"init_std": 1e-3}, reciprocal=True,
-        regime="1vsall", optimizer="adagrad", lr=0.1, n3=0.05, batch_size=1000)),
+    "db15k-complex": ("DB15K",
+                      ModelSpec("complex", {"dim": 200, "init_std": 1e-3, "reciprocal": True}),
+                      dict(regime="1vsall", optimizer="adagrad", lr=0.1, n3=0.05,
+                           batch_size=1000)),
     # The RotatE paper's recipe (self-adversarial loss, 256 negatives, Adam 1e-4 scaled up).
-    "db15k-rotate": ("DB15K", dict(
-        model="rotate", dim=100, model_args={"margin": 9.0}, regime="negative",
-        loss="self_adversarial", adversarial_temperature=1.0, num_negatives=256,
-        batch_size=1024, lr=1e-3, negative_filter="none")),
+    "db15k-rotate": ("DB15K", ModelSpec("rotate", {"dim": 100, "margin": 9.0}), dict(
+        regime="negative", loss="self_adversarial", adversarial_temperature=1.0,
+        num_negatives=256, batch_size=1024, lr=1e-3, negative_filter="none")),
     # TransE (L1, unit-norm entities as in the paper) with the self-adversarial loss and
     # margin 9 of the RotatE code base; 64 negatives and Adam 1e-3 to fit a CPU budget.
-    "fb15k237-transe": ("FB15k-237", dict(
-        model="transe", dim=200, model_args={"p_norm": 1},
+    "fb15k237-transe": ("FB15k-237", ModelSpec("transe", {"dim": 200, "p_norm": 1}), dict(
         regime="negative", loss="self_adversarial", margin=9.0, num_negatives=64,
         batch_size=1024, lr=1e-3, negative_filter="none")),
     # TransE (L2) trained like the fast DB15K preset: reciprocal relations, 1-vs-all
     # cross-entropy; the L2 distance to all entities is one matrix product.
-    "fb15k237-transe-1vsall": ("FB15k-237", dict(
-        model="transe", dim=200, model_args={"p_norm": 2, "normalize_entities": False},
-        reciprocal=True, regime="1vsall", batch_size=1000, lr=1e-3)),
+    "fb15k237-transe-1vsall": ("FB15k-237", ModelSpec("transe", {
+        "dim": 200, "p_norm": 2, "normalize_entities": False, "reciprocal": True}),
+        dict(regime="1vsall", batch_size=1000, lr=1e-3)),
 }
 
 
@@ -59,14 +59,14 @@ def main() -> None:
     args = parser.parse_args()
 
     warnings.simplefilter("ignore", category=UserWarning)
-    dataset, settings = PRESETS[args.preset]
+    dataset, spec, settings = PRESETS[args.preset]
     if args.lr is not None:
         settings = {**settings, "lr": args.lr}
     kg = load_dataset(dataset, root=args.root, add_side_info=False)
     config = TrainConfig(**settings, epochs=args.epochs, eval_every=1, patience=0,
                          max_minutes=args.minutes)
     seed_everything(config.seed)  # before the model draws its weights
-    model = build_model(config, kg)
+    model = build_model(spec.name, kg, **spec.args)
     print(f"{args.preset}: {model} on {kg}; budget {args.minutes} min; "
           f"{torch.get_num_threads()} threads on {platform.processor() or platform.machine()}")
 
@@ -91,7 +91,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"quality_{args.preset}.json").write_text(json.dumps(
-        {"preset": args.preset, "dataset": dataset, "config": config.to_dict(),
+        {"preset": args.preset, "dataset": dataset,
+         # config.json's shape: {"data": ..., "model": ..., "train": ...}
+         "config": RunConfig(DataSpec(dataset, args.root), spec, config).to_dict(),
          "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
          "history": trainer.history}, indent=1))
     import matplotlib

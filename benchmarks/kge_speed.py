@@ -128,8 +128,7 @@ def phase_prepare(p: dict, kg) -> dict:
         from mmgnn.train import TrainConfig, fit
 
         model = mmgnn_model(SPECS["transe-l1"], kg.num_entities, kg.num_relations, p["dim"])
-        cfg = TrainConfig(model="transe", dim=p["dim"], model_args={"p_norm": 1},
-                          lr=p["agree_lr"], epochs=p["agree_epochs"], eval_every=0,
+        cfg = TrainConfig(lr=p["agree_lr"], epochs=p["agree_epochs"], eval_every=0,
                           batch_size=p["batch"], seed=p["seed"], negative_filter="none")
         mrr = fit(model, kg, cfg, progress=False).best_mrr
         entity, relation = model.entity.weight, model.decoder.rel_emb.weight

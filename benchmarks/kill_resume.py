@@ -44,12 +44,12 @@ import torch
 
 # Short runs: epochs of well under a second on Nations, a few seconds on DB15K.
 CASES = {
-    "Nations": ["--model", "distmult", "--dim", "16", "--num-negatives", "4",
-                "--batch-size", "128", "--lr", "0.05", "--epochs", "20", "--eval-every", "2",
-                "--patience", "0", "--seed", "7"],
-    "DB15K": ["--model", "distmult", "--dim", "16", "--num-negatives", "2",
-              "--batch-size", "4096", "--lr", "0.01", "--epochs", "4", "--eval-every", "2",
-              "--patience", "0", "--seed", "7"],
+    "Nations": ["--model.name", "distmult", "--model.dim", "16", "--train.num_negatives", "4",
+                "--train.batch_size", "128", "--train.lr", "0.05", "--train.epochs", "20",
+                "--train.eval_every", "2", "--train.patience", "0", "--train.seed", "7"],
+    "DB15K": ["--model.name", "distmult", "--model.dim", "16", "--train.num_negatives", "2",
+              "--train.batch_size", "4096", "--train.lr", "0.01", "--train.epochs", "4",
+              "--train.eval_every", "2", "--train.patience", "0", "--train.seed", "7"],
 }
 WRITTEN = ("checkpoint.pt", "best.pt", "metrics.json")
 TIME_FIELDS = ("minutes", "seconds")
@@ -61,7 +61,9 @@ def command(dataset: str, out: Path, resume: bool = False) -> list[str]:
     script = Path(sys.executable).with_name("mmgnn")
     cli = [str(script)] if script.is_file() else [sys.executable, "-m", "mmgnn.cli"]
     prefix = [*cli, "train", "--out", str(out), "--quiet"]
-    return prefix + ["--resume"] if resume else prefix + ["--dataset", dataset, *CASES[dataset]]
+    if resume:
+        return [*prefix, "--resume"]
+    return [*prefix, "--data.dataset", dataset, *CASES[dataset]]
 
 
 def run(argv: list[str]) -> tuple[int, str, float]:
@@ -205,7 +207,7 @@ def main() -> None:
     try:
         for spec in args.trials:
             dataset, n = spec.split("=")
-            lines.append(f"\n## {dataset}: mmgnn train --dataset {dataset} "
+            lines.append(f"\n## {dataset}: mmgnn train --data.dataset {dataset} "
                          + " ".join(CASES[dataset]))
             refs = [reference(dataset, work / dataset / name) for name in ("ref", "ref2")]
             ref = work / dataset / "ref"
@@ -223,7 +225,7 @@ def main() -> None:
                 out = work / dataset / f"t{i}"
                 if rng.random() < args.write_fraction:
                     target = rng.choice(WRITTEN)
-                    epochs = int(CASES[dataset][CASES[dataset].index("--epochs") + 1])
+                    epochs = int(CASES[dataset][CASES[dataset].index("--train.epochs") + 1])
                     nth = rng.randint(1, 2 if target == "best.pt" else min(epochs, 4))
                     landed, note = kill_in_write(dataset, out, target, nth)
                     kill = f"write #{nth} {target}" + ("" if landed else " (missed)")

@@ -48,12 +48,12 @@ SPEED_ROWS = RESULTS / "mkgformer_speed.jsonl"
 IMAGE_DIRS = {"WN18-IMG": "wn18", "FB15k-237": "fb15k"}
 MAX_LENGTH = {"WN18-IMG": 32, "FB15k-237": 64}  # the released max_seq_length
 PUBLISHED = {"WN18-IMG": {"hits@1": 0.944, "hits@3": 0.961, "hits@10": 0.972, "mr": 28.0}}
-TRANSE = dict(model="transe", dim=200, model_args={"p_norm": 1}, regime="negative",
-              loss="self_adversarial", margin=9.0, num_negatives=64, batch_size=1024, lr=1e-3,
-              negative_filter="none")
+TRANSE_MODEL = {"dim": 200, "p_norm": 1}
+TRANSE = dict(regime="negative", loss="self_adversarial", margin=9.0, num_negatives=64,
+              batch_size=1024, lr=1e-3, negative_filter="none")
 # MKGformer on a CPU budget: the released stage-2 recipe (KvsAll, BCE) with batches of 32
 # and a higher learning rate than the released 4e-5 / 5e-5, since only a few epochs fit.
-MKGFORMER = dict(model="mkgformer", regime="kvsall", loss="bce", batch_size=32, lr=1e-4)
+MKGFORMER = dict(regime="kvsall", loss="bce", batch_size=32, lr=1e-4)
 
 
 def image_folder(dataset: str) -> Path:
@@ -115,22 +115,23 @@ def load_subset(dataset: str, entities: int):
 
 
 def build(run: str, dataset: str, kg, minutes: float, epochs: int | None = None):
-    from mmgnn.models import MKGformer, build_model
-    from mmgnn.train import TrainConfig
+    """``(ModelSpec, TrainConfig, model)`` of ``run``."""
+    from mmgnn.models import build_model
+    from mmgnn.train import ModelSpec, TrainConfig
 
     common = dict(epochs=epochs or 100_000, eval_every=0, patience=0,
                   max_minutes=None if epochs else minutes, budget_clock="cpu", seed=0)
     torch.manual_seed(0)
     if run == "transe":
-        cfg = TrainConfig(**TRANSE, **common)
-        return cfg, build_model(cfg, kg)
-    cfg = TrainConfig(**MKGFORMER, **common)
-    folder = image_folder(dataset)
-    model = MKGformer.from_pretrained(kg, vision="random",
-                                      images=folder if folder.is_dir() else None,
-                                      max_length=MAX_LENGTH[dataset], pretrain_epochs=1,
-                                      pretrain_batch_size=64, progress=False)
-    return cfg, model
+        spec, cfg = ModelSpec("transe", dict(TRANSE_MODEL)), TrainConfig(**TRANSE, **common)
+    else:
+        folder = image_folder(dataset)
+        spec = ModelSpec("mkgformer", {
+            "vision": "random", "images": str(folder) if folder.is_dir() else None,
+            "max_length": MAX_LENGTH[dataset], "pretrain_epochs": 1,
+            "pretrain_batch_size": 64, "progress": False})
+        cfg = TrainConfig(**MKGFORMER, **common)
+    return spec, cfg, build_model(spec.name, kg, **spec.args)
 
 
 def run_one(run: str, dataset: str, minutes: float, entities: int,
@@ -139,7 +140,7 @@ def run_one(run: str, dataset: str, minutes: float, entities: int,
     from mmgnn.train import fit
 
     kg = load_subset(dataset, entities)
-    cfg, model = build(run, dataset, kg, minutes, epochs)
+    spec, cfg, model = build(run, dataset, kg, minutes, epochs)
     start, cpu = time.perf_counter(), time.process_time()
     trainer = fit(model, kg, cfg, progress=False)
     wall = time.perf_counter() - start
@@ -158,7 +159,8 @@ def run_one(run: str, dataset: str, minutes: float, entities: int,
             "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
             "load_avg": round(os.getloadavg()[0], 1),
-            **{k: test[k] for k in ("hits@1", "hits@3", "hits@10", "mr", "mrr")}}
+            **{k: test[k] for k in ("hits@1", "hits@3", "hits@10", "mr", "mrr")},
+            "config": {"model": spec.to_dict(), "train": cfg.to_dict()}}
 
 
 def speed_one(config: str, steps: int, batch_size: int) -> dict:
@@ -167,9 +169,7 @@ def speed_one(config: str, steps: int, batch_size: int) -> dict:
     from transformers import BertConfig, BertModel
 
     from mmgnn.modalities.pretrained import default_text_encoder, load_tokenizer
-    from mmgnn.modalities.text import default_fields, entity_texts
     from mmgnn.models import MKGformer
-    from mmgnn.models.mkgformer import relation_text
     from mmgnn.nn.fusion import HybridEncoder
 
     dataset = "WN18-IMG"
@@ -185,17 +185,16 @@ def speed_one(config: str, steps: int, batch_size: int) -> dict:
                          add_pooling_layer=False)
         tower = ViTModel(ViTConfig(image_size=32, patch_size=8, **shape),
                          add_pooling_layer=False)
-        from mmgnn.models.mkgformer import load_entity_images
+        from mmgnn.modalities.image_slots import load_entity_images
 
         encoder = HybridEncoder(text, tower)
         images = load_entity_images(image_folder(dataset), kg.entity_names,
                                     encoder.image_sizes, progress=False)
-        model = MKGformer(kg.num_entities, kg.num_relations, encoder, tokenizer,
-                          entity_texts(kg, default_fields(kg)),
-                          [relation_text(r) for r in kg.relation_names], images, max_length=32)
+        model = MKGformer(kg, encoder=encoder, tokenizer=tokenizer, images=images,
+                          max_length=32)
     else:
-        model = MKGformer.from_pretrained(kg, vision="random", images=image_folder(dataset),
-                                          max_length=32, progress=False)
+        model = MKGformer(kg, vision="random", images=image_folder(dataset), max_length=32,
+                          progress=False)
     opt = torch.optim.Adam(model.parameters(), lr=1e-5)
     model.train()
     with_images = (model.image_rows >= 0).nonzero().view(-1)
@@ -214,7 +213,7 @@ def speed_one(config: str, steps: int, batch_size: int) -> dict:
             t0 = time.process_time()
             x = model.encode()
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                model.score_t(x, e, r), target)
+                model.score_tails(x, e, r), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -224,7 +223,7 @@ def speed_one(config: str, steps: int, batch_size: int) -> dict:
     with torch.no_grad():
         q = kg.test[:256]
         t0 = time.process_time()
-        model.score_t(model.encode(), q[:, 0], q[:, 1])
+        model.score_tails(model.encode(), q[:, 0], q[:, 1])
         out["eval_queries_per_cpu_s"] = round(
             len(q) / ((time.process_time() - t0) / torch.get_num_threads()), 1)
     out["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
@@ -289,20 +288,23 @@ def main() -> None:
                         help="torch threads per run (1: least contention on a shared machine)")
     parser.add_argument("--single", help=argparse.SUPPRESS)
     parser.add_argument("--table", action="store_true", help="print and write the tables")
+    parser.add_argument("--results", type=Path, default=RESULTS,
+                        help="folder of the row files and tables")
     args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
+    rows_path, speed_path = args.results / ROWS.name, args.results / SPEED_ROWS.name
     if args.single:
         torch.set_num_threads(args.threads)
         if args.speed:
-            row, path = speed_one(args.single, args.steps, args.batch_size), SPEED_ROWS
+            row, path = speed_one(args.single, args.steps, args.batch_size), speed_path
         else:
             row = run_one(args.single, args.dataset, args.minutes, args.entities, args.epochs)
-            path = ROWS
+            path = rows_path
         with path.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
         return
-    threads = ["--threads", str(args.threads)]
+    threads = ["--threads", str(args.threads), "--results", str(args.results)]
     jobs = [["--speed", "--single", c, "--steps", str(args.steps), "--batch-size",
              str(args.batch_size), *threads] for c in (("tiny", "minilm") if args.speed else ())]
     jobs += [["--single", run, "--dataset", args.dataset, "--minutes", str(args.minutes),
@@ -311,22 +313,22 @@ def main() -> None:
     for job in jobs:
         subprocess.run([sys.executable, __file__, *job], check=True)
     if args.table or not jobs:
-        rows = read(ROWS) + read(SPEED_ROWS)
+        rows = read(rows_path) + read(speed_path)
         threads = sorted({r.get("threads", 0) for r in rows})
         header = (f"torch {torch.__version__}, {threads} torch thread(s) per run, "
                   f"{os.cpu_count()} CPUs shared with other jobs (load average in the .json "
                   f"rows); budgets and speeds on the CPU clock (CPU seconds per thread); "
                   f"filtered test metrics, both sides, realistic ties; wall = wall minutes "
                   f"under that load\n")
-        text = header + table(read(ROWS))
-        speed = read(SPEED_ROWS)
+        text = header + table(read(rows_path))
+        speed = read(speed_path)
         if speed:
             text += "\n\nstage-2 training examples per CPU-second (per torch thread) and " \
                     "peak RSS\n" + speed_table(speed)
         print(text)
-        (RESULTS / "mkgformer_quality.txt").write_text(text + "\n")
-        (RESULTS / "mkgformer_quality.json").write_text(
-            json.dumps({"quality": read(ROWS), "speed": speed}, indent=2))
+        (args.results / "mkgformer_quality.txt").write_text(text + "\n")
+        (args.results / "mkgformer_quality.json").write_text(
+            json.dumps({"quality": read(rows_path), "speed": speed}, indent=2))
 
 
 if __name__ == "__main__":

@@ -60,9 +60,9 @@ PAPER = {"DB15K": {"rotate": 29.28, "mmrns": 32.68}, "MKG-W": {"rotate": 33.67, 
 # margin gamma of the NATIVE release (12 on DB15K, 4 on MKG-W). The uniform sampler is filtered
 # with the training triples only, as MMRNS masks the known train answers (rows before this
 # release filtered it with train + valid + test, a leak that flattered the uniform rows).
-BASE = dict(model="rotate", dim=64, regime="negative", loss="self_adversarial",
-            adversarial_temperature=2.0, margin=0.0, num_negatives=32, batch_size=1024,
-            lr=5e-3, negative_filter="train")
+DIM = 64
+BASE = dict(regime="negative", loss="self_adversarial", adversarial_temperature=2.0,
+            margin=0.0, num_negatives=32, batch_size=1024, lr=5e-3, negative_filter="train")
 MARGIN = {"DB15K": 12.0, "MKG-W": 4.0}
 # The released attention width 50 and hidden 100, kca_lr 1e-3; pre-sample 500 by default (the
 # released 1500 as run mmrns-p1500: 2.4x the CPU per step, see the module docstring).
@@ -74,7 +74,9 @@ RUNS = {"uniform": {}, "mmrns": {"sampler": "mmrns"},
 
 def config_for(run: str, dataset: str, minutes: float, epochs: int | None = None,
                seed: int = 0, negative_filter: str = "train"):
-    from mmgnn.train import TrainConfig
+    """``(DataSpec, ModelSpec, TrainConfig)`` of ``run`` on ``dataset``: RotatE, its sampler
+    in the training config."""
+    from mmgnn.train import DataSpec, ModelSpec, TrainConfig
 
     extra = dict(RUNS[run])
     if extra.get("sampler") == "mmrns":
@@ -83,12 +85,13 @@ def config_for(run: str, dataset: str, minutes: float, epochs: int | None = None
             args["text"] = "none"
         extra["sampler_args"] = args
     mods = ["text"] if (extra.get("sampler") == "mmrns" and TEXT[dataset]) else []
-    return TrainConfig(**{**BASE, "negative_filter": negative_filter}, **extra,
-                       model_args={"margin": MARGIN[dataset]}, modalities=mods,
-                       modality_args={"text": TEXT[dataset]} if mods else {},
-                       epochs=epochs or 100_000, eval_every=0, patience=0,
-                       max_minutes=None if epochs else minutes, budget_clock="cpu",
-                       seed=seed)
+    return (DataSpec(dataset, modalities=mods,
+                     modality_args={"text": TEXT[dataset]} if mods else {}),
+            ModelSpec("rotate", {"dim": DIM, "margin": MARGIN[dataset]}),
+            TrainConfig(**{**BASE, "negative_filter": negative_filter}, **extra,
+                        epochs=epochs or 100_000, eval_every=0, patience=0,
+                        max_minutes=None if epochs else minutes, budget_clock="cpu",
+                        seed=seed))
 
 
 def run_one(run: str, dataset: str, minutes: float, epochs: int | None, seed: int = 0,
@@ -100,45 +103,49 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None, seed: in
     from mmgnn.train import Trainer, seed_everything
 
     torch.set_num_threads(1)
-    cfg = config_for(run, dataset, minutes, epochs, seed, negative_filter)
+    data, spec, cfg = config_for(run, dataset, minutes, epochs, seed, negative_filter)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        kg = load_dataset(dataset, add_side_info=bool(cfg.modalities))
-        if cfg.modalities:
-            attach_modalities(kg, cfg.modalities, cfg.modality_args, progress=False)
+        kg = load_dataset(dataset, add_side_info=bool(data.modalities))
+        if data.modalities:
+            attach_modalities(kg, data.modalities, data.modality_args, progress=False)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     seed_everything(cfg.seed)  # before the model and the sampler draw their weights
-    model = build_model(cfg, kg)
-    trainer = Trainer(model, kg, cfg, progress=False)
-    steps, train_cpu, train_wall = [0], [0.0], [0.0]
-    inner_step, inner_epoch = trainer._step, trainer._negative_epoch
+    model = build_model(spec.name, kg, **spec.args)
+    trainer = Trainer(model, kg, cfg, progress=False)  # builds the sampler (MMRNS: its weights)
+    # Training time = the run's time less its validation (the task's evaluate).
+    steps, eval_cpu, eval_wall = [0], [0.0], [0.0]
+    inner_step, inner_eval = trainer.step, trainer.task.evaluate
 
     def counted_step(loss):
         steps[0] += 1
         return inner_step(loss)
 
-    def timed_epoch(bar):
+    def timed_eval(*a, **k):
         c, w = time.process_time(), time.perf_counter()
         try:
-            return inner_epoch(bar)
+            return inner_eval(*a, **k)
         finally:
-            train_cpu[0] += time.process_time() - c
-            train_wall[0] += time.perf_counter() - w
+            eval_cpu[0] += time.process_time() - c
+            eval_wall[0] += time.perf_counter() - w
 
-    trainer._step, trainer._negative_epoch = counted_step, timed_epoch
+    trainer.step, trainer.task.evaluate = counted_step, timed_eval
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        c, w = time.process_time(), time.perf_counter()
         trainer.fit()
+        train_cpu = [time.process_time() - c - eval_cpu[0]]
+        train_wall = [time.perf_counter() - w - eval_wall[0]]
     t0 = time.perf_counter()
     test = evaluate(model, kg, "test", progress=False)
     eval_s = time.perf_counter() - t0
     both = test.to_dict()["both"]
-    sampler = trainer.sampler
-    return {"dataset": dataset, "run": run, "decoder": cfg.model, "dim": cfg.dim,
+    sampler = trainer.task.sampler
+    return {"dataset": dataset, "run": run, "decoder": spec.name, "dim": spec.args["dim"],
             "negatives": cfg.num_negatives, "batch": cfg.batch_size, "seed": cfg.seed,
             "negative_filter": "train" if cfg.sampler == "mmrns" else cfg.negative_filter,
             "sampler_args": cfg.sampler_args, "features": (
-                "text: MiniLM token states of the names (8 tokens)" if cfg.modalities
+                "text: MiniLM token states of the names (8 tokens)" if data.modalities
                 else ("structure view only (no text/image here)" if cfg.sampler == "mmrns"
                       else "-")),
             "budget": f"{epochs} epochs" if epochs else f"{minutes:g} CPU-min",
@@ -155,8 +162,9 @@ def run_one(run: str, dataset: str, minutes: float, epochs: int | None, seed: in
             if isinstance(sampler, torch.nn.Module) else 0,
             "empty_slots": getattr(sampler, "empty_slots", 0),
             "load_avg": round(os.getloadavg()[0], 1),
-            "paper_mrr": PAPER[dataset].get("mmrns" if cfg.sampler == "mmrns" else cfg.model),
-            **{k: both[k] for k in ("mrr", "hits@1", "hits@3", "hits@10")}}
+            "paper_mrr": PAPER[dataset].get("mmrns" if cfg.sampler == "mmrns" else spec.name),
+            **{k: both[k] for k in ("mrr", "hits@1", "hits@3", "hits@10")},
+            "config": {"data": data.to_dict(), "model": spec.to_dict(), "train": cfg.to_dict()}}
 
 
 def table(rows: list[dict]) -> str:
@@ -212,22 +220,25 @@ def main() -> None:
                         "triples (default), or every split (the leak of the rows before 0.2, "
                         "for the comparison)")
     parser.add_argument("--table", action="store_true", help="print and write the table")
+    parser.add_argument("--rows", type=Path, default=ROWS,
+                        help="the JSON-lines file of rows; the table goes beside it")
     args = parser.parse_args()
     if args.single:
         row = run_one(args.runs[0], args.dataset, args.minutes, args.epochs, args.seed,
                       args.negative_filter)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        with ROWS.open("a") as f:
+        args.rows.parent.mkdir(parents=True, exist_ok=True)
+        with args.rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[-1], flush=True)
         return
     for run in args.runs:
         subprocess.run([sys.executable, __file__, "--single", "--dataset", args.dataset,
                         "--minutes", str(args.minutes), "--runs", run, "--seed", str(args.seed),
-                        "--negative-filter", args.negative_filter,
+                        "--negative-filter", args.negative_filter, "--rows", str(args.rows),
                         *(["--epochs", str(args.epochs)] if args.epochs else [])], check=True)
     if args.table or not args.runs:
-        rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines()
+                if line.strip()]
         rows.sort(key=lambda r: (r["dataset"], r["budget"], r["run"] != "uniform",
                                  r["negative_filter"] != "train", r["seed"]))
         text = (f"torch {torch.__version__}, 1 thread per run, {os.cpu_count()} CPUs shared "
@@ -238,8 +249,8 @@ def main() -> None:
                 f"papers' image+text features (not available here)\n" + table(rows)
                 + "\n" + "\n".join(ratios(rows)))
         print(text)
-        (RESULTS / "mmrns_quality.txt").write_text(text + "\n")
-        (RESULTS / "mmrns_quality.json").write_text(json.dumps(rows, indent=2))
+        args.rows.with_suffix(".txt").write_text(text + "\n")
+        args.rows.with_suffix(".json").write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,8 @@ REGUL = {"DB15K": 0.0, "MKG-W": 1e-5, "TIVA": 1e-5, "KVC16K": 1e-5, "FB15k-237":
 # with a larger step than the paper's dim 250 / lr 1e-4 / 1000 epochs so that a few
 # CPU-minutes train something.
 VALID_SAMPLE, TEST_SAMPLE, ROBUSTNESS_SAMPLE = 1000, 3000, 1000
-COMMON = dict(dim=64, regime="negative", loss="self_adversarial", adversarial_temperature=2.0,
+DIM = 64
+COMMON = dict(regime="negative", loss="self_adversarial", adversarial_temperature=2.0,
               margin=0.0, sampler="bernoulli", negative_filter="train", num_negatives=32,
               batch_size=1024, lr=5e-3)
 RUNS = {
@@ -75,20 +76,21 @@ RUNS = {
 
 
 def config_for(run: str, dataset: str, minutes: float):
-    from mmgnn.train import TrainConfig
+    """``(DataSpec, ModelSpec, TrainConfig)`` of ``run`` on ``dataset``."""
+    from mmgnn.train import DataSpec, ModelSpec, TrainConfig
 
     model, args = RUNS[run]
-    model_args = {"margin": MARGIN[dataset], **args}
+    model_args = {"dim": DIM, "margin": MARGIN[dataset], **args}
     if model == "native":
         model_args.setdefault("regularization", REGUL[dataset])
-    return TrainConfig(model=model, model_args=model_args,
-                       modalities=MODALITIES.get(dataset, ["text"]) if model == "native"
-                       else [], **COMMON,
-                       epochs=100_000, eval_every=0, patience=0, max_minutes=minutes,
-                       budget_clock="cpu", seed=0)
+    mods = MODALITIES.get(dataset, ["text"]) if model == "native" else []
+    return (DataSpec(dataset, modalities=mods), ModelSpec(model, model_args),
+            TrainConfig(**COMMON, epochs=100_000, eval_every=0, patience=0,
+                        max_minutes=minutes, budget_clock="cpu", seed=0))
 
 
-def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
+def run_one(run: str, dataset: str, minutes: float, robustness: bool,
+            out: Path = RESULTS) -> dict:
     from mmgnn.data import load_dataset
     from mmgnn.eval import evaluate
     from mmgnn.eval.robustness import robustness_sweep
@@ -97,41 +99,45 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
     from mmgnn.train import Trainer, seed_everything
 
     torch.set_num_threads(1)
-    cfg = config_for(run, dataset, minutes)
+    data, spec, cfg = config_for(run, dataset, minutes)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kg = load_dataset(dataset, add_side_info=True)
         # the same memory baseline for all runs
         attach_modalities(kg, MODALITIES.get(dataset, ["text"]), progress=False)
     seed_everything(cfg.seed)  # before the model draws its weights
-    model = build_model(cfg, kg)
+    # NativE views the modalities named (none named: every one attached).
+    extra = {"modality_names": data.modalities or None} if spec.name == "native" else {}
+    model = build_model(spec.name, kg, **spec.args, **extra)
     steps = [0]
-    inner = model.negative_sampling_loss
+    inner = model.loss  # the trainer calls it once per step
 
     def counted(*a, **k):
         steps[0] += 1
         return inner(*a, **k)
 
-    model.negative_sampling_loss = counted
+    model.loss = counted
     # Validation (once, at the end) and test rank seeded samples: full rankings of every
     # query of DB15K cost minutes of CPU each on the shared machine.
     g = torch.Generator().manual_seed(0)
     valid = kg.valid[torch.randperm(len(kg.valid), generator=g)[:VALID_SAMPLE]]
     test_triples = kg.test[torch.randperm(len(kg.test), generator=g)[:TEST_SAMPLE]]
     trainer = Trainer(model, kg, cfg, progress=False)
-    trainer.validate = lambda: evaluate(model, kg, "valid", triples=valid, progress=False)
+    trainer.task.validate = lambda trainer: evaluate(model, kg, "valid", triples=valid,
+                                                     progress=False)
     wall, cpu = time.perf_counter(), time.process_time()
     trainer.fit()
     train_wall, train_cpu = time.perf_counter() - wall, time.process_time() - cpu
-    del model.negative_sampling_loss
+    del model.loss
     t0 = time.perf_counter()
     test = evaluate(model, kg, "test", triples=test_triples, progress=False)
     eval_s = time.perf_counter() - t0
     per_epoch = -(-len(kg.train) // cfg.batch_size)
     step_cpu = train_cpu / max(steps[0], 1)  # includes the validation at the end
     both = test.to_dict()["both"]
-    row = {"dataset": dataset, "run": run, "modalities": cfg.modalities,
-           "model_args": cfg.model_args, "dim": cfg.dim, "batch": cfg.batch_size,
+    row = {"dataset": dataset, "run": run, "modalities": data.modalities,
+           "model_args": {k: v for k, v in spec.args.items() if k != "dim"},
+           "dim": spec.args["dim"], "batch": cfg.batch_size,
            "negatives": cfg.num_negatives, "negative_filter": cfg.negative_filter,
            "seed": cfg.seed, "lr": cfg.lr,
            "cpu_minutes": round(train_cpu / 60, 2), "wall_minutes": round(train_wall / 60, 2),
@@ -143,16 +149,17 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool) -> dict:
            "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
            "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
            "load_avg": round(os.getloadavg()[0], 1),
-           **{k: both[k] for k in ("mrr", "hits@1", "hits@10")}}
-    if robustness and cfg.model == "native":
-        mods = cfg.modalities
+           **{k: both[k] for k in ("mrr", "hits@1", "hits@10")},
+           "config": {"data": data.to_dict(), "model": spec.to_dict(), "train": cfg.to_dict()}}
+    if robustness and spec.name == "native":
+        mods = data.modalities
         # one modality: entity- and modality-level coincide; several: each alone, all of a
         # chosen entity (entity-level) and each on its own (modality-level)
         settings = [f"missing:{m}" for m in mods] + (
             [f"missing:{'+'.join(mods)}", f"missing:{'&'.join(mods)}"] if len(mods) > 1 else [])
         report = robustness_sweep(model, kg, settings, [0.0, 0.25, 0.5, 0.75, 1.0],
                                   num_triples=ROBUSTNESS_SAMPLE, progress=False)
-        stem = RESULTS / f"native_robustness_{dataset.lower().replace('-', '')}_{run}"
+        stem = out / f"native_robustness_{dataset.lower().replace('-', '')}_{run}"
         text = report.format()
         print(text)
         stem.with_suffix(".txt").write_text(text + "\n")
@@ -199,20 +206,25 @@ def main() -> None:
                         help="add the missing-modality sweep (native runs)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--table", action="store_true", help="print and write the table")
+    parser.add_argument("--rows", type=Path, default=ROWS,
+                        help="the JSON-lines file of rows; the table and the robustness "
+                        "files go beside it")
     args = parser.parse_args()
     if args.single:
-        row = run_one(args.runs[0], args.dataset, args.minutes, args.robustness)
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        with ROWS.open("a") as f:
+        args.rows.parent.mkdir(parents=True, exist_ok=True)
+        row = run_one(args.runs[0], args.dataset, args.minutes, args.robustness,
+                      args.rows.parent)
+        with args.rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[2], flush=True)
         return
     for run in args.runs:
         subprocess.run([sys.executable, __file__, "--single", "--dataset", args.dataset,
-                        "--minutes", str(args.minutes), "--runs", run,
+                        "--minutes", str(args.minutes), "--runs", run, "--rows", str(args.rows),
                         *(["--robustness"] if args.robustness else [])], check=True)
     if args.table or not args.runs:
-        rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line.strip()]
+        rows = [json.loads(line) for line in args.rows.read_text().splitlines()
+                if line.strip()]
         rows.sort(key=lambda r: (DATASETS.index(r["dataset"]), r["run"] != "rotate",
                                  r["run"] != "native", r["run"], r["negative_filter"] != "train"))
         text = (f"torch {torch.__version__}, 1 thread per run, {os.cpu_count()} CPUs shared "
@@ -220,8 +232,8 @@ def main() -> None:
                 f"metrics, both sides, realistic ties; features in the module "
                 f"docstring\n" + table(rows))
         print(text)
-        (RESULTS / "native_quality.txt").write_text(text + "\n")
-        (RESULTS / "native_quality.json").write_text(json.dumps(rows, indent=2))
+        args.rows.with_suffix(".txt").write_text(text + "\n")
+        args.rows.with_suffix(".json").write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":
