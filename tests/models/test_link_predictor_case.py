@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import torch
 
-from mmgnn.models import LinkPredictor, build_model
+from mmgnn.models import KGEModel, LinkPredictor, build_model
 from mmgnn.models.registry import MODELS
 
 
@@ -316,3 +316,49 @@ def test_every_registered_link_predictor_is_covered():
     assert {"transe", "distmult", "imf", "native", "gat_transe", "multimodal"} <= set(names), \
         names
     assert "k3m" not in names
+
+
+# ------------------------------------------------------------------ the case can fail
+class _Mutant(KGEModel):
+    """DistMult with one contract broken, chosen by ``flaw``."""
+
+    def __init__(self, num_entities: int, num_relations: int, flaw: str) -> None:
+        super().__init__(num_entities, num_relations, "distmult", dim=8)
+        self.flaw = flaw
+        self.unused = torch.nn.Parameter(torch.zeros(3))  # reached by no loss
+        self.hidden_scale = torch.ones(())  # neither parameter nor buffer: not saved
+
+    def forward(self, h, r, t):
+        out = super().forward(h, r, t)
+        return out + 1.0 if self.flaw == "forward" else out
+
+    def score_triples(self, x, h, r, t):
+        return super().score_triples(x, h, r, t) * self.hidden_scale
+
+    def score_heads(self, x, r, t):
+        return super().score_heads(x, (r + 1) % self.num_relations if self.flaw == "heads"
+                                   else r, t)
+
+
+class _MutantCase(LinkPredictorCase):
+    def __init__(self, flaw: str) -> None:
+        self.flaw, self.built = flaw, 0
+
+    def make(self, kg, name, seed=0, **overrides):
+        torch.manual_seed(seed)
+        model = _Mutant(kg.num_entities, kg.num_relations, self.flaw).eval()
+        if self.flaw == "state" and self.built == 0:
+            model.hidden_scale = torch.full((), 2.0)  # state that state_dict() does not carry
+        self.built += 1
+        return model
+
+
+@pytest.mark.parametrize("flaw, check", [
+    ("forward", "test_forward_is_score_triples_of_encode"),
+    ("heads", "test_score_tails_and_heads_equal_score_triples"),
+    ("loss", "test_loss_is_finite_and_reaches_every_parameter"),
+    ("state", "test_state_dict_round_trips_into_a_fresh_model"),
+])
+def test_the_case_flags_a_broken_model(toy_kg, flaw, check):
+    with pytest.raises(AssertionError):
+        getattr(_MutantCase(flaw), check)(toy_kg, "mutant")
