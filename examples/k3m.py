@@ -9,10 +9,13 @@ classifier to missing and noisy titles and missing knowledge.
 The text encoder is a random-initialised BERT over the dataset's bert-base-chinese vocabulary
 unless ``--text-encoder`` names a ``transformers`` checkpoint (hub id or folder). The sample
 ships image URLs, not images, so the image stream and masked object modelling are absent
-(pass ``--image-features FILE`` with per-item features to add them). The same runs from the
-command line:
+(pass ``--image-features FILE`` with per-item features to add them). The model is built from
+a size preset and :class:`~mmgnn.models.k3m.K3MConfig`'s own fields (``build_k3m(graph,
+"tiny", fusion="soft")``); pretraining and fine-tuning are tasks of the one
+:class:`~mmgnn.train.Trainer` with a plain :class:`~mmgnn.train.TrainConfig`. The same runs
+from the command line (``configs/k3m_sample_*.yaml`` hold the benchmark's settings):
 
-    mmgnn pretrain --model k3m --dataset K3M-sample --out runs/k3m-pre
+    mmgnn pretrain --dataset K3M-sample --model.fusion hard --out runs/k3m-pre
     mmgnn train --model k3m --task classification --dataset K3M-sample \\
         --init runs/k3m-pre/encoder.pt --out runs/k3m-cls
 """
@@ -24,18 +27,18 @@ import warnings
 
 import torch
 
-from mmgnn.models.k3m.product_graph import category_split
 from mmgnn.eval.robustness import robustness_sweep
-from mmgnn.models.k3m.pretraining import K3MPretraining
-from mmgnn.models.k3m.heads import ItemClassifier
-from mmgnn.train import seed_everything
-from mmgnn.train.k3m import (
-    K3MTrainConfig,
+from mmgnn.models.k3m import (
+    ItemClassifier,
+    K3MPretraining,
+    build_k3m,
+    category_split,
     classification_accuracy,
-    finetune_classification,
-    pretrain,
+    load_product_graph,
 )
-from mmgnn.models.k3m import build_k3m, load_product_graph
+from mmgnn.train import TrainConfig, seed_everything
+from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN
+from mmgnn.train.k3m import finetune_classification, pretrain
 
 
 def main() -> None:
@@ -60,8 +63,8 @@ def main() -> None:
     changes = {"fusion": args.fusion, "aggregator": args.aggregator}
     if args.text_encoder:
         changes["text_encoder"] = args.text_encoder
-    seed_everything(0)  # the seed of the K3MTrainConfigs below, before the weights are drawn
-    model = build_k3m(graph, args.size, **changes)
+    seed_everything(0)  # the seed of the TrainConfigs below, before the weights are drawn
+    model = build_k3m(graph, args.size, **changes)  # a size preset and K3MConfig's own fields
     print(model)
 
     with warnings.catch_warnings(record=True) as caught:
@@ -69,19 +72,21 @@ def main() -> None:
         objective = K3MPretraining(model, lp=args.lp)
     for w in caught:
         print(f"note: {w.message}")
-    items = torch.arange(graph["item"].num_nodes)
-    # the budget ends the run; warmup=0 keeps the rate near 1e-3 until then
-    pretrain(objective, items, K3MTrainConfig(epochs=100, batch_size=8, lr=1e-3, warmup=0.0,
-                                              max_minutes=args.pretrain_minutes,
-                                              budget_clock="cpu"))
+    items = torch.arange(graph.num_entities)  # every item of the product graph
+    # K3M's optimiser (AdamW, linear decay); the budget ends the run, and without warmup the
+    # rate stays near 1e-3 until then.
+    pretrain(objective, items, TrainConfig(**{**K3M_PRETRAIN, "epochs": 100, "batch_size": 8,
+                                              "lr": 1e-3, "warmup_ratio": 0.0,
+                                              "max_minutes": args.pretrain_minutes,
+                                              "budget_clock": "cpu"}))
 
-    y = graph["item"].y
+    y = graph["entity"].y  # category ids
     train, test = category_split(y, min_count=2, test_fraction=0.3)
     majority = float((y[test] == y[train].bincount().argmax()).float().mean())
     classifier = ItemClassifier(model, len(graph.category_names))
     finetune_classification(classifier, y, train, test,
-                            K3MTrainConfig(epochs=args.finetune_epochs, batch_size=16,
-                                           lr=3e-3, warmup=0.0))
+                            TrainConfig(**{**K3M_FINETUNE, "epochs": args.finetune_epochs,
+                                           "batch_size": 16, "lr": 3e-3, "warmup_ratio": 0.0}))
     print(f"category accuracy {classification_accuracy(classifier, test, y):.4f} on "
           f"{len(test)} test items (majority class {majority:.4f})")
 

@@ -14,8 +14,11 @@ three methods on a :class:`mmgnn.modalities.Modality` subclass:
 - ``settings()``: what, besides the raw data, determines the features: the cache key.
 
 ``@register_modality("char_ngrams")`` makes it available by name to ``build_modality``,
-``TrainConfig(modalities=[...])`` and therefore ``mmgnn train --modalities char_ngrams`` in a
-program that imports this module. The features are cached on disk like the built-in ones.
+``attach_modalities``, ``DataSpec(modalities=[...])`` and therefore ``mmgnn train
+--data.modalities [char_ngrams]`` in a program that imports this module. The features are
+cached on disk like the built-in ones. Once attached, the modality is a node attribute of the
+graph (``kg["entity"].x_char_ngrams``) and any model that reads modalities takes it by name
+(``build_model(..., modality_names=["char_ngrams"])``), unchanged.
 """
 
 from __future__ import annotations
@@ -69,11 +72,12 @@ def main() -> None:
         kg = load_dataset(args.dataset)
     attach_modalities(kg, ["char_ngrams"], {"char_ngrams": {"dim": 128}})
     print(kg)
-    config = TrainConfig(model="multimodal", modalities=["char_ngrams"], dim=64,
-                         model_args={"decoder": "distmult"}, regime="1vsall", reciprocal=True,
-                         lr=0.01, batch_size=256, epochs=args.epochs, eval_every=0)
+    config = TrainConfig(regime="1vsall", lr=0.01, batch_size=256, epochs=args.epochs,
+                         eval_every=0)
     seed_everything(config.seed)  # before the weights are drawn
-    model = build_model(config, kg)  # the same model class as for text or images
+    # The same model class as for text or images: its modality store reads kg's char_ngrams.
+    model = build_model("multimodal", kg, modality_names=["char_ngrams"], decoder="distmult",
+                        dim=64, reciprocal=True)
     print(model)
     fit(model, kg, config, progress=False)
     print(evaluate(model, kg, "test", progress=False).format())
