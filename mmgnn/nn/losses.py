@@ -52,6 +52,8 @@ def build_loss(name: str, **settings: Any) -> torch.nn.Module:
     takes (a run's config holds the settings of every loss: ``margin``, ``temperature``,
     ``label_smoothing``, ``form``); settings it does not take do not apply to it."""
     cls, _ = LOSSES.get(name)
+    if isinstance(cls, type) and cls.__init__ is torch.nn.Module.__init__:
+        return LOSSES.build(name)  # no constructor of its own: no settings apply
     params = inspect.signature(cls).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return LOSSES.build(name, **settings)

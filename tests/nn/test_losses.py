@@ -10,6 +10,7 @@ from mmgnn.nn.losses import (
     MarginRankingLoss,
     SelfAdversarialLoss,
     SoftplusLoss,
+    build_loss,
     n3_penalty,
 )
 
@@ -154,3 +155,10 @@ def test_loss_registry_kinds_and_build_loss():
     with pytest.raises(ValueError, match="must say its kind"):
         register_loss("no_kind_test", NoKind)
     assert "no_kind_test" not in LOSSES
+
+
+def test_build_loss_passes_only_the_settings_a_loss_takes():
+    # A run's config holds every loss's settings; softplus has no constructor of its own.
+    settings = dict(margin=2.0, temperature=0.5, label_smoothing=0.1, form="standard")
+    assert type(build_loss("softplus", **settings)).__name__ == "SoftplusLoss"
+    assert build_loss("margin", **settings).margin == 2.0
