@@ -20,6 +20,8 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "pillow>=9",  # images of the image modality
+        # the command line and config files (options generated from the dataclasses, YAML)
+        "jsonargparse[signatures]>=4.30",
     ],
     extras_require={
         # PyKEEN is a peer the tests check scores against (PairRE, TuckER) and the benchmarks

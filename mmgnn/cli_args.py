@@ -1,0 +1,133 @@
+"""Settings of a run as the user gives them (command line, config file) into a
+:class:`~mmgnn.train.config.RunConfig`: short forms of options, the model's keyword arguments
+checked against its constructor's signature, and the model's own defaults (its regime,
+reciprocal relations, modalities, ``train_defaults``) applied under the user's settings.
+Torch-free until a model class is looked up (``mmgnn --help`` imports it)."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import inspect
+
+#: Constructor arguments that :func:`~mmgnn.models.build_model` fills from the graph.
+FROM_GRAPH = {"num_entities", "num_relations", "modalities", "edge_index", "edge_type", "kg"}
+
+
+class UsageError(ValueError):
+    """A misuse of the command line: one ``mmgnn: error:`` line, exit code 2."""
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line."""
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    return " ".join(str(text).split())
+
+
+def expand(argv: list[str]) -> list[str]:
+    """Short forms to dotted options (``--epochs`` is ``--train.epochs``, ``--dataset``
+    ``--data.dataset``, ``--model NAME`` ``--model.name NAME``, ...); ``-`` in names to ``_``."""
+    from mmgnn.train.config import DataSpec, TrainConfig
+
+    fields = {**{f: "train" for f in TrainConfig.__dataclass_fields__},
+              **{f: "data" for f in DataSpec.__dataclass_fields__}}
+    flags = {"reciprocal": ["--model.reciprocal", "true"],
+             "deterministic": ["--train.deterministic", "true"]}
+    runs = next((a for a in argv if not a.startswith("-")), None) in ("train", "pretrain")
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--data.modalities" and not arg.startswith(("[", "-")):
+            arg = f"[{arg}]"  # one name is a list of one
+        key, eq, value = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if not arg.startswith("--"):
+            key = None
+        elif key in ("model", "modality", "dim"):
+            key = "model.dim" if key == "dim" else f"{key}.name"
+        elif runs and key in flags:
+            out += flags[key]
+            continue
+        elif runs and key in fields:
+            key = f"{fields[key]}.{key}"
+        out.append(arg if key is None else f"--{key}{eq}{value}")
+    return out
+
+
+def check_arguments(what: str, target, values: dict, fixed: dict | None = None) -> dict:
+    """``values`` checked against ``target``'s signature and converted to its types (by
+    jsonargparse: ``"true"`` for a ``bool`` is :obj:`True`). A ``**kwargs`` beside a
+    ``decoder`` name takes that decoder's arguments."""
+    from jsonargparse import ArgumentParser
+
+    targets, skip = [target], set(fixed or {}) | FROM_GRAPH
+    params = inspect.signature(target).parameters
+    if "decoder" in params and any(q.kind is q.VAR_KEYWORD for q in params.values()):
+        from mmgnn.nn.kge import DECODERS
+
+        decoder = {**(fixed or {}), **values}.get("decoder", params["decoder"].default)
+        if isinstance(decoder, str) and decoder in DECODERS:
+            targets.append(DECODERS.get(decoder)[0])
+            skip |= {"hidden_channels"}
+    left, known, typed = dict(values), set(), {}
+    for t in targets:
+        names = {n for n, q in inspect.signature(t).parameters.items()
+                 if n not in skip and q.kind not in (q.VAR_KEYWORD, q.VAR_POSITIONAL)}
+        known |= names
+        parser = ArgumentParser(exit_on_error=False)
+        parser.add_class_arguments(t, skip=set(inspect.signature(t).parameters) - names,
+                                   fail_untyped=False, sub_configs=False)
+        try:
+            mine = {n: left.pop(n) for n in names if n in left}
+            typed.update({n: parser.parse_object(mine, defaults=False)[n] for n in mine})
+        except (argparse.ArgumentError, ValueError) as e:
+            raise UsageError(f"{what}: {one_line(e)}") from None
+    for key in left:
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"{what} takes no argument {key!r}{hint} Known: "
+                         f"{', '.join(sorted(known))}")
+    return typed
+
+
+def resolve(explicit: dict):
+    """The :class:`~mmgnn.train.config.RunConfig` of the settings the user gave (command line
+    and config file; no defaults), with the model's own defaults (``regimes[0]``,
+    ``needs_reciprocal``, ``default_modalities``, ``train_defaults``) under them, said in one
+    line."""
+    from mmgnn.models.registry import MODELS
+    from mmgnn.train.config import DataSpec, ModelSpec, RunConfig, TrainConfig
+
+    model = dict(explicit.get("model") or {})
+    data, train = dict(explicit.get("data") or {}), dict(explicit.get("train") or {})
+    name = MODELS.check(model.pop("name", "transe"))
+    cls, fixed = MODELS.get(name)
+    said = {("train", k): v for k, v in getattr(cls, "train_defaults", {}).items()
+            if k not in train and getattr(TrainConfig, k, None) != v}
+    regimes = getattr(cls, "regimes", ()) or (TrainConfig.regime,)
+    if train.get("regime", regimes[0]) not in regimes:
+        raise UsageError(f"{name} trains with regime {' or '.join(regimes)}, not "
+                         f"{train['regime']!r}")
+    if "regime" not in train and regimes[0] != TrainConfig.regime:
+        said.setdefault(("train", "regime"), regimes[0])
+    if getattr(cls, "needs_reciprocal", False):
+        if model.get("reciprocal") is False:
+            raise UsageError(f"{name} needs reciprocal relations; drop --model.reciprocal false")
+        said.update({} if "reciprocal" in model else {("model", "reciprocal"): True})
+    if getattr(cls, "needs_modalities", False) and not data.get("modalities"):
+        said[("data", "modalities")] = list(getattr(cls, "default_modalities", ()))
+    if said:
+        print(f"mmgnn: {name} trains with " + ", ".join(f"{k}={v}" for (_, k), v in said.items())
+              + " (its defaults; override with " + ", ".join(f"--{s}.{k}" for s, k in said) + ")")
+    for (section, key), value in said.items():
+        {"data": data, "model": model, "train": train}[section][key] = value
+    model = check_arguments(f"model {name}", cls, model, fixed)
+    if isinstance(data.get("modality_args"), dict):
+        from mmgnn.modalities import MODALITIES
+
+        data["modality_args"] = {m: check_arguments(f"modality {m}", MODALITIES[m], v)
+                                 if m in MODALITIES and isinstance(v, dict) else v
+                                 for m, v in data["modality_args"].items()}
+    try:
+        return RunConfig(DataSpec(**data), ModelSpec(name, model), TrainConfig(**train))
+    except ValueError as e:
+        raise UsageError(str(e)) from None
