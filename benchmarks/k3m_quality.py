@@ -12,7 +12,7 @@ time per pretraining step and peak memory of the tiny and base-size configuratio
     # pretraining losses on held-out items beside a no-context (unigram) floor
     python benchmarks/k3m_quality.py --part heldout --systems k3m text-only
 
-Task: the stratified category split of :func:`~mmgnn.data.product_graph.category_split`
+Task: the stratified category split of :func:`~mmgnn.models.k3m.category_split`
 (categories with >= 2 items; 149 train / 94 test items in 72 categories): the sample's own
 train/valid rows share too few categories to classify (38 of 100 valid rows have a category
 seen in train). Pretraining reads the titles and knowledge of all 500 items (no labels).
@@ -100,10 +100,10 @@ def quality(args) -> None:
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
-    y = graph["item"].y
+    y = graph["entity"].y
     train, test = category_split(y, min_count=2, test_fraction=0.3)
     majority = float((y[test] == y[train].bincount().argmax()).float().mean())
-    items = torch.arange(graph["item"].num_nodes)
+    items = torch.arange(graph.num_entities)
     rows, keep = [], {}
     for name in args.systems:
         for pre in (False, True):
@@ -269,7 +269,7 @@ def curve(args) -> None:
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
-    y, items = graph["item"].y, torch.arange(graph["item"].num_nodes)
+    y, items = graph["entity"].y, torch.arange(graph.num_entities)
     budgets = sorted(set(args.curve_minutes))
     rows = []
     for name in args.systems:
@@ -411,7 +411,7 @@ def heldout(args) -> None:
 
     start_machine = machine()
     graph = load_product_graph("K3M-sample")
-    n = graph["item"].num_nodes
+    n = graph.num_entities
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(args.seed))
     held, seen = perm[:100].sort().values, perm[100:].sort().values
     results = {}
@@ -501,7 +501,7 @@ def speed_one(args) -> None:
     graph = load_product_graph("K3M-sample")
     streams = ("title", "knowledge")
     if args.image:  # synthetic features, K3M's 36 regions x 2048, to time the full model
-        n = graph["item"].num_nodes
+        n = graph.num_entities
         from mmgnn.models.k3m import load_k3m_sample
 
         graph = load_k3m_sample(image=(torch.randn(n, 36, 2048), torch.ones(n).bool()))
@@ -511,14 +511,14 @@ def speed_one(args) -> None:
         warnings.simplefilter("ignore")
         objective = K3MPretraining(K3M(config).attach(graph)).to(args.device)
     # K3M's pretraining optimiser as the trainer builds it (the steps below run by hand)
-    opt = Trainer(objective, PretrainTask(torch.arange(graph["item"].num_nodes)),
+    opt = Trainer(objective, PretrainTask(torch.arange(graph.num_entities)),
                   TrainConfig(**{**K3M_PRETRAIN, "scheduler": "none", "warmup_ratio": 0.0},
                               device=args.device), progress=False).optimizer
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     g = torch.Generator().manual_seed(0)
     times, cpu = [], []
     for step in range(args.warmup + args.steps):
-        items = torch.randperm(graph["item"].num_nodes, generator=g)[:8]
+        items = torch.randperm(graph.num_entities, generator=g)[:8]
         t, c = time.perf_counter(), time.process_time()
         loss = objective(items, g)["loss"]
         opt.zero_grad()
