@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mmgnn.cli_args import UsageError, check_arguments, expand, one_line, resolve
+from mmgnn.cli_args import (
+    UsageError,
+    check_arguments,
+    check_resume,
+    expand,
+    one_line,
+    resolve,
+    resolve_k3m,
+)
 from mmgnn.train.config import TIES as RANKING_TIES  # torch-free
 
 EXAMPLES = """\
@@ -35,7 +43,6 @@ SHORT_FORMS = """Short forms: --X is --train.X or --data.X (--epochs, --seed, --
 --root, ...), --model NAME is --model.name NAME, --dim is --model.dim, --reciprocal is
 --model.reciprocal true, --deterministic is --train.deterministic true.
 Models (--model.name): {models}."""
-RESUME_MAY_CHANGE = {"out", "resume", "quiet", "config", "data.root", "train.device"}
 RUN = ("run", {"help": "run folder written by `mmgnn train`"})
 ROOT = ("--root", {"help": "folder of the dataset folders (default: $MMGNN_DATA, the cache)"})
 QUIET = ("--quiet", {"action": "store_true", "help": "no progress bars"})
@@ -120,19 +127,6 @@ def build_parser():
     return parser
 
 
-def _check_resume(args, explicit: dict) -> None:
-    """``--resume`` runs with the saved settings: any other option is an error, not ignored."""
-    given = [f"{key}.{k}" if key in ("data", "model", "train") else key
-             for key, v in explicit.items() for k in (v if isinstance(v, dict) else [key])]
-    extra = sorted(k for k in given if k not in RESUME_MAY_CHANGE)
-    if extra:
-        raise UsageError(f"--resume continues the run with {Path(args.out) / 'config.json'}; "
-                         f"{', '.join('--' + k for k in extra)} would be ignored: drop them, "
-                         f"or start a new run with another --out")
-    if not (Path(args.out) / "config.json").is_file():
-        raise UsageError(f"nothing to resume in {args.out} (no config.json)")
-
-
 def _train(args, explicit: dict) -> int:
     from mmgnn.train.config import RunConfig
 
@@ -185,24 +179,10 @@ def _train(args, explicit: dict) -> int:
 
 def _k3m(args, explicit: dict) -> int:
     """``pretrain`` and ``train --model k3m --task classification``."""
-    from mmgnn.models.k3m import K3MConfig
     from mmgnn.recipes import k3m
-    from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig
 
-    model, data = dict(explicit.get("model") or {}), dict(explicit.get("data") or {})
-    if model.pop("name", "k3m") != "k3m" or args.task == "link_prediction":
-        raise UsageError("--task classification needs --model k3m (and --model k3m trains "
-                         "for --task classification)")
-    size = model.pop("size", "tiny")
-    model = check_arguments("model k3m", K3MConfig, model)
-    if set(data) - {"dataset", "root"}:
-        raise UsageError(f"K3M runs take --data.dataset and --data.root, not {sorted(data)}")
     pre = args.command == "pretrain"
-    try:
-        train = None if args.resume else TrainConfig(
-            **{**(K3M_PRETRAIN if pre else K3M_FINETUNE), **explicit.get("train", {})})
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    data, size, model, train = resolve_k3m(explicit, pre, args.task, args.resume)
     if args.dry_run:
         return print(json.dumps({"data": data, "model": {"size": size, **model},
                                  "train": train.to_dict()}, indent=1)) or 0
@@ -334,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         explicit = {key: {k: full[key][k] for k in v} if key in ("data", "train") else
                     full[key] for key, v in given.items()}
         if sub.resume:
-            _check_resume(sub, explicit)
+            check_resume(sub, explicit)
             saved = json.loads((Path(sub.out) / "config.json").read_text())
         name = explicit.get("model", {}).get("name") or ("k3m" if sub.resume and "size" in saved
                                                           else None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import inspect
+from pathlib import Path
 
 #: Constructor arguments that :func:`~mmgnn.models.build_model` fills from the graph.
 FROM_GRAPH = {"num_entities", "num_relations", "modalities", "edge_index", "edge_type", "kg"}
@@ -131,3 +132,43 @@ def resolve(explicit: dict):
         return RunConfig(DataSpec(**data), ModelSpec(name, model), TrainConfig(**train))
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+#: What ``--resume`` lets change.
+RESUME_MAY_CHANGE = {"out", "resume", "quiet", "config", "data.root", "train.device"}
+
+
+def check_resume(args, explicit: dict) -> None:
+    """``--resume`` runs with the saved settings: any other option is an error, not ignored."""
+    given = [f"{key}.{k}" if key in ("data", "model", "train") else key
+             for key, v in explicit.items() for k in (v if isinstance(v, dict) else [key])]
+    extra = sorted(k for k in given if k not in RESUME_MAY_CHANGE)
+    if extra:
+        raise UsageError(f"--resume continues the run with {Path(args.out) / 'config.json'}; "
+                         f"{', '.join('--' + k for k in extra)} would be ignored: drop them, "
+                         f"or start a new run with another --out")
+    if not (Path(args.out) / "config.json").is_file():
+        raise UsageError(f"nothing to resume in {args.out} (no config.json)")
+
+
+def resolve_k3m(explicit: dict, pretrain: bool, task: str | None, resume: bool):
+    """(data, size, model arguments, TrainConfig) of a K3M run: K3M's pretraining or
+    fine-tuning optimisation (:data:`~mmgnn.train.config.K3M_PRETRAIN`, ``K3M_FINETUNE``)
+    under the user's settings."""
+    from mmgnn.models.k3m import K3MConfig
+    from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig
+
+    model, data = dict(explicit.get("model") or {}), dict(explicit.get("data") or {})
+    if model.pop("name", "k3m") != "k3m" or task == "link_prediction":
+        raise UsageError("--task classification needs --model k3m (and --model k3m trains "
+                         "for --task classification)")
+    size = model.pop("size", "tiny")
+    model = check_arguments("model k3m", K3MConfig, model)
+    if set(data) - {"dataset", "root"}:
+        raise UsageError(f"K3M runs take --data.dataset and --data.root, not {sorted(data)}")
+    try:
+        train = None if resume else TrainConfig(
+            **{**(K3M_PRETRAIN if pretrain else K3M_FINETUNE), **explicit.get("train", {})})
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return data, size, model, train
