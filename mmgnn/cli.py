@@ -7,6 +7,8 @@ and the models are imported inside the commands only, so ``--help`` is fast."""
 from __future__ import annotations
 
 import argparse
+import importlib
+import itertools
 import json
 import shutil
 import sys
@@ -26,23 +28,18 @@ from mmgnn.train.config import TIES as RANKING_TIES  # torch-free
 
 EXAMPLES = """\
 examples:
-  mmgnn datasets
-  mmgnn train --config configs/db15k_complex.yaml --out runs/db15k
   mmgnn train --config configs/db15k_complex.yaml --train.lr 0.05 --model.dim 100 --out runs/x
   mmgnn train --dataset DB15K --model imf --out runs/db15k-imf
-  mmgnn train --dataset FB15k-237 --model transe --model.p_norm 1 --epochs 100 --out runs/fb
   mmgnn train --out runs/db15k --resume
   mmgnn evaluate runs/db15k --split test --ties optimistic
-  mmgnn export runs/db15k --out db15k-complex.pt
   mmgnn features --dataset FB15k-237 --modality text --modality.pooling cls
   mmgnn robustness runs/fb-mm --rates 0,0.5,1 --settings missing:text,noise:text
   mmgnn pretrain --config configs/k3m_sample_pretrain.yaml --out runs/k3m-pre
   mmgnn train --model k3m --task classification --init runs/k3m-pre/encoder.pt --out runs/k3m
 """
-SHORT_FORMS = """Short forms: --X is --train.X or --data.X (--epochs, --seed, --dataset,
---root, ...), --model NAME is --model.name NAME, --dim is --model.dim, --reciprocal is
---model.reciprocal true, --deterministic is --train.deterministic true.
-Models (--model.name): {models}."""
+SHORT_FORMS = """Short forms: --X is --train.X or --data.X (--epochs, --dataset, ...),
+--model NAME is --model.name, --dim is --model.dim, --reciprocal is --model.reciprocal true.
+--import MODULE imports a package that registers its own models. Models: {models}."""
 RUN = ("run", {"help": "run folder written by `mmgnn train`"})
 ROOT = ("--root", {"help": "folder of the dataset folders (default: $MMGNN_DATA, the cache)"})
 QUIET = ("--quiet", {"action": "store_true", "help": "no progress bars"})
@@ -114,8 +111,8 @@ def build_parser():
         p.add_argument("--image_features", help="k3m: .pt/.npy/.npz image features per item")
         p.add_argument("--lp", choices=("code", "margin"), default="code", help="k3m "
                        "pretraining: the released two-way cross-entropy or the paper's margin")
-        p.add_argument("--task", choices=("link_prediction", "classification"),
-                       help="default: the model's (k3m: classification)")
+        p.add_argument("--task", choices=("link_prediction", "classification"), help="k3m: "
+                       "classification (the default)")
         p.add_argument("--init", help="k3m: encoder.pt of an `mmgnn pretrain` run")
         p.add_argument(*QUIET[:1], **QUIET[1])
         sub.add_subcommand(name, p, help=about.split(";")[0])
@@ -147,14 +144,14 @@ def _train(args, explicit: dict) -> int:
             raise UsageError(f"{out} already holds a run; add --resume or choose another --out")
         if args.dry_run:
             return print(json.dumps(run.to_dict(), indent=1)) or 0
-    from mmgnn.eval import evaluate
     from mmgnn.models import build_model
-    from mmgnn.train import fit, load_checkpoint, seed_everything
+    from mmgnn.train import fit, seed_everything
+    from mmgnn.train.runs import final_evaluation, load_run_data
     from mmgnn.utils.io import can_resume, save_json
 
-    kg, progress = _load_kg(run.data, run.model.name, not args.quiet), not args.quiet
-    # The run's one seeding point: before the model (and a learned sampler) draw their
-    # initial weights. A resumed run then overwrites the stream with the checkpoint's.
+    progress = not args.quiet
+    kg = load_run_data(run.data, run.model.name, progress)
+    # The one seeding point, before any weight is drawn (a resume restores the stream).
     seed_everything(run.train.seed, deterministic=run.train.deterministic)
     model = build_model(run.model.name, kg, **run.model.args)
     print(*([kg, model] if progress else []), sep="\n", end="\n" if progress else "")
@@ -167,12 +164,7 @@ def _train(args, explicit: dict) -> int:
         if not (out / "checkpoint.pt").exists():
             shutil.rmtree(out) if fresh else (out / "config.json").unlink(missing_ok=True)
         raise
-    model.load_state_dict(load_checkpoint(out / "best.pt")["model"])
-    results = {s: evaluate(model, kg, s, ties=run.train.ties, progress=progress)
-               for s in ("valid", "test")}
-    print(*(r.format() for r in results.values()), sep="\n")
-    save_json(out / "metrics.json", {**trainer.metrics(),
-                                     "final": {s: r.to_dict() for s, r in results.items()}})
+    final_evaluation(trainer, kg, out, ties=run.train.ties, progress=progress)
     print(f"best epoch {trainer.best_epoch}; run folder: {out} (metrics.json, training.png)")
     return 0
 
@@ -191,43 +183,12 @@ def _k3m(args, explicit: dict) -> int:
                   progress=not args.quiet, train=train)
     if pre:
         trainer = k3m.pretrain_run(args.out, lp=args.lp, **common)
-        print(f"pretrained {trainer.epoch} epochs ({trainer.steps} steps); run folder: "
-              f"{args.out} (encoder.pt, metrics.json, checkpoint.pt)")
+        print(f"pretrained {trainer.epoch} epochs ({trainer.steps} steps); run: {args.out}")
     else:
         res = k3m.classification_run(args.out, init=args.init, **common)
         print(f"test accuracy {res['test_accuracy']:.4f} (majority class "
               f"{res['majority_accuracy']:.4f}, {res['test_items']} items); run: {args.out}")
     return 0
-
-
-def _load_kg(data, model_name: str, progress: bool):
-    """The dataset, with the modalities of ``data`` built (or read from the cache)."""
-    from mmgnn.data import load_dataset
-    from mmgnn.modalities import attach_modalities
-
-    kg = load_dataset(data.dataset, root=data.root,  # MKGformer reads the descriptions itself
-                      add_side_info=bool(data.modalities) or model_name == "mkgformer")
-    if data.modalities:
-        attach_modalities(kg, data.modalities, data.modality_args, progress=progress)
-    return kg
-
-
-def _load_run(folder: Path, root: str | None):
-    """(RunConfig, kg, model with ``best.pt``'s weights) of a finished run folder."""
-    from mmgnn.models import build_model
-    from mmgnn.train import load_checkpoint
-    from mmgnn.train.config import RunConfig
-
-    for name in ("config.json", "best.pt"):
-        if not (folder / name).is_file():
-            raise UsageError(f"{folder / name} not found; is {folder} a run folder of a "
-                             f"`mmgnn train --out {folder}` that finished an epoch?")
-    run = RunConfig.from_dict(json.loads((folder / "config.json").read_text()))
-    run.data.root = root or run.data.root
-    kg = _load_kg(run.data, run.model.name, progress=False)
-    model = build_model(run.model.name, kg, **run.model.args)
-    model.load_state_dict(load_checkpoint(folder / "best.pt")["model"])
-    return run, kg, model
 
 
 def _command(args) -> int:
@@ -261,8 +222,9 @@ def _command(args) -> int:
             r.replace(".", "", 1).isdigit() and float(r) <= 1 for r in args.rates.split(",")):
         raise UsageError(f"--rates must be numbers in [0, 1], got {args.rates!r}")
     else:
-        folder = Path(args.run)
-        run, kg, model = _load_run(folder, args.root)
+        from mmgnn.train.runs import load_run
+
+        run, kg, model = load_run(folder := Path(args.run), args.root)
         if args.command == "export":
             from mmgnn.models.export import export_embeddings
 
@@ -301,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        argv = expand([a for a in argv if a != "--debug"])
+        imports = [m for a, m in itertools.pairwise(argv) if a == "--import"]
+        argv = [a for b, a in itertools.pairwise([None, *argv])
+                if "--import" not in (b, a) and a != "--debug"]
+        sys.path.insert(0, "")  # --import MODULE: a user's package that registers its models
+        for module in imports:
+            importlib.import_module(module)
+        argv = expand(argv)
         parser = build_parser()
         args = parser.parse_args(argv)
         sub = getattr(args, args.command)
@@ -321,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pretrain" or name == "k3m" or sub.task == "classification":
             return _k3m(sub, explicit)
         return _train(sub, explicit)
-    except (argparse.ArgumentError, ValueError, KeyError, FileNotFoundError) as e:
+    except (argparse.ArgumentError, ValueError, KeyError, OSError, ImportError) as e:
         if debug:
             raise
         print(f"mmgnn: error: {one_line(e)}", file=sys.stderr)

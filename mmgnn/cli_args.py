@@ -54,13 +54,15 @@ def expand(argv: list[str]) -> list[str]:
     return out
 
 
-def check_arguments(what: str, target, values: dict, fixed: dict | None = None) -> dict:
+def check_arguments(what: str, target, values: dict, fixed: dict | None = None,
+                    also: tuple = (), partial: bool = False) -> dict:
     """``values`` checked against ``target``'s signature and converted to its types (by
     jsonargparse: ``"true"`` for a ``bool`` is :obj:`True`). A ``**kwargs`` beside a
-    ``decoder`` name takes that decoder's arguments."""
+    ``decoder`` name takes that decoder's arguments; ``also`` names more callables that
+    ``target``'s ``**kwargs`` reach; ``partial``: the caller fills the required ones."""
     from jsonargparse import ArgumentParser
 
-    targets, skip = [target], set(fixed or {}) | FROM_GRAPH
+    targets, skip = [target, *also], set(fixed or {}) | FROM_GRAPH
     params = inspect.signature(target).parameters
     if "decoder" in params and any(q.kind is q.VAR_KEYWORD for q in params.values()):
         from mmgnn.nn.kge import DECODERS
@@ -75,8 +77,11 @@ def check_arguments(what: str, target, values: dict, fixed: dict | None = None) 
                  if n not in skip and q.kind not in (q.VAR_KEYWORD, q.VAR_POSITIONAL)}
         known |= names
         parser = ArgumentParser(exit_on_error=False)
-        parser.add_class_arguments(t, skip=set(inspect.signature(t).parameters) - names,
-                                   fail_untyped=False, sub_configs=False)
+        add = parser.add_class_arguments if inspect.isclass(t) else \
+            parser.add_function_arguments
+        shown = names & set(left) if partial else names
+        add(t, skip=set(inspect.signature(t).parameters) - shown, fail_untyped=False,
+            sub_configs=False)
         try:
             mine = {n: left.pop(n) for n in names if n in left}
             typed.update({n: parser.parse_object(mine, defaults=False)[n] for n in mine})
@@ -128,6 +133,17 @@ def resolve(explicit: dict):
         data["modality_args"] = {m: check_arguments(f"modality {m}", MODALITIES[m], v)
                                  if m in MODALITIES and isinstance(v, dict) else v
                                  for m, v in data["modality_args"].items()}
+    if isinstance(train.get("sampler_args"), dict) and train["sampler_args"]:
+        from mmgnn.sampling import SAMPLERS
+
+        sampler = SAMPLERS.check(train.get("sampler", TrainConfig.sampler))
+        builder = SAMPLERS.get(sampler)[0]
+        if sampler == "mmrns":  # its builder's **kwargs are the sampler's own arguments
+            from mmgnn.sampling.mmrns import MMRNSSampler
+        also = (MMRNSSampler,) if sampler == "mmrns" else ()
+        train["sampler_args"] = check_arguments(f"sampler {sampler}", builder,
+                                                train["sampler_args"], also=also,
+                                                partial=True)
     try:
         return RunConfig(DataSpec(**data), ModelSpec(name, model), TrainConfig(**train))
     except ValueError as e:

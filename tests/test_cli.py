@@ -60,6 +60,9 @@ MISUSE = [
     (["--model", "imf", "--model.reciprocal", "false"], "needs reciprocal"),
     (["--no-such-option", "1"], "unrecognized"),
     (["--dataset", "NoSuchSet"], "unknown dataset 'NoSuchSet'"),
+    (["--sampler", "mmrns", "--train.sampler_args.pre_sampel", "8"], "did you mean 'pre_sample'"),
+    (["--sampler", "mmrns", "--train.sampler_args.pre_sample", "x"], "pre_sample"),
+    (["--sampler", "bernoulli", "--train.sampler_args.lr", "1"], "takes no argument 'lr'"),
 ]
 
 
@@ -279,3 +282,32 @@ def test_malformed_dataset_is_one_line_with_exit_code_2(tmp_path, data_root, cap
                  "--epochs", "1", "--out", str(tmp_path / "run"), "--quiet"]) == 2
     assert f"{folder / 'valid.txt'} line 3" in _one_error_line(capsys)
     assert not (tmp_path / "run").exists()
+
+
+def test_import_registers_a_users_model(tmp_path, toy_folder, monkeypatch, capsys):
+    """``--import MODULE`` imports a user's package first, so its registered model is a name
+    for ``--model`` (checked against its constructor like a built-in); a module that does not
+    exist is one line, exit 2."""
+    (tmp_path / "my_models.py").write_text(
+        "from mmgnn.models import KGEModel, register_model\n\n"
+        "@register_model('my_kge')\n"
+        "class MyKGE(KGEModel):\n"
+        "    def __init__(self, num_entities, num_relations, dim=8, scale=1.0):\n"
+        "        super().__init__(num_entities, num_relations, decoder='distmult', dim=dim)\n"
+        "        self.scale = scale\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    try:
+        assert main(["train", "--import", "my_models", "--dataset", str(toy_folder), "--model",
+                     "my_kge", "--model.scale", "2", "--out", str(tmp_path / "r"),
+                     "--dry_run"]) == 0
+        assert json.loads(capsys.readouterr().out)["model"] == {"name": "my_kge", "args": {"scale": 2.0}}
+        assert main(["train", "--import", "my_models", "--dataset", str(toy_folder), "--model",
+                     "my_kge", "--model.p_norm", "1", "--out", str(tmp_path / "r")]) == 2
+        assert "p_norm" in _one_error_line(capsys)
+    finally:
+        MODELS._entries.pop("my_kge", None)
+        sys.modules.pop("my_models", None)
+    assert main(["train", "--import", "no_such_module_here", "--dataset", str(toy_folder),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "no_such_module_here" in _one_error_line(capsys)

@@ -20,6 +20,8 @@ _EXPORTS = {
     "fit": "mmgnn.train.loop",
     "seed_everything": "mmgnn.train.loop",
     "sampling_generator": "mmgnn.train.loop",
+    "load_run": "mmgnn.train.runs",
+    "load_run_data": "mmgnn.train.runs",
     "save_checkpoint": "mmgnn.utils.io",
     "load_checkpoint": "mmgnn.utils.io",
 }

@@ -307,8 +307,9 @@ def test_command_line_trains_with_mmrns(data_root, tmp_path, one_thread, decoder
         warnings.simplefilter("ignore")
         main(["train", "--dataset", "Nations", "--root", str(data_root), "--model", decoder,
               "--dim", "8", "--loss", "self_adversarial", "--sampler", "mmrns",
-              "--num-negatives", "3", "--sampler-arg", "pre_sample=10",
-              "--sampler-arg", "attention_channels=4", "--sampler-arg", "lr=0.01",
+              "--num-negatives", "3", "--train.sampler_args.pre_sample", "10",
+              "--train.sampler_args.attention_channels", "4",
+              "--train.sampler_args.lr", "0.01",
               "--epochs", "2", "--batch-size", "512", "--out", str(out), "--quiet"])
     state = load_checkpoint(out / "checkpoint.pt")
     assert int(state["sampler"]["step"]) == 2 * 4  # 1592 triples / 512 -> 4 steps an epoch
