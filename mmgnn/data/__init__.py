@@ -10,7 +10,7 @@ from mmgnn.data.datasets import (
 from mmgnn.data.download import download_dataset, verify
 from mmgnn.data.filter import FilterIndex
 from mmgnn.data.folders import detect_format
-from mmgnn.data.kg import MultiModalKG, relation_count
+from mmgnn.data.kg import MultiModalKG, inverse_relation, relation_count
 from mmgnn.data.parsing import DataFormatError
 from mmgnn.data.quirks import DatasetQuirkWarning
 from mmgnn.data.readers import (
@@ -34,7 +34,7 @@ from mmgnn.data.side_info import (
 
 __all__ = [
     "MultiModalKG",
-    "relation_count",
+    "inverse_relation", "relation_count",
     "DataFormatError",
     "FilterIndex",
     "load_dataset",

@@ -29,6 +29,13 @@ def relation_count(num_relations: int, reciprocal: bool) -> int:
     return num_relations * (2 if reciprocal else 1)
 
 
+def inverse_relation(relation: Tensor | int, num_relations: int) -> Tensor | int:
+    r"""The id :math:`r + R` of the inverse of relation :math:`r` among
+    :func:`relation_count` ``(R, True)`` ids: a head query :math:`(?, r, t)` is the tail query
+    :math:`(t, r + R, ?)`. The one place that spells the convention."""
+    return relation + num_relations
+
+
 class _StoreView(MutableMapping[str, Tensor]):
     """The ``<prefix><modality>`` attributes of a node store, as a dict keyed by modality."""
 
@@ -358,9 +365,8 @@ class MultiModalKG(HeteroData):
         edge_index = torch.stack([h, t])
         if not add_inverse:
             return edge_index, r
-        offset = relation_count(self.num_relations, True) - self.num_relations
         return (torch.cat([edge_index, edge_index.flip(0)], dim=1),
-                torch.cat([r, r + offset]))
+                torch.cat([r, inverse_relation(r, self.num_relations)]))
 
     def relation_vocabulary(self, add_inverse: bool = False) -> list[str]:
         """Relation names, followed by ``name^-1`` for each inverse when ``add_inverse``

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from mmgnn.data.kg import relation_count
+from mmgnn.data.kg import inverse_relation, relation_count
 from mmgnn.nn.kge import build_decoder
 from mmgnn.nn.kge.base import KGEDecoder, gather_pair
 from mmgnn.sampling.batches import NegativeBatch, QueryBatch
@@ -153,7 +153,7 @@ class LinkPredictor(torch.nn.Module):
         """Scores :obj:`(B, N)` of every entity as the head of ``(?, r, t)`` (with
         ``reciprocal``: the tail query ``(t, r + R, ?)``)."""
         if self.reciprocal:
-            return self.decoder.score_t(x[t], r + self.num_relations, x)
+            return self.decoder.score_t(x[t], inverse_relation(r, self.num_relations), x)
         return self.decoder.score_h(r, x[t], x)
 
     def score_with_negatives(self, x: Tensor, positives: Tensor,

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgnn.data.kg import inverse_relation
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.conv import KBGATConv
 
@@ -140,7 +141,7 @@ class GATTransE(LinkPredictor):
         if reciprocal and edge_type.numel() and int(edge_type.max()) < num_relations:
             # the plain training graph: add the inverse edges (train_graph's order)
             edge_index = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-            edge_type = torch.cat([edge_type, edge_type + (num_rel - num_relations)])
+            edge_type = torch.cat([edge_type, inverse_relation(edge_type, num_relations)])
         self.dim = dim
         self.in_channels = in_channels or dim
         self.heads = heads

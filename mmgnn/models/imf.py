@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgnn.data.kg import inverse_relation
 from mmgnn.modalities.missing import FILL_STRATEGIES, MissingModalityFill, fill_missing
 from mmgnn.modalities.store import ModalityStore, pool_vectors
 from mmgnn.models.base import LinkPredictor
@@ -390,7 +391,7 @@ class IMF(LinkPredictor):
         return self.combine(self.branch_scores(x, h, r))
 
     def score_heads(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return self.combine(self.branch_scores(x, t, r + self.num_relations))
+        return self.combine(self.branch_scores(x, t, inverse_relation(r, self.num_relations)))
 
     def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
         return self.combine(self._biased([dec.score_hrt(tab[h], r, tab[t], relations=rel)
@@ -409,7 +410,8 @@ class IMF(LinkPredictor):
         target = batch.target(self.num_entities,
                               gold_ids=getattr(loss_fn, "takes_gold_ids", False))
         entity = batch.entity
-        r = batch.relation if batch.side == "tail" else batch.relation + self.num_relations
+        r = batch.relation if batch.side == "tail" \
+            else inverse_relation(batch.relation, self.num_relations)
         scores = self.branch_scores(x, entity, r)
         loss = torch.stack([loss_fn(s, target) for s in scores]).sum()
         if self.decision_logits is not None:

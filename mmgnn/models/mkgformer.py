@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmgnn.data.kg import relation_count
+from mmgnn.data.kg import inverse_relation, relation_count
 from mmgnn.modalities.image_slots import (
     DEFAULT_MEAN,
     DEFAULT_STD,
@@ -318,7 +318,7 @@ class MKGformer(LinkPredictor):
 
     def score_heads(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
         if self.reciprocal:
-            return self.score_tails(x, t, r + self.num_relations)
+            return self.score_tails(x, t, inverse_relation(r, self.num_relations))
         return self.decoder.score_t(self.mask_states(t, r, HEAD), r, x)
 
     def score_triples(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmgnn.data.kg import inverse_relation
 from mmgnn.modalities.store import ModalityStore, pool_vectors
 from mmgnn.models.base import LinkPredictor, one_sided_corruptions
 from mmgnn.nn.fusion.comat import PENALTIES, ModalityGenerator, gradient_penalty
@@ -307,7 +308,7 @@ class NativE(LinkPredictor):
 
     def score_heads(self, x: Tensor, r: Tensor, t: Tensor) -> Tensor:
         if self.reciprocal:
-            return self._one_to_all(x, t, r + self.num_relations, tail=True)
+            return self._one_to_all(x, t, inverse_relation(r, self.num_relations), tail=True)
         return self._one_to_all(x, t, r, tail=False)
 
     def regularization(self, x: Tensor, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from mmgnn.data.filter import CSR
+from mmgnn.data.kg import inverse_relation, relation_count
 from mmgnn.sampling.batches import QueryBatch
 
 
@@ -38,12 +39,12 @@ class OneToAllBatches:
         self.mode = mode
         h, r, t = train.cpu().t()
         if reciprocal:
-            directions = {"tail": (torch.cat([h, t]), torch.cat([r, r + num_relations]),
+            directions = {"tail": (torch.cat([h, t]),
+                                   torch.cat([r, inverse_relation(r, num_relations)]),
                                    torch.cat([t, h]))}
-            rel_count = 2 * num_relations
         else:
             directions = {"tail": (h, r, t), "head": (t, r, h)}
-            rel_count = num_relations
+        rel_count = relation_count(num_relations, reciprocal)
         self._queries: dict[str, tuple[Tensor, ...]] = {}
         for side, (e, rel, ans) in directions.items():
             if mode == "1vsall":
