@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mmgnn.data import MultiModalKG, load_dataset
+from mmgnn.data import MultiModalKG
 from mmgnn.models import LinkPredictor, build_model
 from mmgnn.models.registry import MODELS
 from mmgnn.train.config import DataSpec, RunConfig
@@ -18,6 +18,7 @@ def load_run_data(data: DataSpec, model_name: str, progress: bool = True) -> Mul
     """The graph of ``data``, with its modalities built (or read from the feature cache); the
     side texts are read too when the modalities or the model (``needs_side_info``, e.g.
     MKGformer, which encodes the descriptions itself) need them."""
+    from mmgnn.data import load_dataset  # looked up at call time (tests replace it)
     from mmgnn.modalities import attach_modalities
 
     model_cls = MODELS.get(model_name)[0]
