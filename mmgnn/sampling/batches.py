@@ -55,13 +55,13 @@ class QueryBatch:
         the gold ids :obj:`(B,)` if ``gold_ids`` (a softmax cross-entropy:
         :attr:`~mmgnn.nn.losses.CrossEntropy1vsAll.takes_gold_ids`), else their one-hot
         :obj:`(B, N)` rows."""
+        if self.gold is not None and gold_ids:
+            return self.gold  # no (B, N) matrix: a softmax over the scores needs the ids only
         device = self.entity.device
         y = torch.zeros(len(self.entity), num_entities, device=device)
         if self.gold is None:
             y[self.target_rows, self.target_cols] = 1.0
             return y
-        if gold_ids:
-            return self.gold
         y[torch.arange(len(self.entity), device=device), self.gold] = 1.0
         return y
 
