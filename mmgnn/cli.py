@@ -10,7 +10,6 @@ import argparse
 import importlib
 import itertools
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -147,7 +146,7 @@ def _train(args, explicit: dict) -> int:
     from mmgnn.models import build_model
     from mmgnn.train import fit, seed_everything
     from mmgnn.train.runs import final_evaluation, load_run_data
-    from mmgnn.utils.io import can_resume, save_json
+    from mmgnn.utils.io import can_resume, removed_on_failure, save_json
 
     progress = not args.quiet
     kg = load_run_data(run.data, run.model.name, progress)
@@ -155,15 +154,10 @@ def _train(args, explicit: dict) -> int:
     seed_everything(run.train.seed, deterministic=run.train.deterministic)
     model = build_model(run.model.name, kg, **run.model.args)
     print(*([kg, model] if progress else []), sep="\n", end="\n" if progress else "")
-    fresh = not out.exists()
-    save_json(out / "config.json", run.to_dict())
-    try:
+    with removed_on_failure(out):  # no config.json without a run behind it
+        save_json(out / "config.json", run.to_dict())
         trainer = fit(model, kg, run.train, out_dir=out, resume=args.resume and can_resume(out),
                       progress=progress, extra_state={"dataset": kg.name})
-    except BaseException:  # leave nothing a later command trips on: no config without a run
-        if not (out / "checkpoint.pt").exists():
-            shutil.rmtree(out) if fresh else (out / "config.json").unlink(missing_ok=True)
-        raise
     final_evaluation(trainer, kg, out, ties=run.train.ties, progress=progress)
     print(f"best epoch {trainer.best_epoch}; run folder: {out} (metrics.json, training.png)")
     return 0

@@ -90,3 +90,29 @@ def test_pretrain_is_seeded_before_the_model_is_built(data_root, tmp_path, capsy
     assert main(["pretrain", "--out", str(killed), "--resume", "--quiet"]) == 0
     assert "starting the run from the beginning" in capsys.readouterr().out
     assert same(a, torch.load(killed / "encoder.pt", weights_only=False)["model"])
+
+
+@pytest.mark.parametrize("command", ["pretrain", "classify"])
+def test_a_k3m_run_failing_before_its_first_checkpoint_leaves_nothing(data_root, tmp_path,
+                                                                       monkeypatch, command):
+    """As for link prediction: no folder, or no config.json in a folder that existed, for a
+    later --resume or evaluate to trip on."""
+    import mmgnn.recipes.k3m as recipes
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed during the first epoch")
+
+    monkeypatch.setattr(recipes, "pretrain" if command == "pretrain"
+                        else "finetune_classification", crash)
+    argv = (["pretrain"] if command == "pretrain" else
+            ["train", "--model", "k3m", "--task", "classification"])
+    for out in (tmp_path / "fresh", tmp_path / "existing"):
+        if out.name == "existing":
+            out.mkdir()
+            (out / "notes.txt").write_text("mine")
+        with pytest.raises(RuntimeError, match="first epoch"):
+            main([*argv, "--root", str(data_root), "--out", str(out), "--quiet"])
+        if out.name == "fresh":
+            assert not out.exists()
+        else:
+            assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -10,6 +10,7 @@ final model against the majority-class baseline).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
@@ -31,9 +32,19 @@ from mmgnn.models.k3m import (
 from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig, k3m_train_config
 from mmgnn.train.k3m import finetune_classification, pretrain
 from mmgnn.train.loop import seed_everything
-from mmgnn.utils.io import can_resume, save_checkpoint, save_json
+from mmgnn.utils.io import can_resume, removed_on_failure, save_checkpoint, save_json
 
 CONFIG = "config.json"
+
+
+def _undone_on_failure(run):
+    """``run(out, ...)`` that, failing before its first checkpoint, leaves no folder (or no
+    ``config.json``) behind for a later ``--resume`` or ``evaluate`` to trip on."""
+    @functools.wraps(run)
+    def guarded(out: str | os.PathLike, **settings):
+        with removed_on_failure(out):
+            return run(out, **settings)
+    return guarded
 
 
 def _check_out(out: Path, resume: bool) -> bool:
@@ -47,6 +58,7 @@ def _check_out(out: Path, resume: bool) -> bool:
     return resume and can_resume(out)
 
 
+@_undone_on_failure
 def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
                  root: str | os.PathLike | None = None, size: str = "tiny",
                  model_args: dict | None = None, lp: str = "code",
@@ -87,6 +99,7 @@ def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
                            "model": model.config.to_dict()})
 
 
+@_undone_on_failure
 def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
                        root: str | os.PathLike | None = None, size: str = "tiny",
                        model_args: dict | None = None, init: str | None = None,
@@ -144,3 +157,4 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
     save_json(out / "results.json", results)
     save_checkpoint(out / "model.pt", {"classifier": classifier.state_dict()})
     return results
+

@@ -6,8 +6,10 @@ import json
 import math
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -90,3 +92,23 @@ def save_json(path: str | Path, value: Any) -> None:
     data = json.dumps(_finite_or_null(value), indent=2, sort_keys=False,
                       allow_nan=False).encode()
     atomic_write(Path(path), lambda f: f.write(data))
+
+
+@contextmanager
+def removed_on_failure(folder: str | Path, keep: str = "checkpoint.pt",
+                       written: tuple[str, ...] = ("config.json",)) -> Iterator[None]:
+    """Undoes a run's writes into ``folder`` when the run fails before its first ``keep``
+    file exists: removes the folder if the run created it, else the ``written`` files. A
+    failed run then leaves nothing a later command (``evaluate``, ``--resume``) trips on."""
+    folder = Path(folder)
+    fresh = not folder.exists()
+    try:
+        yield
+    except BaseException:
+        if not (folder / keep).exists():
+            if fresh:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                for name in written:
+                    (folder / name).unlink(missing_ok=True)
+        raise

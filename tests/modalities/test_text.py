@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, BertTokenizerFast
 
 from mmgnn.data import MultiModalKG, load_dataset
-from mmgnn.models.k3m.products import read_k3m_products
 from mmgnn.modalities import TextModality, default_fields, encode_texts, entity_texts
+from mmgnn.models.k3m.products import read_k3m_products
 
 TEXTS = ["dominican republic, country in the caribbean", None, "cat", "",
          "american television series , a small red river city", "dog of state"]
