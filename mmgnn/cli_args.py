@@ -11,8 +11,7 @@ import difflib
 import inspect
 from pathlib import Path
 
-#: Constructor arguments that :func:`~mmgnn.models.build_model` fills from the graph.
-FROM_GRAPH = {"num_entities", "num_relations", "modalities", "edge_index", "edge_type", "kg"}
+from mmgnn.models.registry import DATA_ARGUMENTS  # torch-free: names and lazy paths only
 
 
 class UsageError(ValueError):
@@ -62,7 +61,7 @@ def check_arguments(what: str, target, values: dict, fixed: dict | None = None,
     ``target``'s ``**kwargs`` reach; ``partial``: the caller fills the required ones."""
     from jsonargparse import ArgumentParser
 
-    targets, skip = [target, *also], set(fixed or {}) | FROM_GRAPH
+    targets, skip = [target, *also], set(fixed or {}) | set(DATA_ARGUMENTS)
     params = inspect.signature(target).parameters
     if "decoder" in params and any(q.kind is q.VAR_KEYWORD for q in params.values()):
         from mmgnn.nn.kge import DECODERS

@@ -301,7 +301,8 @@ def test_import_registers_a_users_model(tmp_path, toy_folder, monkeypatch, capsy
         assert main(["train", "--import", "my_models", "--dataset", str(toy_folder), "--model",
                      "my_kge", "--model.scale", "2", "--out", str(tmp_path / "r"),
                      "--dry_run"]) == 0
-        assert json.loads(capsys.readouterr().out)["model"] == {"name": "my_kge", "args": {"scale": 2.0}}
+        printed = json.loads(capsys.readouterr().out)["model"]
+        assert printed == {"name": "my_kge", "args": {"scale": 2.0}}
         assert main(["train", "--import", "my_models", "--dataset", str(toy_folder), "--model",
                      "my_kge", "--model.p_norm", "1", "--out", str(tmp_path / "r")]) == 2
         assert "p_norm" in _one_error_line(capsys)

@@ -95,9 +95,10 @@ class ModalityStore(torch.nn.Module):
     def with_prepare(self, prepare: Prepare | None) -> ModalityStore:
         """A new store holding ``prepare`` of this store's current inputs, and applying it
         to every later :meth:`set` (the tensors are shared where ``prepare`` keeps them)."""
-        return ModalityStore({m: self.get(m)[0] for m in self._names},
-                             {m: self.get(m)[1] for m in self._names},
-                             {m: v for m in self._names if (v := self.get(m)[2]) is not None},
+        held = {m: self.get(m) for m in self._names}
+        return ModalityStore({m: x for m, (x, _, _) in held.items()},
+                             {m: mask for m, (_, mask, _) in held.items()},
+                             {m: n for m, (_, _, n) in held.items() if n is not None},
                              prepare=prepare, num_entities=self.num_entities)
 
     # ------------------------------------------------------------------ access

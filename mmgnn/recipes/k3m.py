@@ -47,6 +47,13 @@ def _undone_on_failure(run):
     return guarded
 
 
+def _saved_train(saved: dict) -> tuple[TrainConfig, float]:
+    """The ``TrainConfig`` and encoder learning-rate scale of a saved ``config.json``
+    (written by this module, or as a ``K3MTrainConfig`` before 0.2)."""
+    return k3m_train_config({"encoder_lr_scale": saved.get("encoder_lr_scale", 0.1),
+                             **saved["train"]})
+
+
 def _check_out(out: Path, resume: bool) -> bool:
     """Whether to resume: False for a folder that has its config but no checkpoint yet (the
     run stopped before its first epoch ended), which then starts from the beginning."""
@@ -72,8 +79,7 @@ def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
         saved = json.loads((out / CONFIG).read_text())
         dataset, root, size = saved["dataset"], saved["root"], saved["size"]
         model_args, lp, image_features = saved["model_args"], saved["lp"], saved["image"]
-        train, encoder_lr_scale = k3m_train_config(
-            {"encoder_lr_scale": saved.get("encoder_lr_scale", 0.1), **saved["train"]})
+        train, encoder_lr_scale = _saved_train(saved)
     resume = _check_out(out, resume)
     train = train or TrainConfig(**K3M_PRETRAIN)
     graph = load_product_graph(dataset, root, image_features)
@@ -118,8 +124,7 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
         model_args, image_features = saved["model_args"], saved["image"]
         min_count, test_fraction = saved["min_count"], saved["test_fraction"]
         split_seed = saved["split_seed"]
-        train, encoder_lr_scale = k3m_train_config(
-            {"encoder_lr_scale": saved.get("encoder_lr_scale", 0.1), **saved["train"]})
+        train, encoder_lr_scale = _saved_train(saved)
     resume = _check_out(out, resume)
     train = train or TrainConfig(**K3M_FINETUNE)
     graph = load_product_graph(dataset, root, image_features)

@@ -29,15 +29,22 @@ def register_sampler(name: str, target: Any = None, **fixed: Any):
     return SAMPLERS.register(name, target, **fixed)
 
 
+def check_negative_filter(negative_filter: str) -> str:
+    """``negative_filter`` if it is a name of :data:`NEGATIVE_FILTERS`; a
+    :class:`ValueError` naming them otherwise."""
+    if negative_filter not in NEGATIVE_FILTERS:
+        raise ValueError(f"unknown negative_filter {negative_filter!r}; known: "
+                         f"{', '.join(NEGATIVE_FILTERS)}")
+    return negative_filter
+
+
 def negative_filter_index(kg: MultiModalKG, negative_filter: str = "train"
                           ) -> FilterIndex | None:
     """The known true triples a sampler avoids under ``negative_filter`` (see
     :data:`NEGATIVE_FILTERS`): the training triples by default, so that no valid or test
     triple decides which negatives training sees; ``all_splits`` only when asked for
     explicitly, with a warning; :obj:`None` for ``none``."""
-    if negative_filter not in NEGATIVE_FILTERS:
-        raise ValueError(f"unknown negative_filter {negative_filter!r}; known: "
-                         f"{', '.join(NEGATIVE_FILTERS)}")
+    check_negative_filter(negative_filter)
     if negative_filter == "all_splits":
         warnings.warn(
             "negative_filter='all_splits' redraws negatives that are valid or test triples: "
@@ -64,9 +71,7 @@ def build_sampler(name: str, kg: MultiModalKG, num_negatives: int,
             decoder's widths); ignored by samplers that do not take it.
         **sampler_args: The sampler's own arguments.
     """
-    if negative_filter not in NEGATIVE_FILTERS:
-        raise ValueError(f"unknown negative_filter {negative_filter!r}; known: "
-                         f"{', '.join(NEGATIVE_FILTERS)}")
+    check_negative_filter(negative_filter)
     builder, _ = SAMPLERS.get(name)
     params = inspect.signature(builder).parameters
     if "model" in params:

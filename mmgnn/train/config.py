@@ -15,8 +15,10 @@ from typing import Any
 
 REGIMES = ("negative", "kvsall", "1vsall")
 SAMPLERS = ("uniform", "bernoulli", "head_tail", "mmrns")
-#: Which splits' triples a negative is checked against (and redrawn if it is one of them).
-NEGATIVE_FILTERS = {"none": None, "train": ("train",), "all_splits": ("train", "valid", "test")}
+#: Names of the negative filters; which splits each holds is
+#: :data:`mmgnn.sampling.NEGATIVE_FILTERS` (names only here, so that this module needs no
+#: torch; a test checks they agree).
+NEGATIVE_FILTERS = ("none", "train", "all_splits")
 DEFAULT_LOSS = {"negative": "margin", "kvsall": "bce", "1vsall": "ce"}
 #: The losses of each regime (names of :data:`mmgnn.nn.losses.LOSSES`).
 REGIME_LOSSES = {"negative": ("margin", "softplus", "self_adversarial"), "kvsall": ("bce",),

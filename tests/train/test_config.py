@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from mmgnn.train.config import (
+    NEGATIVE_FILTERS,
     SMOOTHING_FORMS,
     DataSpec,
     ModelSpec,
@@ -69,6 +70,8 @@ def test_config_module_is_torch_free_and_forms_agree():
     code = "import sys, mmgnn.train.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+    from mmgnn import sampling
     from mmgnn.nn import losses
 
     assert SMOOTHING_FORMS == losses.SMOOTHING_FORMS
+    assert NEGATIVE_FILTERS == tuple(sampling.NEGATIVE_FILTERS)
