@@ -45,3 +45,15 @@ def toy_kg(toy_folder) -> MultiModalKG:
     from tests.helpers import load_toy_kg
 
     return load_toy_kg(toy_folder)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: on tiny tensors a second thread only adds hand-offs,
+    costly on a shared machine. The thread count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -10,13 +10,7 @@ import torch
 
 from mmgnn.cli import main
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # a budget of ~0 stops each run after its first step (and its epoch-end evaluation)

@@ -37,14 +37,7 @@ from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig
 from mmgnn.train.k3m import PretrainTask, finetune_classification, pretrain
 from mmgnn.train.tasks import Task
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: thread hand-offs cost more than the work on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

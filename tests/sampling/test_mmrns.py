@@ -28,13 +28,6 @@ from tests.helpers import random_kg
 SMALL = dict(pre_sample=20, attention_channels=6, hidden_channels=8, text_tokens=3)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny tensors: a second thread only adds synchronisation (costly on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_temperature_schedule():

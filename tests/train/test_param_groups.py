@@ -17,12 +17,7 @@ CONFIG = dict(epochs=2, batch_size=50, num_negatives=4, lr=1e-2, loss="self_adve
               eval_every=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _kg():
