@@ -28,8 +28,6 @@ from tests.helpers import random_kg
 SMALL = dict(pre_sample=20, attention_channels=6, hidden_channels=8, text_tokens=3)
 
 
-
-
 def test_temperature_schedule():
     assert exploration_temperature(0) == 10.0
     for step in (1, 5, 99, 10_000):
