@@ -68,12 +68,16 @@ class DataSpec:
             ...).
         modality_args (dict): Settings per modality kind, e.g.
             ``{"text": {"encoder": "/path/to/model", "pooling": "cls"}}``.
+        subset (dict, optional): Train on a part of the dataset (:mod:`mmgnn.data.subsets`):
+            ``{"kind": "few_shot", "k": 8, "seed": 42}`` (the released k-shot training split)
+            or ``{"kind": "neighbourhood", "entities": 1000, "seed": 0, "start": [...]}``.
     """
 
     dataset: str | None = None
     root: str | None = None
     modalities: list = field(default_factory=list)
     modality_args: dict = field(default_factory=dict)
+    subset: dict | None = None
 
     def __post_init__(self) -> None:
         if self.dataset is not None and (not isinstance(self.dataset, str) or not self.dataset):
@@ -84,6 +88,9 @@ class DataSpec:
         if not isinstance(self.modality_args, dict) or not all(
                 isinstance(v, dict) for v in self.modality_args.values()):
             _fail("data.modality_args", "a dict of {modality: {key: value}}", self.modality_args)
+        if self.subset is not None and not (isinstance(self.subset, dict)
+                                            and isinstance(self.subset.get("kind"), str)):
+            _fail("data.subset", "a dict with a `kind` (few_shot, neighbourhood)", self.subset)
         unused = set(self.modality_args) - set(self.modalities)
         if unused:
             raise ValueError(f"data.modality_args names modalities {sorted(unused)} that "

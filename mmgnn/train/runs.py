@@ -26,6 +26,10 @@ def load_run_data(data: DataSpec, model_name: str, progress: bool = True) -> Mul
                       or getattr(model_cls, "needs_side_info", False))
     if data.modalities:
         attach_modalities(kg, data.modalities, data.modality_args, progress=progress)
+    if data.subset:
+        from mmgnn.data.subsets import subset_graph
+
+        kg = subset_graph(kg, **data.subset)
     return kg
 
 
