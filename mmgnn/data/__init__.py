@@ -31,6 +31,7 @@ from mmgnn.data.side_info import (
     read_wordnet_text,
     uri_to_name,
 )
+from mmgnn.data.synthetic import synthetic_kg
 
 __all__ = [
     "MultiModalKG",
@@ -38,6 +39,7 @@ __all__ = [
     "DataFormatError",
     "FilterIndex",
     "load_dataset",
+    "synthetic_kg",
     "list_datasets",
     "dataset_statistics",
     "dataset_table",
