@@ -11,6 +11,8 @@ time per pretraining step and peak memory of the tiny and base-size configuratio
         --curve-minutes 0 0.5 1.5 3
     # pretraining losses on held-out items beside a no-context (unigram) floor
     python benchmarks/k3m_quality.py --part heldout --systems k3m text-only
+    # the configs/k3m-sample*.yaml recipes (pretraining + classification), 5 seeds, both fusions
+    python benchmarks/k3m_quality.py --part reproduce --seeds 5 --fusions hard mean
 
 Task: the stratified category split of :func:`~mmgnn.models.k3m.category_split`
 (categories with >= 2 items; 149 train / 94 test items in 72 categories): the sample's own
@@ -41,6 +43,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SYSTEMS = {
     "k3m": {"streams": ("title", "knowledge"), "aggregator": "paper"},
     "text-only": {"streams": ("title",), "aggregator": "none"},
@@ -574,10 +577,81 @@ def speed(args) -> None:
         {"machine": start_machine, "rows": rows}, indent=2) + "\n")
 
 
+def reproduce(args) -> None:
+    """The configs' recipe (released pretraining, then classification) for each seed, each
+    config (K3M and its title-only / knowledge-only baselines: same recipe, same epochs) and
+    each IIFM fusion (``--fusions``: the eval-time choice of issue 17), through
+    :func:`mmgnn.recipes.k3m.reproduce_seed`; one jsonl row per run, appended as it lands
+    (runs already in the file are skipped), then the mean +- std table."""
+    import os
+    import tempfile
+
+    from mmgnn.recipes.k3m import reproduce_seed
+
+    rows_path = args.results / "k3m_reproduce.jsonl"
+    args.results.mkdir(exist_ok=True)
+    done = []
+    if rows_path.exists():
+        done = [json.loads(line) for line in rows_path.read_text().splitlines() if line]
+    key = ("config", "fusion", "seed", "pretrained")
+    seen = {tuple(r[k] for k in key) for r in done}
+    runs = Path(args.runs or tempfile.mkdtemp(prefix="k3m_reproduce_"))
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    for seed in range(args.seeds):
+        for config in args.recipes:
+            for fusion in args.fusions:
+                for pre in args.pretrained:
+                    name = Path(config).stem
+                    if (name, fusion, seed, pre) in seen:
+                        continue
+                    load = os.getloadavg()[0]
+                    cpu, wall = time.process_time(), time.perf_counter()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        res = reproduce_seed(
+                            config, runs / f"{name}-{fusion}-{'pre' if pre else 'scratch'}"
+                            f"-seed{seed}", seed, overrides={"model.fusion": fusion},
+                            pretrained=pre)
+                    row = {"config": name, "fusion": fusion, "seed": seed, "pretrained": pre,
+                           **{k: res.get(k) for k in (
+                               "test_accuracy", "train_accuracy", "majority_accuracy",
+                               "test_items", "pretrain_epochs", "pretrain_steps",
+                               "pretrain_losses")},
+                           "finetune_epochs": res.get("epochs"),
+                           "cpu_minutes": round((time.process_time() - cpu) / 60, 3),
+                           "wall_minutes": round((time.perf_counter() - wall) / 60, 3),
+                           "load_at_start": load, "threads": torch.get_num_threads(),
+                           "commit": commit, "command": " ".join(sys.argv)}
+                    with rows_path.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    done.append(row)
+                    print(f"{name:<26} {fusion:<5} seed {seed} pretrained={pre!s:<5} "
+                          f"test {row['test_accuracy']:.4f} ({row['cpu_minutes']:.2f} CPU-min)",
+                          flush=True)
+    print(reproduce_table(done))
+
+
+def reproduce_table(rows: list[dict]) -> str:
+    """Mean +- std (sample) of the test accuracy per (config, fusion, pretrained)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["config"], r["fusion"], r["pretrained"]), []).append(r)
+    lines = [f"{'config':<26} {'fusion':<6} {'pretrained':<10} {'seeds':>5} "
+             f"{'test accuracy':>17} {'CPU-min/run':>11}"]
+    for (config, fusion, pre), rs in sorted(groups.items()):
+        acc = torch.tensor([r["test_accuracy"] for r in rs], dtype=torch.float64)
+        std = acc.std().item() if len(acc) > 1 else 0.0
+        lines.append(f"{config:<26} {fusion:<6} {str(pre):<10} {len(rs):>5} "
+                     f"{acc.mean().item():>8.4f} +- {std:.4f} "
+                     f"{sum(r['cpu_minutes'] for r in rs) / len(rs):>11.2f}")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("quality", "curve", "heldout", "speed",
-                                           "speed-one"), default="quality",
+                                           "speed-one", "reproduce"), default="quality",
                         help="quality: the table and robustness; curve: accuracy against "
                         "pretraining budget over --seeds; heldout: pretraining losses on "
                         "held-out items; speed: time and memory per pretraining step")
@@ -604,12 +678,22 @@ def main() -> None:
                         choices=["tiny", "tiny+image", "base", "base+image"],
                         help="speed: configurations (base+image, the full released model, "
                         "needs > 9 GiB of RAM; default: the other three)")
+    parser.add_argument("--recipes", nargs="+", default=[
+        str(CONFIGS / f"{n}.yaml") for n in ("k3m-sample", "k3m-sample-title-only",
+                                               "k3m-sample-knowledge-only")],
+                        help="reproduce: classification configs (each names its pretraining)")
+    parser.add_argument("--fusions", nargs="+", default=["hard", "mean"],
+                        help="reproduce: IIFM strategies to run each config with")
+    parser.add_argument("--pretrained", nargs="+", type=lambda v: v == "yes",
+                        default=[True], help="reproduce: yes / no (the from-scratch control)")
+    parser.add_argument("--runs", help="reproduce: folder of the run folders (default: a "
+                        "temporary one)")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="folder of the result files")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     {"quality": quality, "curve": curve, "heldout": heldout, "speed": speed,
-     "speed-one": speed_one}[args.part](args)
+     "speed-one": speed_one, "reproduce": reproduce}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ from mmgnn.train.loop import seed_everything
 from mmgnn.utils.io import can_resume, removed_on_failure, save_checkpoint, save_json
 
 CONFIG = "config.json"
+METRICS = "metrics.json"
+ENCODER_FILE = "encoder.pt"
 
 
 def _undone_on_failure(run):
@@ -68,7 +70,7 @@ def _check_out(out: Path, resume: bool) -> bool:
 @_undone_on_failure
 def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
                  root: str | os.PathLike | None = None, size: str = "tiny",
-                 model_args: dict | None = None, lp: str = "code",
+                 model_args: dict | None = None, lp: str = "margin",
                  train: TrainConfig | None = None, encoder_lr_scale: float = 0.1,
                  image_features: str | None = None, resume: bool = False,
                  progress: bool = True):
@@ -154,12 +156,82 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
         progress=progress, pretrained=model.text if model.config.text_encoder else None,
         encoder_lr_scale=encoder_lr_scale,
         extra={"dataset": dataset, "init": init, "model": model.config.to_dict()})
-    results = {"test_accuracy": classification_accuracy(classifier, test_ids, y),
+    test_accuracy = classification_accuracy(classifier, test_ids, y)
+    results = {"test_accuracy": test_accuracy,
                "train_accuracy": classification_accuracy(classifier, train_ids, y),
                "majority_accuracy": majority, "train_items": len(train_ids),
                "test_items": len(test_ids), "epochs": trainer.epoch, "steps": trainer.steps,
                "minutes": trainer.minutes}
     save_json(out / "results.json", results)
+    # the final test figure where every run folder has it (metrics.json "final")
+    metrics = json.loads((out / METRICS).read_text()) if (out / METRICS).is_file() else {}
+    save_json(out / METRICS, {**metrics, "final": {"test": {
+        "accuracy": test_accuracy, "majority_accuracy": majority,
+        "items": len(test_ids)}}})
     save_checkpoint(out / "model.pt", {"classifier": classifier.state_dict()})
     return results
+
+
+def _dotted(values: dict, overrides: dict) -> dict:
+    """``values`` (nested dicts) with ``{"a.b": v}`` overrides applied."""
+    values = json.loads(json.dumps(values))
+    for key, value in overrides.items():
+        *parents, last = key.split(".")
+        node = values
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return values
+
+
+def reproduce_seed(config: str | os.PathLike, out: str | os.PathLike, seed: int, *,
+                   overrides: dict | None = None, pretrained: bool = True,
+                   progress: bool = False) -> dict:
+    """One seed of a K3M recipe: pretraining, then item classification from its encoder.
+
+    ``config`` is a classification config (``configs/k3m-sample.yaml``: ``data``, ``model``,
+    ``train``) whose ``reproduce.pretrain`` names the pretraining config (``train`` and
+    ``lp``; a path relative to ``config``'s folder). Both stages build the model of
+    ``config``'s ``model`` section and take ``train.seed = seed``; ``overrides`` are dotted
+    keys over ``config`` (``model.fusion``, ``train.epochs``) and, with the prefix
+    ``pretrain.``, over the pretraining config (``pretrain.train.epochs``). ``pretrained``
+    False skips the pretraining (the from-scratch control). The stages run in
+    ``out/pretrain`` and ``out/classification``; a finished stage is read, not rerun. Returns
+    the classification results (``test_accuracy``, ...) with the pretraining's steps, CPU
+    minutes and last-epoch losses."""
+    import yaml
+
+    config, out, overrides = Path(config), Path(out), dict(overrides or {})
+    spec = yaml.safe_load(config.read_text())
+    pre_overrides = {k.removeprefix("pretrain."): v for k, v in overrides.items()
+                     if k.startswith("pretrain.")}
+    spec = _dotted(spec, {k: v for k, v in overrides.items() if not k.startswith("pretrain.")})
+    model_args = {k: v for k, v in spec.get("model", {}).items() if k not in ("name", "size")}
+    size = spec.get("model", {}).get("size", "tiny")
+    data = spec.get("data", {})
+    common = dict(dataset=data.get("dataset", "K3M-sample"), root=data.get("root"),
+                  size=size, model_args=model_args, progress=progress)
+    row: dict = {"seed": seed, "pretrained": pretrained}
+    init = None
+    if pretrained:
+        pre_path = config.parent / spec["reproduce"]["pretrain"]
+        pre = _dotted(yaml.safe_load(pre_path.read_text()), pre_overrides)
+        folder = out / "pretrain"
+        if not (folder / ENCODER_FILE).is_file():
+            train = TrainConfig(**{**K3M_PRETRAIN, **pre.get("train", {}), "seed": seed})
+            pretrain_run(folder, lp=pre.get("lp", "margin"), train=train, **common)
+        metrics = json.loads((folder / METRICS).read_text())
+        last = metrics["history"][-1] if metrics.get("history") else {}
+        row.update(pretrain_steps=metrics.get("steps"), pretrain_epochs=metrics.get("epochs"),
+                   pretrain_cpu_minutes=metrics.get("minutes"),
+                   pretrain_losses={k: v for k, v in last.items()
+                                    if k not in ("epoch", "steps", "minutes")})
+        init = str(folder / ENCODER_FILE)
+    folder = out / "classification"
+    if (folder / "results.json").is_file():
+        results = json.loads((folder / "results.json").read_text())
+    else:
+        train = TrainConfig(**{**K3M_FINETUNE, **spec.get("train", {}), "seed": seed})
+        results = classification_run(folder, init=init, train=train, **common)
+    return {**row, **results}
 

@@ -47,6 +47,9 @@ class K3MConfig:
         fusion (str): IIFM strategy (``mean``, ``hard``, ``soft``, ``interaction``). A
             stream without a partner (the single-stream baselines) has its own encoder output
             as its one interactive source, and ``interaction`` falls back to ``mean`` there.
+        eval_noise (bool): ``hard`` fusion keeps drawing Gumbel noise in eval mode, as
+            released; by default it picks the largest gate there, so evaluation is
+            deterministic (:class:`~mmgnn.nn.fusion.IIFM` ``deterministic_eval``).
         aggregator (str): ``paper`` or ``code`` form of :class:`~mmgnn.nn.conv.K3MGATConv`
             (the released code: one head); ``none`` skips the knowledge aggregation.
         aggregator_heads (int): Heads of the paper form (paper: 8).
@@ -71,6 +74,7 @@ class K3MConfig:
     co_ffn: int = 1024
     streams: tuple = ("title", "knowledge", "image")
     fusion: str = "hard"
+    eval_noise: bool = False
     aggregator: str = "paper"
     aggregator_heads: int = 8
     dropout: float = 0.1
@@ -249,7 +253,8 @@ class K3M(nn.Module):
                          for s in streams}
         self.fusion = nn.ModuleDict({
             s: IIFM(width[s], 1 + max(1, len(self.partners[s])), config.fusion
-                    if self.partners[s] or config.fusion != "interaction" else "mean")
+                    if self.partners[s] or config.fusion != "interaction" else "mean",
+                    deterministic_eval=not config.eval_noise)
             for s in streams})
         use_agg = "knowledge" in streams and config.aggregator != "none"
         self.aggregator = K3MGATConv(

@@ -119,7 +119,8 @@ class K3MPretraining(nn.Module):
 
     Args:
         model (K3M): The encoder.
-        lp (str): ``code`` or ``margin``. (default: ``code``)
+        lp (str): ``margin`` (the paper's, learnable) or ``code`` (the released two-way
+            cross-entropy, which cannot fall below :math:`\ln 2`). (default: ``margin``)
         margin (float): :math:`\gamma` of the margin form. (default: :obj:`1.0`)
         pv_masking (str): ``code`` or ``random`` (:func:`mask_values`). (default: ``code``)
         mask_rate (float): Token and region masking rate. (default: :obj:`0.15`)
@@ -129,7 +130,7 @@ class K3MPretraining(nn.Module):
         mask_id (int): Id of ``[MASK]``. (default: :obj:`103`, bert-base-chinese)
     """
 
-    def __init__(self, model: K3M, lp: str = "code", margin: float = 1.0,
+    def __init__(self, model: K3M, lp: str = "margin", margin: float = 1.0,
                  pv_masking: str = "code", mask_rate: float = 0.15, image_weight: float = 1.0,
                  num_region_classes: int | None = None, mask_id: int = 103) -> None:
         super().__init__()

@@ -26,8 +26,11 @@ class IIFM(nn.Module):
       \bar{\mathbf{x}}_{S-1}])`, a straight-through Gumbel-softmax over the :math:`S`
       sources **per token and per feature**, taking the gates as logits, picks one source:
       :math:`\mathbf{o} = \sum_s \mathbf{g}_s \odot \bar{\mathbf{x}}_s`,
-      :math:`\mathbf{g} = \text{one-hot}`; in eval mode the Gumbel noise stays (as in the
-      code) unless ``deterministic_eval`` picks the argmax;
+      :math:`\mathbf{g} = \text{one-hot}`; in eval mode it picks the source of the
+      largest gate, :math:`\mathbf{g} = \text{one-hot}(\arg\max_s \boldsymbol{\alpha}_s)`
+      (no noise: the same input gives the same output). The released code keeps drawing
+      Gumbel noise in eval mode (``deterministic_eval=False``), so a prediction changes from
+      one call to the next;
     - ``soft`` (code 2, soft-spl): :math:`\mathbf{o} = W_o [\boldsymbol{\alpha}_0 \odot
       \bar{\mathbf{x}}_0; \dots; \boldsymbol{\alpha}_{S-1} \odot \bar{\mathbf{x}}_{S-1}]`;
     - ``interaction`` (code 3): :math:`\frac{1}{S-1} \sum_s \mathbf{C}_s` (the individual
@@ -42,8 +45,8 @@ class IIFM(nn.Module):
         strategy (str): ``mean``, ``hard``, ``soft`` or ``interaction``. (default:
             ``hard``)
         tau (float): Gumbel-softmax temperature. (default: :obj:`1.0`)
-        deterministic_eval (bool): ``hard`` picks the argmax gate in eval mode. (default:
-            :obj:`False`)
+        deterministic_eval (bool): ``hard`` picks the argmax gate in eval mode; :obj:`False`
+            keeps the Gumbel noise there, as released. (default: :obj:`True`)
 
     Shapes:
         - **input:** :math:`S` tensors :math:`(*, d)`
@@ -51,7 +54,7 @@ class IIFM(nn.Module):
     """
 
     def __init__(self, channels: int, num_sources: int = 3, strategy: str = "hard",
-                 tau: float = 1.0, deterministic_eval: bool = False) -> None:
+                 tau: float = 1.0, deterministic_eval: bool = True) -> None:
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
