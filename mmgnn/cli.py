@@ -108,8 +108,8 @@ def build_parser():
                        "its config.json (only --data.root, --train.device may change)")
         p.add_argument("--dry_run", action="store_true", help="check and print the settings")
         p.add_argument("--image_features", help="k3m: .pt/.npy/.npz image features per item")
-        p.add_argument("--lp", choices=("code", "margin"), default="code", help="k3m "
-                       "pretraining: the released two-way cross-entropy or the paper's margin")
+        p.add_argument("--lp", choices=("code", "margin"), default="margin", help="k3m "
+                       "pretraining: the paper's margin or the released two-way cross-entropy")
         p.add_argument("--task", choices=("link_prediction", "classification"), help="k3m: "
                        "classification (the default)")
         p.add_argument("--init", help="k3m: encoder.pt of an `mmgnn pretrain` run")
