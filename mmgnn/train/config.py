@@ -26,7 +26,7 @@ REGIME_LOSSES = {"negative": ("margin", "softplus", "self_adversarial"), "kvsall
 #: The BCE label-smoothing forms of :class:`~mmgnn.nn.losses.BCEWithLabelSmoothing` (kept
 #: here as plain names so that this module needs no torch; a test checks they agree).
 SMOOTHING_FORMS = ("standard", "released")
-OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd")
+OPTIMIZERS = ("adam", "adamw", "adagrad", "sgd", "row_adagrad")
 #: ``none`` or a schedule name of :func:`transformers.get_scheduler` (with a warmup).
 SCHEDULERS = ("none", "linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
               "constant_with_warmup", "inverse_sqrt")
@@ -171,7 +171,9 @@ class TrainConfig:
             (plain uniform corruption, PyKEEN's default) or ``all_splits`` (train + valid +
             test: IMF's released structural encoder and KBGAT, kept for parity only; it lets
             held-out answers steer training, so it warns). (default: ``train``)
-        optimizer (str): ``adam``, ``adamw``, ``adagrad`` or ``sgd``.
+        optimizer (str): ``adam``, ``adamw``, ``adagrad``, ``sgd`` or ``row_adagrad``
+            (:class:`~mmgnn.train.optim.RowAdagrad`: one accumulator per embedding row, for
+            sparse entity tables, ``KGEModel(sparse=True)``).
         optimizer_args (dict): Further optimiser arguments (``betas``, ``eps``, ...).
         lr (float): Learning rate (> 0).
         weight_decay (float): Weight decay of the optimiser (>= 0).

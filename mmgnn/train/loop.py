@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmgnn.train.config import TrainConfig
+from mmgnn.train.optim import RowAdagrad
 from mmgnn.train.plot import plot_history
 from mmgnn.train.tasks import LinkPredictionTask, Task
 from mmgnn.utils.io import (
@@ -120,7 +121,8 @@ def restore_random_state(state: dict, generator: torch.Generator) -> None:
 
 #: Optimisers by :attr:`TrainConfig.optimizer` name.
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-              "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD}
+              "adagrad": torch.optim.Adagrad, "sgd": torch.optim.SGD,
+              "row_adagrad": RowAdagrad}
 
 
 def build_optimizers(groups: dict[str, dict], config: TrainConfig
