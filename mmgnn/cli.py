@@ -30,11 +30,14 @@ examples:
   mmgnn train --config configs/db15k_complex.yaml --train.lr 0.05 --model.dim 100 --out runs/x
   mmgnn train --dataset DB15K --model imf --out runs/db15k-imf
   mmgnn train --out runs/db15k --resume
+  mmgnn train --config configs/db15k_complex.yaml --nproc 2 --out runs/x   # 2 ranks (DDP)
+  torchrun --nproc-per-node 4 -m mmgnn train --config ... --device cuda --out runs/x
   mmgnn evaluate runs/db15k --split test --ties optimistic
   mmgnn features --dataset FB15k-237 --modality text --modality.pooling cls
   mmgnn robustness runs/fb-mm --rates 0,0.5,1 --settings missing:text,noise:text
   mmgnn pretrain --config configs/k3m_sample_pretrain.yaml --out runs/k3m-pre
   mmgnn train --model k3m --task classification --init runs/k3m-pre/encoder.pt --out runs/k3m
+  mmgnn reproduce configs/native-db15k.yaml          # its seeds, baselines, and the check
 """
 SHORT_FORMS = """Short forms: --X is --train.X or --data.X (--epochs, --dataset, ...),
 --model NAME is --model.name, --dim is --model.dim, --reciprocal is --model.reciprocal true.
@@ -44,12 +47,18 @@ ROOT = ("--root", {"help": "folder of the dataset folders (default: $MMGNN_DATA,
 QUIET = ("--quiet", {"action": "store_true", "help": "no progress bars"})
 SPLIT = ("--split", {"choices": ("valid", "test"), "default": "test"})
 TIES = ("--ties", {"choices": RANKING_TIES, "default": "realistic"})
+DEVICE = ("--device", {"default": "cpu", "help": "cpu, cuda, cuda:1, ..."})
+NPROC = ("--nproc", {"type": int, "default": 1, "help": "ranks to launch on this machine "
+                     "(data-parallel; gloo on CPU, NCCL on GPU: one GPU per rank); under "
+                     "torchrun, leave it out"})
 COMMANDS = {
     "datasets": ("list the known datasets with their statistics", [ROOT]),
     "evaluate": ("rank a split with a trained run's best model", [RUN, ROOT, SPLIT, TIES, QUIET, (
-        "--unfiltered", {"action": "store_true", "help": "do not filter known triples"})]),
+        "--unfiltered", {"action": "store_true", "help": "do not filter known triples"}),
+        DEVICE, NPROC]),
     "export": ("write a run's embeddings {model, entity, relation, p, entity_names, "
-               "relation_names} to one torch file", [RUN, ROOT, ("--out", {"required": True})]),
+               "relation_names} to one torch file", [RUN, ROOT, ("--out", {"required": True}),
+                                                     DEVICE]),
     "robustness": ("evaluate a multimodal run with missing or noisy modalities (K3M's "
                    "protocol)", [RUN, ROOT, SPLIT, TIES, QUIET, (
                        "--rates", {"default": "0,0.25,0.5,0.75,1", "help": "rates in [0, 1]"}), (
@@ -61,7 +70,7 @@ COMMANDS = {
                        ("--num_triples", {"type": int, "help": "a seeded sample of the split"}),
                        ("--seed", {"type": int, "default": 0}),
                        ("--metric", {"choices": ("mrr", "hits@1", "hits@3", "hits@10"),
-                                     "default": "mrr"})]),
+                                     "default": "mrr"}), DEVICE]),
     "features": ("build (or read from the cache) one modality's entity features", [
         ("--dataset", {"required": True}), ROOT, QUIET, (
             "--modality", {"type": dict[str, Any], "default": {}, "help": "--modality NAME "
@@ -69,6 +78,23 @@ COMMANDS = {
                            "--modality.encoder PATH --modality.pooling cls ..."}),
         ("--cache", {"help": "cache folder (default: $MMGNN_FEATURE_CACHE)"}),
         ("--no_cache", {"action": "store_true"}), ("--out", {"help": "also save to this .pt"})]),
+    "reproduce": ("run recipes of configs/ for their seeds and baselines, check the figures "
+                  "they state, write the README results table", [
+                      ("configs", {"nargs": "*", "help": "config files with a reproduce: "
+                                   "section"}),
+                      ("--all", {"action": "store_true", "help": "every recipe in "
+                                 "--configs_dir, then the README table"}),
+                      ("--configs_dir", {"default": "configs"}),
+                      ("--out", {"default": "runs/reproduce", "help": "run folders (a "
+                                 "finished seed is read, not rerun)"}),
+                      ("--results", {"default": "benchmarks/results/reproduce"}),
+                      ("--readme", {"default": "README.md"}),
+                      ("--table", {"action": "store_true", "help": "rewrite the README "
+                                   "table from --results"}),
+                      ("--seeds", {"help": "e.g. 0,1,2 (default: the recipe's)"}),
+                      ("--full", {"action": "store_true", "help": "the released budget, "
+                                  "without the recipe's CPU overrides"}),
+                      ("--no_baselines", {"action": "store_true"}), QUIET]),
 }
 
 
@@ -113,7 +139,10 @@ def build_parser():
         p.add_argument("--task", choices=("link_prediction", "classification"), help="k3m: "
                        "classification (the default)")
         p.add_argument("--init", help="k3m: encoder.pt of an `mmgnn pretrain` run")
+        p.add_argument("--reproduce", type=dict[str, Any], default={}, help="a recipe's "
+                       "figure, read by `mmgnn reproduce` (ignored here)")
         p.add_argument(*QUIET[:1], **QUIET[1])
+        p.add_argument(*NPROC[:1], **NPROC[1])
         sub.add_subcommand(name, p, help=about.split(";")[0])
     for name, (about, options) in COMMANDS.items():
         p = _parser(f"mmgnn {name}", about)
@@ -143,23 +172,31 @@ def _train(args, explicit: dict) -> int:
             raise UsageError(f"{out} already holds a run; add --resume or choose another --out")
         if args.dry_run:
             return print(json.dumps(run.to_dict(), indent=1)) or 0
+    from contextlib import nullcontext
+
     from mmgnn.models import build_model
-    from mmgnn.train import fit, seed_everything
+    from mmgnn.train import distributed, fit, seed_everything
     from mmgnn.train.runs import final_evaluation, load_run_data
     from mmgnn.utils.io import can_resume, removed_on_failure, save_json
 
-    progress = not args.quiet
+    distributed.init_from_env(run.train.device)  # torchrun / --nproc: join the ranks
+    main_rank = distributed.is_main()  # rank 0 prints and writes
+    progress = not args.quiet and main_rank
     kg = load_run_data(run.data, run.model.name, progress)
     # The one seeding point, before any weight is drawn (a resume restores the stream).
     seed_everything(run.train.seed, deterministic=run.train.deterministic)
     model = build_model(run.model.name, kg, **run.model.args)
     print(*([kg, model] if progress else []), sep="\n", end="\n" if progress else "")
-    with removed_on_failure(out):  # no config.json without a run behind it
-        save_json(out / "config.json", run.to_dict())
-        trainer = fit(model, kg, run.train, out_dir=out, resume=args.resume and can_resume(out),
-                      progress=progress, extra_state={"dataset": kg.name})
+    with removed_on_failure(out) if main_rank else nullcontext():  # no config.json without a run
+        if main_rank:
+            save_json(out / "config.json", run.to_dict())
+        resume = args.resume and (can_resume(out) if main_rank else (out / "checkpoint.pt")
+                                  .is_file())
+        trainer = fit(model, kg, run.train, out_dir=out, resume=resume, progress=progress,
+                      extra_state={"dataset": kg.name})
     final_evaluation(trainer, kg, out, ties=run.train.ties, progress=progress)
-    print(f"best epoch {trainer.best_epoch}; run folder: {out} (metrics.json, training.png)")
+    if main_rank:
+        print(f"best epoch {trainer.best_epoch}; run folder: {out} (metrics.json, training.png)")
     return 0
 
 
@@ -216,9 +253,12 @@ def _command(args) -> int:
             r.replace(".", "", 1).isdigit() and float(r) <= 1 for r in args.rates.split(",")):
         raise UsageError(f"--rates must be numbers in [0, 1], got {args.rates!r}")
     else:
+        from mmgnn.train import distributed
         from mmgnn.train.runs import load_run
 
+        distributed.init_from_env(args.device)  # torchrun / --nproc: sharded ranking
         run, kg, model = load_run(folder := Path(args.run), args.root)
+        model.to(distributed.rank_device(args.device))
         if args.command == "export":
             from mmgnn.models.export import export_embeddings
 
@@ -226,10 +266,12 @@ def _command(args) -> int:
         elif args.command == "evaluate":
             from mmgnn.eval import evaluate
 
+            main_rank = distributed.is_main()
             res = evaluate(model, kg, args.split, ties=args.ties, filtered=not args.unfiltered,
-                           progress=not args.quiet)
-            print(res.format())
-            save_json(folder / f"eval_{args.split}.json", res.to_dict())
+                           progress=not args.quiet and main_rank)
+            if main_rank:
+                print(res.format())
+                save_json(folder / f"eval_{args.split}.json", res.to_dict())
         else:
             from mmgnn.eval.robustness import robustness_sweep
 
@@ -252,9 +294,25 @@ def _command(args) -> int:
     return 0
 
 
+def _launch(argv: list[str], nproc: int) -> int:
+    """``mmgnn ARGV`` on ``nproc`` local ranks (``--nproc``): each rank runs :func:`main`."""
+    import os
+
+    from mmgnn.train.distributed import launch
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UsageError("--nproc starts its own ranks; under torchrun leave it out")
+    try:
+        launch(main, nproc, argv)
+    except Exception as e:  # a rank failed; it printed its own error
+        raise UsageError(f"--nproc {nproc}: {one_line(e)}") from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs ``mmgnn ARGV``; a misuse or a malformed input is one line on stderr, exit 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    raw = list(argv)  # what --nproc's ranks run
     debug = "--debug" in argv
     try:
         imports = [m for a, m in itertools.pairwise(argv) if a == "--import"]
@@ -268,6 +326,20 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         sub = getattr(args, args.command)
         sub.command = args.command
+        nproc = getattr(sub, "nproc", 1)
+        if nproc < 1:
+            raise UsageError(f"--nproc must be >= 1, got {nproc}")
+        if nproc > 1 and not getattr(sub, "dry_run", False):
+            if args.command == "pretrain" or getattr(sub, "task", None) == "classification" \
+                    or (getattr(sub, "model", None) or {}).get("name") == "k3m":
+                raise UsageError("--nproc: K3M runs train in one process")
+            return _launch([a for b, a in itertools.pairwise([None, *raw])
+                            if a != "--nproc" and b != "--nproc"
+                            and not a.startswith("--nproc=")], nproc)
+        if args.command == "reproduce":
+            from mmgnn.cli_reproduce import command
+
+            return command(sub)
         if args.command not in ("train", "pretrain"):
             return _command(sub)
         # What the user gave (no defaults), with the values of the full parse.

@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     "models": 4,
     "train": 5,
     "recipes": 6,
-    "cli": 7, "cli_args": 7,
+    "cli": 7, "cli_args": 7, "cli_reproduce": 7,
     # the package root and ``python -m mmgnn`` sit above everything
     "__init__": 8, "__main__": 8,
 }
