@@ -22,15 +22,18 @@ setup(
         "pillow>=9",  # images of the image modality
         # the command line and config files (options generated from the dataclasses, YAML)
         "jsonargparse[signatures]>=4.30",
+        # the CRF of MKGformer's NER head (MKGformerNER), the package the released MNER uses
+        "pytorch-crf>=0.7",
     ],
     extras_require={
         # PyKEEN is a peer the tests check scores against (PairRE, TuckER) and the benchmarks
         # compare with; mmgnn itself never imports it.
-        "test": ["pytest>=7", "pykeen>=1.10", "hypothesis>=6"],
+        # seqeval: the peer the NER entity-F1 test checks mmgnn.eval.sequence against
+        "test": ["pytest>=7", "pykeen>=1.10", "hypothesis>=6", "seqeval>=1.2"],
         # sentence-transformers is the peer of benchmarks/features_speed.py; install it with
         # --no-deps (its requirements are mmgnn's own).
         "bench": ["pykeen>=1.10"],
-        "dev": ["pytest>=7", "ruff>=0.5", "pykeen>=1.10", "hypothesis>=6"],
+        "dev": ["pytest>=7", "ruff>=0.5", "pykeen>=1.10", "hypothesis>=6", "seqeval>=1.2"],
     },
     entry_points={"console_scripts": ["mmgnn=mmgnn.cli:main"]},
 )
