@@ -76,7 +76,7 @@ class PretrainTask(ItemTask):
     name = "pretrain"
 
     def loss(self, trainer: Trainer, batch: Tensor) -> tuple[dict[str, Tensor], int]:
-        return trainer.model(batch, trainer.generator), len(batch)
+        return trainer.model(batch, trainer.local_generator), len(batch)
 
 
 class ClassificationTask(ItemTask):

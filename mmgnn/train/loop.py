@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mmgnn.train import distributed
 from mmgnn.train.config import TrainConfig
 from mmgnn.train.optim import RowAdagrad
 from mmgnn.train.plot import plot_history
@@ -208,6 +209,15 @@ class Trainer:
     The trainer does not seed the global generators: call :func:`seed_everything` with
     ``config.seed`` before building the model (as ``mmgnn train`` does).
 
+    In a process group of :math:`W > 1` ranks (``torchrun``, ``mmgnn train --nproc``) it
+    trains data-parallel (:mod:`mmgnn.train.distributed`): the task's loss runs inside
+    :class:`~torch.nn.parallel.DistributedDataParallel`, each rank on its part of every global
+    batch of ``batch_size``, negatives from ``local_generator`` (seeded with ``(seed,
+    rank)``); validation is sharded; files, bars and logs come from rank 0; the stop decisions
+    (time budget, a non-finite loss) are taken by all ranks alike. Build the model with the
+    same seed on every rank. With one rank, ``local_generator`` is ``generator`` and nothing
+    changes.
+
     Args:
         model (torch.nn.Module): The model (a :class:`~mmgnn.models.LinkPredictor`, or a
             K3M objective / head).
@@ -231,11 +241,16 @@ class Trainer:
         self.callbacks = callbacks or []
         # Data order and negatives; the global stream was seeded before the model was built.
         self.generator = sampling_generator(config.seed)
-        self.device = torch.device(config.device)
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        # A rank's own draws (negatives): the run's generator in one process.
+        self.local_generator = self.generator if self.world == 1 else \
+            sampling_generator(distributed.rank_seed(config.seed, self.rank))
+        self.device = distributed.rank_device(config.device)
         self.model = model.to(self.device)
         self.task = task if isinstance(task, Task) else LinkPredictionTask(task)
         self.out_dir = Path(out_dir) if out_dir is not None else None
-        self.progress = progress
+        self.writes = self.out_dir is not None and self.rank == 0
+        self.progress = progress and self.rank == 0
         self.extra_state = extra_state or {}
         self.task.setup(self)
         self.optimizers = build_optimizers(self.task.param_groups(self), config)
@@ -249,6 +264,10 @@ class Trainer:
         self.best_mrr = float("-inf")  # best value of the task's selection metric
         self.best_epoch = 0
         self.evals_without_gain = 0
+        self.ddp = distributed.wrap(self) if self.world > 1 else None
+        self._share = 1.0  # this rank's share of the current global batch
+        if self.ddp is not None:  # dropout and the like differ by rank
+            torch.manual_seed(distributed.rank_seed(config.seed, self.rank))
         self._session_start = self._clock()
 
     # ------------------------------------------------------------------ steps
@@ -257,7 +276,8 @@ class Trainer:
         model's :meth:`after_step` and its extra losses; returns the loss value."""
         self._check_finite(loss, "training loss")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        # W n_r / n: the ranks' averaged gradient is that of the whole batch's mean loss.
+        (loss * (self.world * self._share) if self.ddp is not None else loss).backward()
         self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
@@ -277,7 +297,10 @@ class Trainer:
         self._check_finite(loss, f"{name} loss")
         opt = self.optimizers[name]
         params = [p for group in opt.param_groups for p in group["params"]]
-        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = torch.autograd.grad(loss * (self.world * self._share), params,
+                                    allow_unused=True)
+        if self.ddp is not None:  # DDP sees .backward() only
+            grads = distributed.average_gradients(list(grads))
         for p, g in zip(params, grads, strict=True):
             p.grad = g
         opt.step()
@@ -285,7 +308,14 @@ class Trainer:
             p.grad = None
 
     def _check_finite(self, loss: torch.Tensor, what: str) -> None:
-        if not torch.isfinite(loss):
+        bad = not torch.isfinite(loss)
+        if self.ddp is not None and distributed.any_rank(bad):
+            raise FloatingPointError(
+                f"{what} became non-finite on rank(s) including "
+                f"{self.rank if bad else 'another'} in epoch {self.epoch + 1} (step "
+                f"{self.steps}); lower the learning rate (now {self.config.lr}) or check the "
+                f"inputs for NaN")
+        if bad:
             raise FloatingPointError(
                 f"{what} became {float(loss)} in epoch {self.epoch + 1} (step {self.steps}); "
                 f"lower the learning rate (now {self.config.lr}) or check the inputs for NaN")
@@ -298,7 +328,10 @@ class Trainer:
 
     def _budget_spent(self) -> bool:
         budget = self.config.max_minutes
-        return budget is not None and self._now() > 60 * budget
+        if budget is None:
+            return False
+        spent = self._now() > 60 * budget
+        return distributed.any_rank(spent) if self.ddp is not None else spent
 
     def _clock(self) -> float:
         """Seconds on the budget's clock (:attr:`TrainConfig.budget_clock`)."""
@@ -318,7 +351,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> list[dict]:
         """Trains until ``epochs``, early stopping or the time budget; returns the history."""
         cfg = self.config
-        if self.out_dir is not None:
+        if self.writes:
             remove_partial_writes(self.out_dir)
         if resume:
             self._restore()
@@ -332,7 +365,7 @@ class Trainer:
                               desc=f"{self.task.name} epoch {self.epoch + 1}/{cfg.epochs}"
                               .lstrip()) as bar:
                 for batch in self.task.batches(self):
-                    losses, size = self.task.loss(self, batch)
+                    losses, size = self._loss(batch)
                     value = self.step(losses["loss"])
                     seen += size
                     for k, v in losses.items():
@@ -340,6 +373,10 @@ class Trainer:
                     if self._tick(bar, value):
                         break
             self.epoch += 1
+            if self.ddp is not None:  # the epoch's mean loss over every rank's examples
+                keys = sorted(totals)
+                *sums, seen = distributed.all_reduce([totals[k] for k in keys] + [seen])
+                totals = dict(zip(keys, sums, strict=True))
             record: dict[str, Any] = {"epoch": self.epoch, "steps": self.steps,
                                       **{k: v / max(seen, 1) for k, v in totals.items()}}
             stop = self._budget_spent()
@@ -357,9 +394,19 @@ class Trainer:
             self.history.append(record)
             self._log(record)
             self._save()
-        if self.task.metric and self.out_dir is not None and not (self.out_dir / BEST).exists():
+        if self.task.metric and self.writes and not (self.out_dir / BEST).exists():
             self._save_best()
+        distributed.barrier()  # rank 0's files are written before any rank reads them
         return self.history
+
+    def _loss(self, batch: Any) -> tuple[dict[str, torch.Tensor], int]:
+        """The task's loss of ``batch``; with several ranks, of this rank's part, computed
+        inside DDP's forward (``_share`` keeps the part's share for :meth:`step`)."""
+        if self.ddp is None:
+            return self.task.loss(self, batch)
+        part, self._share = distributed.batch_part(batch, self.rank, self.world)
+        losses, size = self.ddp(part)
+        return losses, size if self._share else 0
 
     def _select(self, record: dict) -> bool:
         """Keeps the best epoch of the task's metric; True when ``patience`` says stop."""
@@ -375,7 +422,7 @@ class Trainer:
         return bool(self.config.patience and self.evals_without_gain >= self.config.patience)
 
     def _save_best(self) -> None:
-        if self.out_dir is not None:
+        if self.writes:
             save_checkpoint(self.out_dir / BEST, {"model": self.model.state_dict(),
                                                   "epoch": self.epoch})
 
@@ -407,6 +454,7 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "evals_without_gain": self.evals_without_gain,
             **random_state(self.generator),
+            **self._rank_states(),
             "config": self.config.to_dict(),
             "model_spec": self.extra_state.get("model"),
             "model_signature": model_signature(self.model),
@@ -428,10 +476,22 @@ class Trainer:
             name = spec.get("name", name)
         return f"{self.extra_state.get('dataset', '')} {name}".strip()
 
+    def _rank_states(self) -> dict:
+        """With several ranks: the world size and every rank's own random state (gathered;
+        every rank must call it)."""
+        if self.ddp is None:
+            return {}
+        mine = {"local_generator": self.local_generator.get_state(),
+                **random_state(self.generator)}
+        return {"world_size": self.world, "ranks": distributed.gather_objects(mine)}
+
     def _save(self) -> None:
         if self.out_dir is None:
             return
-        save_checkpoint(self.out_dir / CHECKPOINT, self.state())
+        state = self.state()  # collective with several ranks
+        if not self.writes:
+            return
+        save_checkpoint(self.out_dir / CHECKPOINT, state)
         save_json(self.out_dir / METRICS, self.metrics())
         if all("loss" in h for h in self.history):
             plot_history(self.history, self.out_dir / PLOT, title=self.title())
@@ -442,6 +502,13 @@ class Trainer:
         path = self.out_dir / CHECKPOINT
         state = load_checkpoint(path, map_location=self.device)
         self._check_same_model(path, state)
+        saved_world = state.get("world_size", 1)
+        if saved_world != self.world:
+            raise ValueError(
+                f"{path} was written by a run of {saved_world} rank(s); resume it with "
+                f"{saved_world} (--nproc {saved_world} or torchrun --nproc-per-node "
+                f"{saved_world}), not {self.world}: the shards and negative streams are those "
+                f"of its world size")
         self.model.load_state_dict(state["model"] if "model" in state else state["module"])
         self.task.load_state_dict(state)
         self.optimizer.load_state_dict(state["optimizer"])
@@ -455,6 +522,10 @@ class Trainer:
         self.best_epoch = state.get("best_epoch", 0)
         self.evals_without_gain = state.get("evals_without_gain", 0)
         restore_random_state(state, self.generator)
+        if self.ddp is not None:
+            own = state["ranks"][self.rank]
+            restore_random_state(own, self.generator)
+            self.local_generator.set_state(own["local_generator"])
 
     def _check_same_model(self, path: Path, state: dict) -> None:
         saved_spec, spec = state.get("model_spec"), self.extra_state.get("model")

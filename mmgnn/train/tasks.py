@@ -50,16 +50,25 @@ class Task:
             return model.param_groups()
         return {"model": {"params": [p for p in model.parameters() if p.requires_grad]}}
 
+    def modules(self, trainer: Trainer) -> list[torch.nn.Module]:
+        """The modules whose parameters the optimisers step (the model; a learned sampler):
+        what data-parallel training wraps (:mod:`mmgnn.train.distributed`)."""
+        return [trainer.model]
+
     def num_batches(self, trainer: Trainer) -> int:
         """Steps per epoch (the progress bar's length and the schedule's horizon)."""
         raise NotImplementedError
 
     def batches(self, trainer: Trainer) -> Iterator[Any]:
-        """The batches of one epoch, drawn from ``trainer.generator``."""
+        """The (global) batches of one epoch, ordered by ``trainer.generator``, which every
+        rank of a data-parallel run advances alike: draw nothing else from it."""
         raise NotImplementedError
 
     def loss(self, trainer: Trainer, batch: Any) -> tuple[dict[str, Tensor], int]:
-        """``({"loss": total, other terms to log...}, examples in the batch)``."""
+        """``({"loss": total, other terms to log...}, examples in the batch)``; random draws
+        of the loss (negatives, masks) come from ``trainer.local_generator`` (the rank's
+        own; ``trainer.generator`` in one process). With several ranks ``batch`` is this
+        rank's part of the global batch."""
         raise NotImplementedError
 
     def evaluate(self, trainer: Trainer, last: bool) -> dict:
@@ -118,6 +127,10 @@ class LinkPredictionTask(Task):
             self.queries = OneToAllBatches(kg.train, kg.num_entities, kg.num_relations,
                                            reciprocal=model.reciprocal, mode=cfg.regime)
 
+    def modules(self, trainer: Trainer) -> list[torch.nn.Module]:
+        return [trainer.model] + ([self.sampler] if isinstance(self.sampler, torch.nn.Module)
+                                  else [])
+
     def param_groups(self, trainer: Trainer) -> dict[str, dict]:
         """The model's groups; a learned sampler's parameters join the main optimiser as a
         second group with the sampler's own ``lr`` (if it has one)."""
@@ -156,12 +169,12 @@ class LinkPredictionTask(Task):
         cfg, model = trainer.config, trainer.model
         if self.sampler.learned:  # draws from the current representations, adds its loss
             x = model.encode()
-            pos_scores, neg_scores, extra = self.sampler.score_batch(model, x, pos,
-                                                                     trainer.generator)
+            pos_scores, neg_scores, extra = self.sampler.score_batch(
+                model, x, pos, trainer.local_generator)
             loss = self.loss_fn(pos_scores, neg_scores)
             loss = loss + extra if extra is not None else loss
         else:
-            neg = self.sampler.sample(pos.cpu(), trainer.generator).to(trainer.device)
+            neg = self.sampler.sample(pos.cpu(), trainer.local_generator).to(trainer.device)
             x = model.encode()
             loss = model.loss(x, NegativeBatch(pos, neg), self.loss_fn)
         if cfg.n3:
