@@ -27,10 +27,10 @@ from mmgnn.train.config import TIES as RANKING_TIES  # torch-free
 
 EXAMPLES = """\
 examples:
-  mmgnn train --config configs/db15k_complex.yaml --train.lr 0.05 --model.dim 100 --out runs/x
+  mmgnn train --config configs/complex-db15k.yaml --train.lr 0.05 --model.dim 100 --out runs/x
   mmgnn train --dataset DB15K --model imf --out runs/db15k-imf
   mmgnn train --out runs/db15k --resume
-  mmgnn train --config configs/db15k_complex.yaml --nproc 2 --out runs/x   # 2 ranks (DDP)
+  mmgnn train --config configs/complex-db15k.yaml --nproc 2 --out runs/x   # 2 ranks (DDP)
   torchrun --nproc-per-node 4 -m mmgnn train --config ... --device cuda --out runs/x
   mmgnn evaluate runs/db15k --split test --ties optimistic
   mmgnn features --dataset FB15k-237 --modality text --modality.pooling cls

@@ -19,9 +19,8 @@ which ``train`` ignores::
       baselines: {base: configs/rotate-db15k.yaml, complex_n3: configs/complex-db15k.yaml}
 
 Each seed is a run folder ``OUT/<config>/seed<k>`` of ``mmgnn train``: a finished one is read,
-not rerun, and an interrupted one resumes. A baseline runs twice: at its own settings (the same
-epochs as the system, which its recipe states) and at the system's CPU time (``max_minutes`` on
-the CPU clock). The results of each config go to ``RESULTS/<config>.json``; ``--all`` runs every
+not rerun, and an interrupted one resumes. A baseline runs twice, each over its own recipe: for the
+system's epochs, and for the system's CPU time (``max_minutes`` on the CPU clock). The results of each config go to ``RESULTS/<config>.json``; ``--all`` runs every
 recipe and rewrites the table between ``<!-- reproduce:start -->`` and ``<!-- reproduce:end -->``
 of ``--readme``. The exit code is 1 when a figure is outside its tolerance.
 """
@@ -154,8 +153,8 @@ def _torch_version() -> str:
 def reproduce(path: str | Path, out: str | Path, results: str | Path, *,
               seeds: list[int] | None = None, full: bool = False, baselines: bool = True,
               progress: bool = True) -> dict:
-    """The recipe ``path`` for its seeds, then each baseline at equal epochs (its own recipe)
-    and at equal CPU time; writes ``results/<config>.json`` and returns it, with ``ok``: the
+    """The recipe ``path`` for its seeds, then each baseline at the same epochs and at the
+    same CPU time (minutes on the CPU clock); writes ``results/<config>.json`` and returns it, with ``ok``: the
     mean within ``expect ± tolerance`` (None when no figure is stated yet)."""
     from mmgnn.utils.io import save_json
 
@@ -163,15 +162,15 @@ def reproduce(path: str | Path, out: str | Path, results: str | Path, *,
     cpu = main_run["spec"]["cpu"]
     report = {**main_run, "baselines": {}}
     if baselines:
-        minutes = main_run["train_minutes"]
+        epochs = max(1, round(main_run["epochs"] or 1))
+        equal = {"epochs": {"train.epochs": epochs, "train.max_minutes": None},
+                 "cpu": {"train.max_minutes": round(main_run["train_minutes"], 3),
+                         "train.epochs": 100000, "train.patience": 0}}
         for column, other in main_run["spec"]["baselines"].items():
-            equal_cpu = {"train.max_minutes": round(minutes, 3), "train.budget_clock": "cpu",
-                         "train.epochs": 100000, "train.patience": 0}
             report["baselines"][column] = {
-                "epochs": run_seeds(other, out, seeds=seeds, full=full, progress=progress),
-                "cpu": run_seeds(other, out, seeds=seeds, full=full, extra=equal_cpu,
-                                 name=f"{Path(other).stem}@cpu-{Path(path).stem}",
-                                 progress=progress)}
+                kind: run_seeds(other, out, seeds=seeds, full=full, extra=extra,
+                                name=f"{Path(other).stem}@{kind}-{Path(path).stem}",
+                                progress=progress) for kind, extra in equal.items()}
     expect = cpu.get("expect")
     report["ok"] = None if expect is None or full else \
         abs(report["mean"] - expect) <= float(cpu.get("tolerance", 0.0))

@@ -38,7 +38,7 @@ def test_config_validates_without_data(path, tmp_path, capsys, no_data):
 
 
 def test_readme_main_job_is_the_config(tmp_path, capsys, no_data):
-    path = next(p for p in CONFIGS if p.stem == "db15k_complex")
+    path = next(p for p in CONFIGS if p.stem == "complex-db15k")
     assert main(["train", "--config", str(path), "--out", str(tmp_path / "r"),
                  "--dry_run"]) == 0
     import json

@@ -60,7 +60,8 @@ def test_seeds_baselines_and_table(recipes, capsys):
     assert rep["ok"] is None  # no figure stated yet
     # The baseline at equal epochs (its own recipe) and at the system's CPU time.
     eq = rep["baselines"]["base"]
-    assert eq["epochs"]["epochs"] == 2
+    ep_config = json.loads((Path(eq["epochs"]["rows"][0]["folder"]) / "config.json").read_text())
+    assert (ep_config["train"]["epochs"], ep_config["train"]["max_minutes"]) == (2, None)
     cpu_config = json.loads((Path(eq["cpu"]["rows"][0]["folder"]) / "config.json").read_text())
     assert cpu_config["train"]["budget_clock"] == "cpu"
     assert cpu_config["train"]["max_minutes"] == pytest.approx(rep["train_minutes"], abs=1e-3)
