@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 
 from mmgnn.data.filter import FilterIndex
@@ -207,6 +208,39 @@ class RankingResult:
         return "\n".join(lines)
 
 
+def shard(distributed: bool | None = None) -> tuple[int, int]:
+    """``(rank, world size)`` that :func:`evaluate` shards over: the default process group's
+    when ``distributed`` is :obj:`None` (auto) or :obj:`True` and one is initialised, else
+    ``(0, 1)``."""
+    if distributed is False or not (dist.is_available() and dist.is_initialized()):
+        if distributed:
+            raise ValueError("evaluate(distributed=True) needs an initialised process group "
+                             "(torch.distributed.init_process_group)")
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def gather_batches(mine: list[Tensor], sizes: list[int], rank: int, world: int) -> list[Tensor]:
+    """Every batch's ranks, in batch order, on every rank, from each rank's ``mine`` (the
+    ranks of batches ``rank, rank + world, ...`` of ``sizes``): one padded ``all_gather``.
+    The values travel as they are, so the result is what one process computes."""
+    owned = [sizes[r::world] for r in range(world)]
+    longest = max(sum(o) for o in owned)
+    device = torch.device("cuda", torch.cuda.current_device()) \
+        if dist.get_backend() == "nccl" else torch.device("cpu")
+    local = torch.cat(mine) if mine else torch.empty(0)
+    padded = torch.zeros(longest, dtype=local.dtype, device=device)
+    padded[:len(local)] = local.to(device)
+    gathered = [torch.empty_like(padded) for _ in range(world)]
+    dist.all_gather(gathered, padded)
+    out: list[Tensor] = [torch.empty(0)] * len(sizes)
+    for r in range(world):
+        pieces = gathered[r].cpu()[:sum(owned[r])].split(owned[r])
+        for k, piece in enumerate(pieces):
+            out[r + k * world] = piece
+    return out
+
+
 def _unsort(values: Tensor, order: Tensor) -> Tensor:
     """``values`` of queries taken in ``order``, back in the caller's order."""
     out = torch.empty_like(values)
@@ -229,6 +263,7 @@ def evaluate(
     filter_index: FilterIndex | None = None,
     progress: bool = True,
     keep_ranks: bool = False,
+    distributed: bool | None = None,
 ) -> RankingResult:
     r"""Ranks every entity for each query of a split and reports MRR, MR and Hits@k.
 
@@ -237,6 +272,13 @@ def evaluate(
     setting (Bordes et al., 2013) the other known true answers (train + valid + test) are
     removed from the candidates. The encoder runs once; queries are scored in batches of
     :obj:`(B, N)` score matrices, so the cost is that of the matrix products the decoder needs.
+
+    **Sharded.** In a process group of :math:`W` ranks (``torchrun``, data-parallel training)
+    every rank encodes the full entity table and scores the query batches
+    :math:`r, r + W, \dots` of the one batch list a single process would score (same batches,
+    same kernels), and the ranks are all-gathered: every rank returns the metrics of one
+    process, to the last bit. Every rank must then call it (pass ``distributed=False`` to rank
+    on one rank alone).
 
     Args:
         model (LinkScorer): The model to evaluate (e.g. a
@@ -254,6 +296,8 @@ def evaluate(
         filter_index (FilterIndex, optional): Use this filter instead of ``kg.filter_index()``.
         progress (bool): Show a progress bar. (default: :obj:`True`)
         keep_ranks (bool): Keep the per-query ranks in the result. (default: :obj:`False`)
+        distributed (bool, optional): Shard over the ranks of the process group; :obj:`None`:
+            whenever one is initialised. (default: :obj:`None`)
     """
     for side in sides:
         if side not in SIDES:
@@ -262,6 +306,7 @@ def evaluate(
     flt = (filter_index or kg.filter_index()) if filtered else None
     n = kg.num_entities
     batch_size = batch_size or max(1, min(4096, EVAL_BATCH_SCORES // n))
+    rank, world = shard(distributed)
     was_training = model.training
     model.eval()
     start = time.perf_counter()
@@ -272,10 +317,10 @@ def evaluate(
         # (NativE's relation-guided fusion) builds one table per relation of a batch.
         order = torch.argsort(triples[:, 1], stable=True)
         triples = triples[order].to(device)
-        ranks: dict[str, list[Tensor]] = {s: [] for s in sides}
         batches = [(s, b) for s in sides for b in triples.split(batch_size)]
-        for side, batch in progress_bar(batches, desc=f"ranking {split}", disable=not progress,
-                                leave=False):
+        mine: list[Tensor] = []
+        for side, batch in progress_bar(batches[rank::world], desc=f"ranking {split}",
+                                        disable=not progress, leave=False):
             h, r, t = batch.unbind(1)
             if side == "tail":
                 scores, gold = model.score_tails(x, h, r), t
@@ -283,9 +328,14 @@ def evaluate(
             else:
                 scores, gold = model.score_heads(x, r, t), h
                 fr, fc = flt.true_heads(r, t) if flt else (None, None)
-            ranks[side].append(rank_of_gold(scores.float(), gold, ties, fr, fc).cpu())
+            mine.append(rank_of_gold(scores.float(), gold, ties, fr, fc).cpu())
     finally:
         model.train(was_training)
+    if world > 1:
+        mine = gather_batches(mine, [len(b) for _, b in batches], rank, world)
+    ranks: dict[str, list[Tensor]] = {s: [] for s in sides}
+    for (side, _), values in zip(batches, mine, strict=True):
+        ranks[side].append(values)
     per_side = {s: _unsort(torch.cat(v), order) if v else torch.empty(0)
                 for s, v in ranks.items()}
     metrics = {s: RankingMetrics.from_ranks(v, hits) for s, v in per_side.items()}
