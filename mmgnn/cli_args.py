@@ -150,7 +150,7 @@ def resolve(explicit: dict):
 
 
 #: What ``--resume`` lets change.
-RESUME_MAY_CHANGE = {"out", "resume", "quiet", "config", "data.root", "train.device"}
+RESUME_MAY_CHANGE = {"out", "resume", "quiet", "config", "data.root", "train.device", "nproc"}
 
 
 def check_resume(args, explicit: dict) -> None:

@@ -54,15 +54,19 @@ def final_evaluation(trainer, kg: MultiModalKG, out_dir: str | Path, ties: str =
                      progress: bool = True) -> dict:
     """Ranks valid and test with the best validation weights (``best.pt`` in ``out_dir``),
     prints the tables and adds them to ``metrics.json`` as ``final``; returns the results.
-    The last step of ``mmgnn train``: the only time a run looks at the test split."""
+    The last step of ``mmgnn train``: the only time a run looks at the test split. With
+    several ranks every rank ranks its share (sharded) and rank 0 prints and writes."""
     from mmgnn.eval import evaluate
+    from mmgnn.train.distributed import is_main
     from mmgnn.utils.io import save_json
 
     out_dir = Path(out_dir)
-    trainer.model.load_state_dict(load_checkpoint(out_dir / "best.pt")["model"])
+    trainer.model.load_state_dict(load_checkpoint(out_dir / "best.pt",
+                                                  map_location=trainer.device)["model"])
     results = {s: evaluate(trainer.model, kg, s, ties=ties, progress=progress)
                for s in ("valid", "test")}
-    print(*(r.format() for r in results.values()), sep="\n")
-    save_json(out_dir / "metrics.json", {**trainer.metrics(),
-                                         "final": {s: r.to_dict() for s, r in results.items()}})
+    if is_main():
+        print(*(r.format() for r in results.values()), sep="\n")
+        save_json(out_dir / "metrics.json",
+                  {**trainer.metrics(), "final": {s: r.to_dict() for s, r in results.items()}})
     return results
