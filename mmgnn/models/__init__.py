@@ -1,4 +1,5 @@
-"""Link-prediction models: the structure-only baseline and the published systems.
+"""Link-prediction models: the structure-only baseline and the published systems; and
+MKGformer's relation-extraction and NER models (:class:`MKGformerRE`, :class:`MKGformerNER`).
 
 Every name loads on first use (PEP 562), so that ``import mmgnn.models.registry`` (the model
 names for ``mmgnn train --help``) imports neither torch nor any model.
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from mmgnn.models.k3m import K3M, K3MConfig
     from mmgnn.models.kge_model import KGEModel
     from mmgnn.models.mkgformer import MKGformer
+    from mmgnn.models.mkgformer_ner import MKGformerNER
+    from mmgnn.models.mkgformer_re import MKGformerRE
     from mmgnn.models.multimodal_kge import MultiModalKGE
     from mmgnn.models.native import NativE
 
@@ -28,6 +31,8 @@ _LAZY = {
     "GATTransE": "mmgnn.models.gat_transe",
     "IMF": "mmgnn.models.imf",
     "MKGformer": "mmgnn.models.mkgformer",
+    "MKGformerRE": "mmgnn.models.mkgformer_re",
+    "MKGformerNER": "mmgnn.models.mkgformer_ner",
     "MultiModalKGE": "mmgnn.models.multimodal_kge",
     "NativE": "mmgnn.models.native",
     "K3M": "mmgnn.models.k3m",
@@ -49,5 +54,5 @@ def __dir__() -> list[str]:
 
 
 __all__ = ["MODELS", "register_model", "build_model", "available_models", "LinkPredictor",
-           "KGEModel", "GATTransE", "IMF", "MKGformer", "MultiModalKGE", "NativE", "K3M",
-           "K3MConfig", "export_embeddings"]
+           "KGEModel", "GATTransE", "IMF", "MKGformer", "MKGformerRE", "MKGformerNER",
+           "MultiModalKGE", "NativE", "K3M", "K3MConfig", "export_embeddings"]
