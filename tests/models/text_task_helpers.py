@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from mmgnn.models.mkgformer_text import vision_stream
 from mmgnn.nn.fusion.hybrid_encoder import HybridEncoder
 
 WORDS = [["Bill", "Cosby", "visits", "the", "Hollywood", "Walk", "of", "Fame", "today"],
@@ -25,8 +26,10 @@ def tiny_encoder(vision: bool = True, seed: int = 0):
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
         num_attention_heads=4, intermediate_size=64, max_position_embeddings=160,
         attn_implementation="eager"), add_pooling_layer=False)
-    tower = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                               intermediate_size=64, image_size=16, patch_size=8),
-                     add_pooling_layer=False) if vision else None
-    return HybridEncoder(text_model, tower, 1 if vision else 0, (16,) if vision else None), \
-        tokenizer, text_model
+    with vision_stream():  # as load_hybrid_encoder: the global stream is the text-only one's
+        tower = ViTModel(ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                   intermediate_size=64, image_size=16, patch_size=8),
+                         add_pooling_layer=False) if vision else None
+        encoder = HybridEncoder(text_model, tower, 1 if vision else 0,
+                                (16,) if vision else None)
+    return encoder, tokenizer, text_model
