@@ -57,3 +57,16 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["cpu", "cuda"])
+def device(request) -> str:
+    """The device of a device-parametrised test: ``cpu`` always; ``cuda`` where torch sees a
+    CUDA device, skipped elsewhere (CPU CI runs the CPU half; ``-k cuda`` picks the GPU
+    half)."""
+    if request.param == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            pytest.skip("no CUDA device")
+    return request.param
