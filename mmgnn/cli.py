@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mmgnn.cli_args import (
+    TEXT_TASK_MODELS,
     UsageError,
     check_arguments,
     check_resume,
@@ -22,6 +23,7 @@ from mmgnn.cli_args import (
     one_line,
     resolve,
     resolve_k3m,
+    resolve_text_task,
 )
 from mmgnn.train.config import TIES as RANKING_TIES  # torch-free
 
@@ -38,6 +40,8 @@ examples:
   mmgnn pretrain --config configs/k3m_sample_pretrain.yaml --out runs/k3m-pre
   mmgnn train --model k3m --task classification --init runs/k3m-pre/encoder.pt --out runs/k3m
   mmgnn reproduce configs/native-db15k.yaml          # its seeds, baselines, and the check
+  mmgnn train --config configs/mkgformer-mnre.yaml --examples 800 --out runs/mnre
+  mmgnn train --config configs/mkgformer-twitter2017.yaml --fraction 0.05 --out runs/t17-5
 """
 SHORT_FORMS = """Short forms: --X is --train.X or --data.X (--epochs, --dataset, ...),
 --model NAME is --model.name, --dim is --model.dim, --reciprocal is --model.reciprocal true.
@@ -141,6 +145,15 @@ def build_parser():
         p.add_argument("--init", help="k3m: encoder.pt of an `mmgnn pretrain` run")
         p.add_argument("--reproduce", type=dict[str, Any], default={}, help="a recipe's "
                        "figure, read by `mmgnn reproduce` (ignored here)")
+        p.add_argument("--images", help="mkgformer_re/_ner: folder of the examples' images "
+                       "(img_id / IMGID.jpg names); absent files are missing images")
+        p.add_argument("--fraction", type=float, default=1.0, help="mkgformer_re/_ner: "
+                       "fraction of the training set kept (low-resource settings)")
+        p.add_argument("--fraction_seed", type=int, default=0, help="seed of that subset")
+        p.add_argument("--examples", type=int, help="mkgformer_re/_ner: training examples per "
+                       "epoch (a budget in examples seen; default: one pass)")
+        p.add_argument("--validate", type=bool, default=True, help="mkgformer_re/_ner: score "
+                       "the validation split each epoch and test the best (false: the last)")
         p.add_argument(*QUIET[:1], **QUIET[1])
         p.add_argument(*NPROC[:1], **NPROC[1])
         sub.add_subcommand(name, p, help=about.split(";")[0])
@@ -197,6 +210,28 @@ def _train(args, explicit: dict) -> int:
     final_evaluation(trainer, kg, out, ties=run.train.ties, progress=progress)
     if main_rank:
         print(f"best epoch {trainer.best_epoch}; run folder: {out} (metrics.json, training.png)")
+    return 0
+
+
+def _text_task(args, explicit: dict) -> int:
+    """``train --model mkgformer_re`` (MNRE) and ``--model mkgformer_ner`` (Twitter NER)."""
+    if args.resume:
+        raise UsageError("mkgformer_re / mkgformer_ner runs do not resume; start a new --out")
+    data, model, train = resolve_text_task(explicit)
+    settings = {"images": args.images, "fraction": args.fraction,
+                "fraction_seed": args.fraction_seed, "examples": args.examples,
+                "validate": args.validate}
+    if args.dry_run:
+        return print(json.dumps({"data": data, "model": model, "train": train.to_dict(),
+                                 **settings}, indent=1)) or 0
+    from mmgnn.recipes.mkgformer_tasks import text_task_run
+
+    res = text_task_run(args.out, model=model.pop("name"), dataset=data.get("dataset"),
+                        root=data.get("root"), model_args=model, train=train,
+                        progress=not args.quiet, **settings)
+    t = res["test"]
+    print(f"test P {t['precision']:.4f} R {t['recall']:.4f} F1 {t['f1']:.4f}; run: {args.out} "
+          f"(results.json)")
     return 0
 
 
@@ -331,8 +366,9 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError(f"--nproc must be >= 1, got {nproc}")
         if nproc > 1 and not getattr(sub, "dry_run", False):
             if args.command == "pretrain" or getattr(sub, "task", None) == "classification" \
-                    or (getattr(sub, "model", None) or {}).get("name") == "k3m":
-                raise UsageError("--nproc: K3M runs train in one process")
+                    or (getattr(sub, "model", None) or {}).get("name") in ("k3m",
+                                                                            *TEXT_TASK_MODELS):
+                raise UsageError("--nproc: K3M and mkgformer_re/_ner runs train in one process")
             return _launch([a for b, a in itertools.pairwise([None, *raw])
                             if a != "--nproc" and b != "--nproc"
                             and not a.startswith("--nproc=")], nproc)
@@ -352,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             saved = json.loads((Path(sub.out) / "config.json").read_text())
         name = explicit.get("model", {}).get("name") or ("k3m" if sub.resume and "size" in saved
                                                           else None)
+        if args.command == "train" and name in TEXT_TASK_MODELS:
+            return _text_task(sub, explicit)
         if args.command == "pretrain" or name == "k3m" or sub.task == "classification":
             return _k3m(sub, explicit)
         return _train(sub, explicit)

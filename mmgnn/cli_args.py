@@ -13,6 +13,9 @@ from pathlib import Path
 
 from mmgnn.models.registry import DATA_ARGUMENTS  # torch-free: names and lazy paths only
 
+#: Models of MKGformer's text tasks, trained by ``mmgnn.recipes.mkgformer_tasks``.
+TEXT_TASK_MODELS = ("mkgformer_re", "mkgformer_ner")
+
 
 class UsageError(ValueError):
     """A misuse of the command line: one ``mmgnn: error:`` line, exit code 2."""
@@ -187,3 +190,26 @@ def resolve_k3m(explicit: dict, pretrain: bool, task: str | None, resume: bool):
     except ValueError as e:
         raise UsageError(str(e)) from None
     return data, size, model, train
+
+
+def resolve_text_task(explicit: dict):
+    """(data, model settings with ``name``, TrainConfig) of an ``mkgformer_re`` /
+    ``mkgformer_ner`` run: the model's released recipe (``train_defaults``) under the
+    user's settings, the model's keys checked against its constructor."""
+    from mmgnn.train.config import TrainConfig
+
+    model, data = dict(explicit.get("model") or {}), dict(explicit.get("data") or {})
+    name = model.pop("name")
+    if name == "mkgformer_re":
+        from mmgnn.models.mkgformer_re import MKGformerRE as cls
+    else:
+        from mmgnn.models.mkgformer_ner import MKGformerNER as cls
+    fixed = dict.fromkeys(("num_labels", "num_tags", "encoder", "tokenizer"))
+    model = check_arguments(f"model {name}", cls, model, fixed)
+    if set(data) - {"dataset", "root"}:
+        raise UsageError(f"{name} runs take --data.dataset and --data.root, not {sorted(data)}")
+    try:
+        train = TrainConfig(**{**cls.train_defaults, **explicit.get("train", {})})
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return data, {"name": name, **model}, train
