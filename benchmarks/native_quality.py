@@ -10,6 +10,9 @@ Hits@10 (both sides, realistic ties).
     python benchmarks/native_quality.py --dataset FB15k-237 --runs native --minutes 4 \\
         --robustness
     python benchmarks/native_quality.py --table      # prints and writes the table of all rows
+    # CPU per training step, side by side in one process (1 thread, interleaved):
+    python benchmarks/native_quality.py --speed --dim 64 --negatives 32 --steps 20 \\
+        --before 92bda46   # adds NativE as of that commit (default form) as a column
 
 Every run is a fresh process with one torch thread (``--runs`` starts one per name), so the
 peak resident memory (``ru_maxrss``) is that run's. The budget counts CPU time
@@ -72,7 +75,12 @@ RUNS = {
     "native-no-temperature": ("native", {"relation_temperature": False}),
     "native-no-comat": ("native", {"adversarial": False}),
     "native-head-gp": ("native", {"penalty": "head"}),
+    "native-every-8": ("native", {"adversarial_every": 8}),
 }
+SPEED_ROWS = RESULTS / "native_speed.jsonl"
+# The forms timed by --speed beside RotatE: released CoMAT on every step, CoMAT every 8th step
+# (adversarial_every, critic weight x 8), no CoMAT (the KGC part alone).
+SPEED_RUNS = ("native", "native-every-8", "native-no-comat")
 
 
 def config_for(run: str, dataset: str, minutes: float):
@@ -170,6 +178,78 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool,
     return row
 
 
+def _load_before(commit: str):
+    """NativE as of ``commit`` (``git show``), registered as ``native-at-COMMIT``."""
+    import importlib.util
+    import tempfile
+
+    from mmgnn.models import register_model
+
+    source = subprocess.run(["git", "show", f"{commit}:mmgnn/models/native.py"], check=True,
+                            capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    path = Path(tempfile.mkdtemp()) / "native_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("native_before", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    name = f"native-at-{commit}"
+    register_model(name, module.NativE)
+    return name
+
+
+def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None,
+          rows_path: Path) -> dict:
+    """CPU seconds per training step of RotatE and the NativE forms of :data:`SPEED_RUNS`
+    (and NativE as of ``before``), one thread, the steps of all runs interleaved in this
+    process so that the machine's load hits them alike; means over ``steps`` steps after
+    one warm-up step, ratios to RotatE."""
+    from mmgnn.data import load_dataset
+    from mmgnn.modalities import attach_modalities
+    from mmgnn.models import build_model
+    from mmgnn.train import TrainConfig, Trainer, seed_everything
+
+    torch.set_num_threads(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kg = load_dataset(dataset, add_side_info=True)
+        attach_modalities(kg, MODALITIES.get(dataset, ["text"]), progress=False)
+    cfg = TrainConfig(**{**COMMON, "num_negatives": negatives}, epochs=1, eval_every=0,
+                      patience=0, seed=0)
+    runs = {"rotate": ("rotate", {})}
+    runs.update({r: RUNS[r] for r in SPEED_RUNS})
+    if before:
+        runs[f"native-at-{before}"] = (_load_before(before), {})
+    state = {}
+    for run, (model, args) in runs.items():
+        seed_everything(0)
+        extra = {"modality_names": MODALITIES.get(dataset, ["text"])} \
+            if model.startswith("native") else {}
+        m = build_model(model, kg, dim=dim, margin=MARGIN[dataset], **args, **extra)
+        trainer = Trainer(m, kg, cfg, progress=False)
+        m.train()
+        state[run] = (trainer, iter(trainer.task.batches(trainer)))
+    times = {run: [] for run in runs}
+    for _ in range(steps + 1):
+        for run, (trainer, batches) in state.items():
+            batch = next(batches)
+            t0 = time.process_time()
+            terms, _ = trainer.task.loss(trainer, batch)
+            trainer.step(terms["loss"])
+            times[run].append(time.process_time() - t0)
+    mean = {run: sum(t[1:]) / steps for run, t in times.items()}  # periodic CoMAT: a mean
+    row = {"dataset": dataset, "dim": dim, "negatives": negatives, "batch": cfg.batch_size,
+           "steps": steps, "threads": 1, "load_avg": round(os.getloadavg()[0], 1),
+           "cpu_s_per_step": {r: round(v, 4) for r, v in mean.items()},
+           "ratio_to_rotate": {r: round(v / mean["rotate"], 2) for r, v in mean.items()},
+           "runs": {r: a for r, (_, a) in runs.items()}}
+    rows_path.parent.mkdir(parents=True, exist_ok=True)
+    with rows_path.open("a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(json.dumps(row))
+    return row
+
+
 def table(rows: list[dict]) -> str:
     head = (f"{'dataset':<9} {'run':<22} {'filter':<10} {'cpu min':>7} {'wall':>5} {'epochs':>6} "
             f"{'cpu s/step':>10} {'cpu min/ep':>10} {'GiB':>5}  {'MRR':>6} {'H@1':>6} "
@@ -205,11 +285,21 @@ def main() -> None:
     parser.add_argument("--robustness", action="store_true",
                         help="add the missing-modality sweep (native runs)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--speed", action="store_true",
+                        help="time training steps side by side (rows to native_speed.jsonl)")
+    parser.add_argument("--dim", type=int, default=DIM, help="--speed: model width")
+    parser.add_argument("--negatives", type=int, default=COMMON["num_negatives"],
+                        help="--speed: negatives per positive")
+    parser.add_argument("--steps", type=int, default=20, help="--speed: timed steps per run")
+    parser.add_argument("--before", help="--speed: also time NativE as of this git commit")
     parser.add_argument("--table", action="store_true", help="print and write the table")
     parser.add_argument("--rows", type=Path, default=ROWS,
                         help="the JSON-lines file of rows; the table and the robustness "
                         "files go beside it")
     args = parser.parse_args()
+    if args.speed:
+        speed(args.dataset, args.dim, args.negatives, args.steps, args.before, SPEED_ROWS)
+        return
     if args.single:
         args.rows.parent.mkdir(parents=True, exist_ok=True)
         row = run_one(args.runs[0], args.dataset, args.minutes, args.robustness,

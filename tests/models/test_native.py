@@ -247,3 +247,102 @@ def test_learns_nations_with_literals_and_robustness(data_root):
     report = robustness_sweep(model, kg, ["missing:numeric"], rates=[0.0, 1.0], progress=False)
     assert [r["affected"] for r in report.rows] == [0, 13]
     assert model.presence[:, 1].sum() == 13  # clean features restored
+
+
+@pytest.mark.parametrize("distance", ["complex", "l2"])
+def test_training_scores_and_gradients_equal_the_per_triple_path(distance):
+    """The training path (logits once per step, rotated queries against the fused
+    candidates) gives the per-triple scores and their gradients."""
+    model = _model(RotatE(R, D, margin=4.0, distance=distance)).double()
+    pos = torch.tensor([[0, 1, 3], [2, 0, 4], [5, 2, 6]])
+    g = torch.Generator().manual_seed(2)
+    cand = torch.randint(N, (3, 6), generator=g)
+    head = torch.rand(3, 6, generator=g) < 0.5
+    neg = torch.stack([torch.where(head, cand, pos[:, :1]), pos[:, 1:2].expand(3, 6),
+                       torch.where(head, pos[:, 2:], cand)], dim=-1)
+    weights = torch.rand(3, 7, generator=g, dtype=torch.float64)
+    params = [p for p in model.parameters() if p.requires_grad and p.dim() > 0][:8]
+    x = model.encode()
+    p, n = model.score_with_negatives(x, pos, neg)
+    fast = torch.autograd.grad((torch.cat([p[:, None], n], 1) * weights).sum(), params,
+                               allow_unused=True)
+    x = model.encode()
+    both = torch.cat([pos[:, None], neg], 1)
+    slow_scores = model.score_triples(x, *both.unbind(-1))
+    slow = torch.autograd.grad((slow_scores * weights).sum(), params, allow_unused=True)
+    torch.testing.assert_close(torch.cat([p[:, None], n], 1), slow_scores)
+    for a, b in zip(fast, slow, strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
+def test_modulus_gradient_is_zero_at_zero():
+    from mmgnn.models.native import Modulus
+
+    re = torch.tensor([0.0, 3.0], requires_grad=True)
+    im = torch.tensor([0.0, -4.0], requires_grad=True)
+    out = Modulus.apply(re, im)
+    torch.testing.assert_close(out, torch.tensor([0.0, 5.0]))
+    gr, gi = torch.autograd.grad(out.sum(), [re, im])
+    torch.testing.assert_close(gr, torch.tensor([0.0, 0.6]))
+    torch.testing.assert_close(gi, torch.tensor([0.0, -0.8]))
+
+
+def test_adversarial_every_runs_comat_on_every_kth_step_and_keeps_the_cycle():
+    pos = torch.tensor([[0, 1, 3], [2, 0, 4]])
+    neg = torch.stack([pos[:, 0:1].expand(2, 2), pos[:, 1:2].expand(2, 2),
+                       torch.tensor([[1, 2], [5, 6]])], dim=-1)
+    batch, loss_fn = NegativeBatch(pos, neg), SelfAdversarialLoss(0.0, 2.0)
+    model = _model(adversarial_every=3, mu=0.5).train()
+    ran = []
+    for _ in range(7):
+        x = model.encode()
+        loss = model.loss(x, batch, loss_fn)
+        model.eval()
+        kgc = model.loss(x, batch, loss_fn)
+        model.train()
+        ran.append(not torch.allclose(loss, kgc))
+        model.extra_losses()
+    assert ran == [True, False, False, True, False, False, True]
+    assert int(model.state_dict()["comat_step"]) == 7  # saved: a resumed run keeps the cycle
+    # On its steps the critic term weighs adversarial_every * mu (the same sum over a cycle).
+    torch.manual_seed(3)
+    every = _model(adversarial_every=3, mu=0.5).train()
+    torch.manual_seed(3)
+    each = _model(mu=0.5).train()
+    x1, x2 = every.encode(), each.encode()
+    torch.manual_seed(4)
+    a = every.loss(x1, batch, loss_fn) - every.eval().loss(x1, batch, loss_fn)
+    torch.manual_seed(4)
+    b = each.loss(x2, batch, loss_fn) - each.eval().loss(x2, batch, loss_fn)
+    torch.testing.assert_close(a, 3 * b)
+    assert "comat_step" not in each.state_dict()
+    with pytest.raises(ValueError, match="adversarial_every"):
+        _model(adversarial_every=0)
+
+
+def test_released_penalty_is_the_constant_of_the_released_code():
+    model = _model(penalty="released", mu=1.0).train()
+    pos = torch.tensor([[0, 1, 3], [2, 0, 4], [5, 2, 6]])
+    x = model.encode()
+    p = model.score_triples(x, *pos.unbind(1))
+    torch.manual_seed(0)
+    with_gp = model.critic_loss(x, pos, p)
+    model.gp_weight = 0.0
+    torch.manual_seed(0)
+    without = model.critic_loss(x, pos, p)
+    # RotatE's head gradient has norm sqrt(d) everywhere: GP = (sqrt(d) - 1)^2
+    torch.testing.assert_close(with_gp - without, torch.tensor(0.1 * (D ** 0.5 - 1) ** 2))
+
+
+def test_trainable_features_by_name():
+    model = _model(trainable_features=["numeric"])
+    assert list(model.feature_tables) == ["numeric"] and model.trainable_features == ["numeric"]
+    assert "trainable_features=['numeric']" in repr(model)
+    every = _model(trainable_features=True)
+    assert set(every.feature_tables) == set(every.modality_names) == {"text", "numeric"}
+    with pytest.raises(ValueError, match="not among the model's modalities"):
+        _model(trainable_features=["image"])
+    with pytest.raises(TypeError, match="list of modality names"):
+        _model(trainable_features="text")
