@@ -83,8 +83,10 @@ SPEED_ROWS = RESULTS / "native_speed.jsonl"
 SPEED_RUNS = ("native", "native-every-8", "native-no-comat")
 
 
-def config_for(run: str, dataset: str, minutes: float):
-    """``(DataSpec, ModelSpec, TrainConfig)`` of ``run`` on ``dataset``."""
+def config_for(run: str, dataset: str, minutes: float | None, epochs: int | None = None,
+               seed: int = 0):
+    """``(DataSpec, ModelSpec, TrainConfig)`` of ``run`` on ``dataset``: ``epochs`` epochs
+    (no time cap) when given, else ``minutes`` CPU-minutes."""
     from mmgnn.train import DataSpec, ModelSpec, TrainConfig
 
     model, args = RUNS[run]
@@ -93,12 +95,13 @@ def config_for(run: str, dataset: str, minutes: float):
         model_args.setdefault("regularization", REGUL[dataset])
     mods = MODALITIES.get(dataset, ["text"]) if model == "native" else []
     return (DataSpec(dataset, modalities=mods), ModelSpec(model, model_args),
-            TrainConfig(**COMMON, epochs=100_000, eval_every=0, patience=0,
-                        max_minutes=minutes, budget_clock="cpu", seed=0))
+            TrainConfig(**COMMON, epochs=epochs or 100_000, eval_every=0, patience=0,
+                        max_minutes=None if epochs else minutes, budget_clock="cpu",
+                        seed=seed))
 
 
-def run_one(run: str, dataset: str, minutes: float, robustness: bool,
-            out: Path = RESULTS) -> dict:
+def run_one(run: str, dataset: str, minutes: float | None, robustness: bool,
+            out: Path = RESULTS, epochs: int | None = None, seed: int = 0) -> dict:
     from mmgnn.data import load_dataset
     from mmgnn.eval import evaluate
     from mmgnn.eval.robustness import robustness_sweep
@@ -107,7 +110,7 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool,
     from mmgnn.train import Trainer, seed_everything
 
     torch.set_num_threads(1)
-    data, spec, cfg = config_for(run, dataset, minutes)
+    data, spec, cfg = config_for(run, dataset, minutes, epochs, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kg = load_dataset(dataset, add_side_info=True)
@@ -176,6 +179,27 @@ def run_one(run: str, dataset: str, minutes: float, robustness: bool,
         row["robustness"] = [{k: r[k] for k in ("setting", "rate", "affected", "mrr", "hits@10")}
                              for r in report.rows]
     return row
+
+
+REPRODUCE_ROWS = RESULTS / "native_reproduce.jsonl"
+
+
+def reproduce(args: argparse.Namespace, rows: Path) -> None:
+    """NativE (``native-every-8``, the fast CoMAT schedule) against RotatE per seed: both for
+    ``--epochs`` epochs, then RotatE for NativE's training CPU-minutes; each run a fresh
+    process with one thread (the slot's), rows appended as they finish."""
+    epochs = args.epochs or 8
+
+    def single(run: str, seed: int, budget: str, extra: list[str]) -> dict:
+        subprocess.run([sys.executable, __file__, "--single", "--dataset", args.dataset,
+                        "--runs", run, "--seed", str(seed), "--rows", str(rows),
+                        "--budget", budget, *extra], check=True)
+        return json.loads(rows.read_text().splitlines()[-1])
+
+    for seed in args.reproduce:
+        native = single("native-every-8", seed, "epochs", ["--epochs", str(epochs)])
+        single("rotate", seed, "epochs", ["--epochs", str(epochs)])
+        single("rotate", seed, "cpu", ["--minutes", str(native["cpu_minutes"])])
 
 
 def _load_before(commit: str):
@@ -285,6 +309,13 @@ def main() -> None:
     parser.add_argument("--robustness", action="store_true",
                         help="add the missing-modality sweep (native runs)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--epochs", type=int,
+                        help="train this many epochs (no time cap) instead of --minutes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--reproduce", type=int, nargs="+", metavar="SEED",
+                        help="for each seed: native-every-8 and rotate for --epochs epochs, "
+                        "then rotate for native's CPU minutes (rows to native_reproduce.jsonl)")
     parser.add_argument("--speed", action="store_true",
                         help="time training steps side by side (rows to native_speed.jsonl)")
     parser.add_argument("--dim", type=int, default=DIM, help="--speed: model width")
@@ -300,10 +331,14 @@ def main() -> None:
     if args.speed:
         speed(args.dataset, args.dim, args.negatives, args.steps, args.before, SPEED_ROWS)
         return
+    if args.reproduce:
+        reproduce(args, REPRODUCE_ROWS if args.rows == ROWS else args.rows)
+        return
     if args.single:
         args.rows.parent.mkdir(parents=True, exist_ok=True)
         row = run_one(args.runs[0], args.dataset, args.minutes, args.robustness,
-                      args.rows.parent)
+                      args.rows.parent, args.epochs, args.seed)
+        row["budget"] = args.budget
         with args.rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[2], flush=True)
