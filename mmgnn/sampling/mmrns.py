@@ -26,6 +26,9 @@ SIDES = ("alternate", "tail", "head")
 # negative-sampling loss of mmgnn gives it zero loss and zero self-adversarial weight.
 EMPTY_SLOT_SCORE = -1e9
 ROLES = ("text", "image")
+#: Values per :obj:`(U_{slice}, P, F)` tensor of the sampler's KCA grid (see
+#: :meth:`MMRNSSampler._similarities`): small enough to be reused from the allocator's cache.
+GRID_ELEMENTS = 2**23
 
 
 class RowScoredModel(Protocol):
@@ -107,21 +110,27 @@ def gumbel_top_k_rows(logits: Tensor, x: Tensor, k: int,
     its :obj:`(B, K, P)` one-hots: same draws for the same generator state, same values
     (row :math:`X_{i_k}` of each drawn item, zero for an empty draw) and same gradients.
 
-    Draw :math:`k`'s soft weights are the softmax of the perturbed logits :math:`z` over the
-    items not drawn before it, and the draws are the top-:math:`K` of :math:`z` in order, so
-    with :math:`w = e^{z - \max z}`, :math:`R` the items never drawn and
-    :math:`i_k` the :math:`k`-th drawn item:
+    The value is the hard row :math:`X_{i_k}`; the gradient reaches :math:`X` through the hard
+    row only and the perturbed logits :math:`z` through the soft weights :math:`s_k` (the
+    softmax of :math:`z` over the items not drawn before draw :math:`k`), as for
+    :math:`(\mathrm{onehot}_k - \mathrm{sg}(s_k) + s_k)^\top X`. Only the backward pass
+    needs :math:`s_k`, and it needs no :obj:`(B, K, P)` tensor: with :math:`w = e^{z - \max z}`,
+    :math:`R` the items never drawn, :math:`G_k` the gradient of row :math:`k`,
+    :math:`D_k = \sum_{p \in R} w_p + \sum_{j \ge k} w_{i_j}` (the softmax denominator of
+    draw :math:`k`), :math:`M_{kj} = G_k \cdot X_{i_j}` and
+    :math:`\beta_k = G_k \cdot s_k^\top X / D_k` with
+    :math:`G_k \cdot s_k^\top X = (G_k \cdot \sum_{p \in R} w_p X_p
+    + \sum_{j \ge k} w_{i_j} M_{kj}) / D_k`, the softmax backward
+    :math:`\partial z_p = \sum_k s_{kp}\, G_k \cdot (X_p - s_k^\top X)` is
 
     .. math::
-        s_k^\top X = \frac{\sum_{p \in R} w_p X_p + \sum_{j \ge k} w_{i_j} X_{i_j}}
-                          {\sum_{p \in R} w_p + \sum_{j \ge k} w_{i_j}}
+        \partial z_p = w_p \Big(X_p \cdot \sum_k \frac{G_k}{D_k} - \sum_k \beta_k\Big)
+        \;(p \in R), \qquad
+        \partial z_{i_j} = w_{i_j} \sum_{k \le j} \Big(\frac{M_{kj}}{D_k} - \beta_k\Big)
 
-    (suffix sums over the draws, accumulated in float64 so that no difference of sums is
-    taken). The straight-through output is :math:`X_{i_k} + s_k^\top \mathrm{sg}(X) -
-    \mathrm{sg}(s_k^\top X)`: the value of the hard row; the gradient reaches :math:`X`
-    through the hard row only and the logits through :math:`s_k`, as for
-    :math:`(\mathrm{onehot}_k - \mathrm{sg}(s_k) + s_k)^\top X`. Memory and time are
-    :math:`O(BP + BKd)` plus one :math:`(B, P) \times (P, d)` product.
+    (an item drawn at :math:`j` is in the softmaxes of draws :math:`k \le j` only). Sums are
+    accumulated in float64, suffix sums without differences of sums. Forward cost: a gather;
+    backward: two :math:`(B, P) \times (P, d)` products and :math:`O(BK(K + d))`.
 
     Args:
         logits (Tensor): :obj:`(B, P)` unnormalised log-probabilities (``-inf``: excluded).
@@ -134,23 +143,46 @@ def gumbel_top_k_rows(logits: Tensor, x: Tensor, k: int,
         :obj:`(B, K)` validity.
     """
     z, index, valid = _perturb(logits, k, generator)
-    top = z.detach().amax(1, keepdim=True)
-    z = z.double() - torch.where(torch.isfinite(top), top, torch.zeros_like(top)).double()
-    w = z.exp()  # excluded items: 0
-    w_drawn = w.gather(1, index)  # (B, K), in draw order
-    w_rest = w.scatter(1, index, 0.0)
-    xs = x.detach().double()
-    drawn = xs[index]  # (B, K, d)
+    return index, _StraightThroughRows.apply(z, x, index, valid), valid
 
-    def suffix(v: Tensor) -> Tensor:  # sum over draws j >= k
-        return v.flip(1).cumsum(1).flip(1)
 
-    num = (w_rest @ xs)[:, None] + suffix(w_drawn[..., None] * drawn)
-    den = w_rest.sum(1, keepdim=True) + suffix(w_drawn)
-    soft = (num / den.clamp_min(torch.finfo(torch.float64).tiny)[..., None]).to(x.dtype)
-    soft = soft * valid[..., None]
-    hard = x[index] * valid[..., None].to(x.dtype)
-    return index, hard + soft - soft.detach(), valid
+class _StraightThroughRows(torch.autograd.Function):
+    """Value: the drawn rows of ``x``; gradient: :func:`gumbel_top_k_rows`'s."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, x: Tensor, index: Tensor, valid: Tensor) -> Tensor:
+        ctx.save_for_backward(z.detach(), x.detach(), index, valid)
+        return x[index] * valid[..., None].to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+        z, x, index, valid = ctx.saved_tensors
+        grad = grad * valid[..., None].to(grad.dtype)
+        grad_x = grad_z = None
+        if ctx.needs_input_grad[1]:
+            grad_x = torch.zeros_like(x).index_add_(0, index.flatten(),
+                                                    grad.reshape(-1, x.size(1)))
+        if ctx.needs_input_grad[0]:
+            top = z.amax(1, keepdim=True)
+            w = (z.double() - torch.where(torch.isfinite(top), top, 0.0).double()).exp()
+            w_drawn = w.gather(1, index)  # (B, K), in draw order
+            w_rest = w.scatter(1, index, 0.0)
+            xs, g = x.double(), grad.double()
+            suffix = w_drawn.flip(1).cumsum(1).flip(1)  # sum over draws j >= k
+            den = (w_rest.sum(1, keepdim=True) + suffix).clamp_min(
+                torch.finfo(torch.float64).tiny)
+            m = g @ xs[index].transpose(1, 2)  # (B, K, K): G_k . X_{i_j}
+            kk = index.size(1)
+            later = torch.ones(kk, kk, dtype=torch.bool, device=z.device).triu()  # j >= k
+            g_soft = ((g @ (w_rest @ xs)[:, :, None]).squeeze(-1)
+                      + (m * w_drawn[:, None, :]).masked_fill(~later, 0.0).sum(-1)) / den
+            beta = g_soft / den  # (B, K)
+            c = (g / den[..., None]).sum(1)  # (B, d): sum_k G_k / D_k
+            grad_z = w * (c @ xs.t() - beta.sum(1, keepdim=True))
+            drawn = ((m / den[..., None]).masked_fill(~later, 0.0).sum(1)
+                     - beta.cumsum(1))  # (B, K): sum over draws k <= j
+            grad_z = grad_z.scatter(1, index, w_drawn * drawn).to(z.dtype)
+        return grad_z, grad_x, None, None
 
 
 def fit_tokens(name: str, x: Tensor, mask: Tensor, lengths: Tensor | None,
@@ -357,22 +389,39 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
     def _similarities(self, model: RowScoredModel, x: Tensor, r: Tensor, gold: Tensor,
                       pre: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Cosine similarity :obj:`(B, P)` of every candidate to the gold answer per view, and
-        which (query, candidate) pairs the view covers."""
+        which (query, candidate) pairs the view covers.
+
+        The candidates' relation-free half of KCA (:meth:`KCA.prepare`) is computed once;
+        the grid then runs over slices of the batch's distinct relations of about
+        :data:`GRID_ELEMENTS` values per :obj:`(U_{slice}, P, F)` tensor (the same numbers as
+        one pass over all relations: every value depends on one relation), without tensors
+        of hundreds of MB whose fresh pages cost more than the arithmetic on one core."""
         table = self._relation_table(model)
         relations, inverse = torch.unique(r, return_inverse=True)
-        grid = self.kca(table[relations], x[pre], **self._tokens(pre))
+        rel = table[relations]
         gold_views = self.kca(table[r], x[gold], **self._tokens(gold), pairwise=True)
+        side = self.kca.prepare(x[pre], **self._tokens(pre))
         # queries grouped by relation: every group's dots are one (P, a) x (a, n_u) product,
         # never a (B, P, a) gather of the grid
         order = torch.argsort(inverse, stable=True)
         unsort = torch.argsort(order)
         counts = torch.bincount(inverse, minlength=len(relations)).tolist()
+        grouped = {v: g[order].split(counts) for v, g in gold_views.items()}
+        width = max(x.size(1), self.kca.attention_channels, self.kca.hidden_channels,
+                    self.kca.text_tokens * self.kca.image_tokens)
+        size = max(1, GRID_ELEMENTS // (len(pre) * width))
+        dots: dict[str, list[Tensor]] = {v: [] for v in gold_views}
+        norms: dict[str, list[Tensor]] = {v: [] for v in gold_views}
+        for start in range(0, len(relations), size):
+            grid = self.kca.grid(rel[start:start + size], side)
+            for v, cand in grid.items():
+                dots[v] += [c @ gu.t() for c, gu in
+                            zip(cand, grouped[v][start:start + size], strict=True)]
+                norms[v].append(cand.norm(dim=-1))  # (U_slice, P)
         sims, covered = {}, {}
-        for v, cand in grid.items():
-            g = gold_views[v]
-            groups = [c @ gu.t() for c, gu in zip(cand, g[order].split(counts), strict=True)]
-            dot = torch.cat(groups, 1).t()[unsort]  # (B, P), caller's order
-            norm = cand.norm(dim=-1)[inverse] * g.norm(dim=-1)[:, None]
+        for v, g in gold_views.items():
+            dot = torch.cat(dots[v], 1).t()[unsort]  # (B, P), caller's order
+            norm = torch.cat(norms[v], 0)[inverse] * g.norm(dim=-1)[:, None]
             sims[v] = dot / ((norm.detach() if self.detach_norm else norm) + 1e-10)
             if v == "structure":
                 covered[v] = torch.ones_like(dot, dtype=torch.bool)

@@ -21,6 +21,7 @@ from mmgnn.sampling import (
     gumbel_top_k,
     gumbel_top_k_rows,
 )
+from mmgnn.sampling import mmrns as mmrns_module
 from mmgnn.sampling.mmrns import mmrns_sampler
 from mmgnn.train import TrainConfig, fit
 from tests.helpers import random_kg
@@ -188,6 +189,33 @@ def test_draw_scores_equal_the_models_scores_and_gradients_flow():
     for name, p in sampler.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert model.entity.weight.grad.abs().sum() > 0
+
+
+def test_grid_slices_give_the_numbers_of_one_pass(monkeypatch):
+    # the similarities computed over many slices of the batch's relations equal those of one
+    # slice, values and gradients (float64): slicing only bounds the size of the tensors
+    torch.set_default_dtype(torch.float64)
+    try:
+        kg, _, model, sampler = _setup()
+        model.double(), sampler.double()
+        pre = torch.randperm(kg.num_entities, generator=torch.Generator().manual_seed(1))[:20]
+        h, r, t = kg.train[:40].unbind(1)
+        out = []
+        for elements in (1, 2**30):  # one relation per slice / all in one
+            monkeypatch.setattr(mmrns_module, "GRID_ELEMENTS", elements)
+            model.zero_grad(), sampler.zero_grad()
+            x = model.encode()
+            sims, covered = sampler._similarities(model, x, r, t, pre)
+            w = torch.linspace(-1, 1, sims["structure"].numel()).view_as(sims["structure"])
+            sum((s * w * (i + 1)).sum() for i, s in enumerate(sims.values())).backward()
+            grads = [q.grad.clone() for q in [*model.parameters(), *sampler.parameters()]
+                     if q.grad is not None]
+            out.append(([s.detach() for s in sims.values()], grads))
+        assert len(r.unique()) > 1 and len(out[0][1]) == len(out[1][1]) > 5
+        for a, b in zip(out[0][0] + out[0][1], out[1][0] + out[1][1], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
 
 
 @pytest.mark.parametrize("form", ["query", "batch"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -46,8 +48,9 @@ class KCA(torch.nn.Module):
     Two call forms share the computation:
 
     - **grid** (``pairwise=False``): :math:`U` relations against :math:`P` candidate entities,
-      every view :math:`(U, P, \cdot)`; the relation-free branches 1 and 3 are computed once
-      per entity and broadcast;
+      every view :math:`(U, P, \cdot)`; the relation-free half (the entity projection of
+      :math:`W_1`, branches 1 and 3, the keys of branches 2 and 4) is computed once per entity
+      (:meth:`prepare`) and can serve several sets of relations (:meth:`grid`);
     - **pairwise**: query :math:`b` with its own entity, every view :math:`(B, \cdot)` (the
       gold answers of a batch, ``positive_KCA`` in the released code).
 
@@ -144,24 +147,41 @@ class KCA(torch.nn.Module):
         return z, valid
 
     def _view(self, name: str, keys: Tensor, keys_valid: Tensor, queries: Tensor,
-              queries_valid: Tensor, gate: Tensor, pairwise: bool, transpose: bool) -> Tensor:
-        """One modality view: softmax branch + relation-gated branch, normalised, flattened,
-        projected. ``keys`` :obj:`(P, Lk, a)` are attended by each query token."""
-        # affinity[p, i, j] between query token i and key token j
-        affinity = queries @ keys.transpose(-1, -2)
-        if transpose:
-            gate = gate.transpose(-1, -2)
-        soft = torch.softmax(affinity.masked_fill(~keys_valid[:, None, :], _MASKED), dim=-1)
-        plain = soft @ keys  # (P, Lq, a), relation-free
-        if not pairwise:
-            return self._grid_view(name, keys, affinity, gate, plain)
+              gate: Tensor) -> Tensor:
+        """One modality view, pairwise: softmax branch + relation-gated branch, normalised,
+        flattened, projected. ``keys`` :obj:`(B, Lk, a)` are attended by each query token."""
+        affinity = queries @ keys.transpose(-1, -2)  # [b, i, j]: query token i, key token j
+        plain = self._plain(affinity, keys, keys_valid)
         gated = (gate * affinity) @ keys  # (B, Lq, a)
         second = plain if (self.released_positive_norm and name == "image") \
             else self.norm(plain)
         return self.view_proj[name]((self.norm(gated) + second).flatten(-2))
 
-    def _grid_view(self, name: str, keys: Tensor, affinity: Tensor, gate: Tensor,
-                   plain: Tensor) -> Tensor:
+    @staticmethod
+    def _plain(affinity: Tensor, keys: Tensor, keys_valid: Tensor) -> Tensor:
+        """The relation-free branch (1 or 3): softmax over the valid key tokens."""
+        soft = torch.softmax(affinity.masked_fill(~keys_valid[:, None, :], _MASKED), dim=-1)
+        return soft @ keys  # (P, Lq, a)
+
+    def _grid_side(self, name: str, keys: Tensor, keys_valid: Tensor, queries: Tensor
+                   ) -> dict[str, Tensor]:
+        r"""The entity side of one view's grid form (see :meth:`_grid_view`): affinities
+        :obj:`(P, L_q, L_k)`, Gram matrices of the centred keys :obj:`(P, L_k, L_k)`,
+        projected keys :obj:`(P, L_q L_k, a_{out})` and the relation-free part of the output
+        :obj:`(P, a_{out})`."""
+        affinity = queries @ keys.transpose(-1, -2)
+        plain = self._plain(affinity, keys, keys_valid)
+        p, lq, _ = affinity.shape
+        a = keys.size(-1)
+        proj = self.view_proj[name]
+        centred = keys - keys.mean(-1, keepdim=True)  # (P, Lk, a)
+        blocks = proj.weight.view(-1, lq, a)  # (a_out, Lq, a): W_i = blocks[:, i]
+        keys_out = torch.einsum("oic,pjc->pijo", blocks, centred * self.norm.weight)
+        return {"affinity": affinity, "gram": centred @ centred.transpose(-1, -2),
+                "keys_out": keys_out.reshape(p, -1, keys_out.size(-1)),
+                "rest": proj((self.norm(plain) + self.norm.bias).flatten(-2))}  # with b
+
+    def _grid_view(self, side: dict[str, Tensor], gate: Tensor, transpose: bool) -> Tensor:
         r"""The grid form of one view without an :obj:`(U, P, L_q, a)` tensor.
 
         With :math:`\alpha = \sigma(W_g r_u) \odot C_p`, keys :math:`K_p` centred over
@@ -174,38 +194,80 @@ class KCA(torch.nn.Module):
         the projection that reads token :math:`i`): a contraction of an
         :obj:`(U, P, L_q, L_k)` coefficient tensor with :obj:`(P, L_q, L_k, a)` projected keys.
         """
+        affinity = side["affinity"]
+        if transpose:
+            gate = gate.transpose(-1, -2)
         u, (p, lq, lk) = gate.size(0), affinity.shape
-        a = keys.size(-1)
-        proj = self.view_proj[name]
-        centred = keys - keys.mean(-1, keepdim=True)  # (P, Lk, a)
-        gram = centred @ centred.transpose(-1, -2)  # (P, Lk, Lk)
-        alpha = gate[:, None] * affinity[None]  # (U, P, Lq, Lk)
-        var = ((alpha @ gram) * alpha).sum(-1) / a  # (U, P, Lq)
+        # laid out (P, U, ...): per entity, one (U Lq, Lk) x (Lk, Lk) and one
+        # (U, Lq Lk) x (Lq Lk, a_out) product instead of U x P tiny ones
+        alpha = affinity[:, None] * gate[None]  # (P, U, Lq, Lk)
+        var = ((alpha.reshape(p, u * lq, lk) @ side["gram"]).view(p, u, lq, lk)
+               * alpha).sum(-1) / self.attention_channels  # (P, U, Lq)
         coef = alpha * torch.rsqrt(var + self.norm.eps)[..., None]
-        blocks = proj.weight.view(-1, lq, a)  # (a_out, Lq, a): W_i = blocks[:, i]
-        keys_out = torch.einsum("oic,pjc->pijo", blocks, centred * self.norm.weight)
-        gated = coef.permute(1, 0, 2, 3).reshape(p, u, lq * lk) @ keys_out.reshape(p, lq * lk, -1)
-        rest = proj((self.norm(plain) + self.norm.bias).flatten(-2))  # (P, a_out), with b
-        return gated.transpose(0, 1) + rest[None]
+        gated = coef.view(p, u, lq * lk) @ side["keys_out"]  # (P, U, a_out)
+        return gated.transpose(0, 1) + side["rest"][None]
+
+    def prepare(self, entity: Tensor, text: Tensor | None = None, image: Tensor | None = None,
+                text_lengths: Tensor | None = None, image_lengths: Tensor | None = None
+                ) -> dict[str, Any]:
+        """The relation-free half of the grid form for :math:`P` entities (structural
+        projection :math:`W_{1,e} e`, each view's :meth:`_grid_side`), computed once and
+        read by :meth:`grid` for any number of relation sets."""
+        self._check_modalities(text, image)
+        w_e = self.lin1.weight[:, :self.entity_channels]
+        side: dict[str, Any] = {"entity": entity, "hidden": entity @ w_e.t()}
+        if len(self.modalities) == 2:
+            t, t_valid = self._tokens("text", text, text_lengths)
+            i, i_valid = self._tokens("image", image, image_lengths)
+            # text view (B3, B4): image tokens attend over text tokens, C = I T^T
+            side["text"] = self._grid_side("text", t, t_valid, i)
+            # image view (B1, B2): text tokens attend over image tokens, C^T = T I^T
+            side["image"] = self._grid_side("image", i, i_valid, t)
+        elif self.modalities:
+            m = self.modalities[0]
+            z, valid = self._tokens(m, text if m == "text" else image,
+                                    text_lengths if m == "text" else image_lengths)
+            side[m] = self._grid_side(m, z, valid, z)
+        return side
+
+    def grid(self, relation: Tensor, side: dict[str, Any]) -> dict[str, Tensor]:
+        """The grid form's views :obj:`(U, P, *)` of relations :obj:`(U, d_r)` against the
+        entities of :meth:`prepare`'s ``side``."""
+        out = {"structure": self._structure(relation, side["entity"], side["hidden"], False)}
+        for m in self.modalities:
+            gate = torch.sigmoid(self.gates[m](relation)).view(-1, self._rows, self._cols)
+            out[m] = self._grid_view(side[m], gate, m == "image" and len(self.modalities) == 2)
+        return out
+
+    def _structure(self, relation: Tensor, entity: Tensor, hidden: Tensor, pairwise: bool
+                   ) -> Tensor:
+        """Structural view: :math:`W_1 [e; r] = W_{1,e} e + W_{1,r} r`, broadcast over the grid
+        (``hidden`` is :math:`W_{1,e} e`)."""
+        w_r = self.lin1.weight[:, self.entity_channels:]
+        hr = relation @ w_r.t() + self.lin1.bias
+        att = torch.sigmoid(self.lin3(F.leaky_relu(
+            hidden + hr if pairwise else hidden[None] + hr[:, None], 0.1)))
+        return (entity if pairwise else entity[None]) * att
+
+    def _check_modalities(self, text: Tensor | None, image: Tensor | None) -> None:
+        for m, x in (("text", text), ("image", image)):
+            if (m in self.modalities) != (x is not None):
+                raise ValueError(f"KCA was built with modalities {self.modalities}; "
+                                 f"{m} tokens {'missing' if x is None else 'given'}")
 
     def forward(self, relation: Tensor, entity: Tensor, text: Tensor | None = None,
                 image: Tensor | None = None, text_lengths: Tensor | None = None,
                 image_lengths: Tensor | None = None, pairwise: bool = False
                 ) -> dict[str, Tensor]:
-        for m, x in (("text", text), ("image", image)):
-            if (m in self.modalities) != (x is not None):
-                raise ValueError(f"KCA was built with modalities {self.modalities}; "
-                                 f"{m} tokens {'missing' if x is None else 'given'}")
-        if pairwise and len(relation) != len(entity):
+        if not pairwise:
+            return self.grid(relation, self.prepare(entity, text, image, text_lengths,
+                                                    image_lengths))
+        self._check_modalities(text, image)
+        if len(relation) != len(entity):
             raise ValueError(f"pairwise KCA needs as many relations as entities, got "
                              f"{len(relation)} and {len(entity)}")
-        out: dict[str, Tensor] = {}
-        # structural view: W1 [e; r] = W1_e e + W1_r r, broadcast over the grid
-        w_e, w_r = self.lin1.weight.split([self.entity_channels, self.relation_channels], 1)
-        he, hr = entity @ w_e.t(), relation @ w_r.t() + self.lin1.bias
-        hidden = he + hr if pairwise else he[None] + hr[:, None]
-        att = torch.sigmoid(self.lin3(F.leaky_relu(hidden, 0.1)))
-        out["structure"] = (entity if pairwise else entity[None]) * att
+        w_e = self.lin1.weight[:, :self.entity_channels]
+        out = {"structure": self._structure(relation, entity, entity @ w_e.t(), True)}
         if not self.modalities:
             return out
         rows, cols = self._rows, self._cols
@@ -214,18 +276,15 @@ class KCA(torch.nn.Module):
             i, i_valid = self._tokens("image", image, image_lengths)
             g_text = torch.sigmoid(self.gates["text"](relation)).view(-1, rows, cols)
             g_image = torch.sigmoid(self.gates["image"](relation)).view(-1, rows, cols)
-            # text view (B3, B4): image tokens attend over text tokens, C = I T^T
-            out["text"] = self._view("text", t, t_valid, i, i_valid, g_text, pairwise, False)
-            # image view (B1, B2): text tokens attend over image tokens, C^T = T I^T
-            out["image"] = self._view("image", i, i_valid, t, t_valid, g_image, pairwise,
-                                      True)
+            out["text"] = self._view("text", t, t_valid, i, g_text)
+            out["image"] = self._view("image", i, i_valid, t, g_image.transpose(-1, -2))
         else:
             m = self.modalities[0]
             tokens = text if m == "text" else image
             lengths = text_lengths if m == "text" else image_lengths
             z, valid = self._tokens(m, tokens, lengths)
             gate = torch.sigmoid(self.gates[m](relation)).view(-1, rows, cols)
-            out[m] = self._view(m, z, valid, z, valid, gate, pairwise, False)
+            out[m] = self._view(m, z, valid, z, gate)
         return out
 
     def __repr__(self) -> str:
