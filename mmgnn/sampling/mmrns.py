@@ -304,6 +304,11 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         released_positive_norm (bool): See :class:`KCA`. (default: :obj:`False`)
         lr (float, optional): Learning rate of the sampler's parameters (default: the
             trainer's).
+        pool_uniform (bool): The **pool-uniform control**: draw the :math:`K` negatives
+            uniformly without replacement from the same shared pre-sample (known train
+            answers masked, same side alternation and straight-through rows), without KCA
+            and without the contrastive term; everything else as MMRNS. It tells what the
+            learned distribution adds over the shared pool itself. (default: :obj:`False`)
     """
 
     learned = True
@@ -317,7 +322,7 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
                  contrastive: str = "query", contrastive_weight: float = 0.01,
                  adversarial_temperature: float = 1.0, side: str = "alternate",
                  detach_norm: bool = True, released_positive_norm: bool = False,
-                 lr: float | None = None) -> None:
+                 lr: float | None = None, pool_uniform: bool = False) -> None:
         torch.nn.Module.__init__(self)
         NegativeSampler.__init__(self, num_entities, num_negatives)
         if contrastive not in CONTRASTIVE_FORMS:
@@ -333,6 +338,7 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         self.contrastive, self.contrastive_weight = contrastive, float(contrastive_weight)
         self.adversarial_temperature = float(adversarial_temperature)
         self.side, self.detach_norm, self.lr = side, detach_norm, lr
+        self.pool_uniform = bool(pool_uniform)
         self.known = FilterIndex(train, num_entities, num_relations)
         self.empty_slots = 0  # draws left empty (fewer allowed candidates than K), reported
         if relation_channels is None:
@@ -456,16 +462,14 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         gold, anchor = (h, t) if head_batch else (t, h)
         pre = torch.randperm(self.num_entities, generator=generator)[:self.pre_sample]
         pre = pre.to(device)
-        sims, covered = self._similarities(model, x, r, gold, pre)
-        tau = exploration_temperature(step, self.initial_temperature)
-        dist = torch.zeros_like(sims["structure"])
-        for v, s in sims.items():
-            # finite fill: a row without any covered candidate stays NaN-free (then zeroed)
-            logits = (s / tau).masked_fill(~covered[v], -1e9)
-            p = torch.softmax(logits, dim=1)
-            dist = dist + torch.where(covered[v].any(1, keepdim=True), p, torch.zeros_like(p))
         known = self._known_in_presample(anchor, r, pre, head_batch)
-        logits = torch.log(dist).masked_fill(known, float("-inf"))
+        if self.pool_uniform:  # the control: uniform over the shared pool's non-answers
+            sims = covered = None
+            logits = torch.zeros(known.shape, device=device).masked_fill(known, float("-inf"))
+        else:
+            sims, covered = self._similarities(model, x, r, gold, pre)
+            dist = self.distribution(sims, covered, step)
+            logits = torch.log(dist).masked_fill(known, float("-inf"))
         x_pre = x[pre]
         index, neg, valid = gumbel_top_k_rows(logits, x_pre, self.num_negatives, generator)
         if not bool(valid.all()):
@@ -484,13 +488,30 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         neg_scores = torch.where(valid, neg_scores,
                                  torch.full((), EMPTY_SLOT_SCORE, device=device))
         pos_scores = model.score_triples(x, h, r, t)
-        loss = self._contrastive(sims, covered, known, index, valid, neg_scores)
+        loss = (None if sims is None
+                else self._contrastive(sims, covered, known, index, valid, neg_scores))
         if self.training:
             self.step += 1
         entities = torch.where(valid, pre[index], torch.full((), -1, device=device))
         negatives = positives[:, None, :].repeat(1, self.num_negatives, 1)
         negatives[..., 0 if head_batch else 2] = entities
         return pos_scores, neg_scores, loss, negatives
+
+    def distribution(self, sims: dict[str, Tensor], covered: dict[str, Tensor], step: int
+                     ) -> Tensor:
+        r"""The unnormalised draw distribution :obj:`(B, P)` of step ``step``:
+        :math:`\pi = \sum_v \mathrm{softmax}_c(\mathrm{sim}_v / \tau)` over the views, a view
+        giving no mass to candidates it does not cover (all of its mass to those it does)
+        and none at all to a query whose gold answer it does not cover (spec ``MMRNS.md``,
+        section 2, last line; released ``KCA.forward``'s return value)."""
+        tau = exploration_temperature(step, self.initial_temperature)
+        dist = torch.zeros_like(sims["structure"])
+        for v, s in sims.items():
+            # finite fill: a row without any covered candidate stays NaN-free (then zeroed)
+            logits = (s / tau).masked_fill(~covered[v], -1e9)
+            p = torch.softmax(logits, dim=1)
+            dist = dist + torch.where(covered[v].any(1, keepdim=True), p, torch.zeros_like(p))
+        return dist
 
     def _contrastive(self, sims: dict[str, Tensor], covered: dict[str, Tensor], known: Tensor,
                      index: Tensor, valid: Tensor, neg_scores: Tensor) -> Tensor | None:
@@ -529,7 +550,8 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         mods = ", ".join(self.modality_names) or "structure only"
         return (f"MMRNSSampler(num_entities={self.num_entities}, "
                 f"num_negatives={self.num_negatives}, pre_sample={self.pre_sample}, "
-                f"views=[{mods}], contrastive={self.contrastive!r})")
+                + ("pool_uniform=True)" if self.pool_uniform
+                   else f"views=[{mods}], contrastive={self.contrastive!r})"))
 
 
 def mmrns_sampler(kg: MultiModalKG, num_negatives: int, negative_filter: str = "train", *,

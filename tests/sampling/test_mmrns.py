@@ -176,6 +176,34 @@ def test_negatives_are_never_known_answers_and_never_repeat(features):
     assert int(sampler.step) == 4
 
 
+def test_pool_uniform_control_draws_uniformly_from_the_pool():
+    # the control: no KCA, no contrastive term; K distinct non-answers of the shared pool,
+    # each allowed pool entity equally likely (chi-square over 4,000 draws of one query)
+    kg, _, model, sampler = _setup(pool_uniform=True, pre_sample=30)
+    assert "pool_uniform=True" in repr(sampler)
+    x = model.encode()
+    g = torch.Generator().manual_seed(0)
+    query = kg.train[:1].repeat(2000, 1)
+    counts = torch.zeros(kg.num_entities)
+    for _ in range(2):  # two head batches (step 0)
+        sampler.step.zero_()
+        pos_s, neg_s, loss, neg = sampler.draw(model, x, query, g)
+        assert loss is None
+        ents = neg[..., 0]
+        known = {h for h, r, t in kg.train.tolist() if (r, t) == tuple(query[0, 1:].tolist())}
+        assert not known & set(ents.flatten().tolist())
+        assert (ents.sort(1).values.diff(1) > 0).all()  # distinct
+        counts += torch.bincount(ents.flatten(), minlength=kg.num_entities)
+    allowed = counts > 0
+    assert allowed.sum() == kg.num_entities - len(known)
+    expected = counts.sum() / allowed.sum()
+    stat = float(((counts[allowed] - expected) ** 2 / expected).sum())
+    assert chi2.sf(stat, int(allowed.sum()) - 1) > 1e-4, stat
+    neg_s.sum().backward()
+    assert all(q.grad is None for q in sampler.parameters())
+    assert model.entity.weight.grad.abs().sum() > 0
+
+
 def test_draw_scores_equal_the_models_scores_and_gradients_flow():
     kg, _, model, sampler = _setup()
     x = model.encode()
