@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,6 +23,7 @@ from mmgnn.modalities.image_slots import (
 from mmgnn.models.base import LinkPredictor
 from mmgnn.nn.fusion.hybrid_encoder import HybridEncoder
 from mmgnn.nn.kge.masked_entity_head import MaskedEntityHead
+from mmgnn.nn.losses import SMOOTHING_FORMS
 from mmgnn.sampling.batches import NegativeBatch, QueryBatch
 from mmgnn.utils.progress import progress_bar
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from mmgnn.data.kg import MultiModalKG
 
 TAIL, HEAD = "tail", "head"
+#: What ``pretrain_max_minutes`` counts (as :class:`~mmgnn.train.TrainConfig`'s clocks).
+BUDGET_CLOCKS = ("wall", "cpu")
 
 
 def relation_text(name: str) -> str:
@@ -66,7 +70,11 @@ class MKGformer(LinkPredictor):
     **Stage 1** (:meth:`pretrain_entities`, image-text incorporated entity modeling): every
     entity reads ``[CLS] the description of [MASK] is that D_e . [SEP]`` with its images and
     predicts itself (label-smoothed softmax cross-entropy over the entities); only the word
-    embeddings train. It runs ``pretrain_epochs`` epochs before the first stage-2 step.
+    embeddings train. It runs before the first stage-2 step, for at most
+    ``pretrain_epochs`` epochs (released: 30 on WN18, 15 on FB15k-237), until it converges
+    (``pretrain_tolerance`` / ``pretrain_patience``) or its budget (``pretrain_max_minutes``
+    on ``pretrain_budget_clock``) is spent, whichever comes first. It reads entity
+    descriptions and images only, never a triple.
 
     **Stage 2** (missing entity prediction) is the library's KvsAll training with BCE over all
     entity logits (``TrainConfig(regime="kvsall")``): one query per distinct :math:`(h, r)`
@@ -106,10 +114,34 @@ class MKGformer(LinkPredictor):
             :obj:`False`, as released)
         max_length (int): Tokens per query, special tokens included; descriptions are
             truncated to fit. (default: :obj:`32`, the WN18 setting; FB15k-237: 64)
-        pretrain_epochs (int): Stage-1 epochs run before stage 2. (default: :obj:`1`)
-        pretrain_lr (float): Stage-1 AdamW learning rate. (default: :obj:`5e-4`)
-        pretrain_batch_size (int): Stage-1 batch size. (default: :obj:`64`)
-        pretrain_label_smoothing (float): Stage-1 label smoothing. (default: :obj:`0.1`)
+        pretrain_epochs (int): Most stage-1 epochs run before stage 2; 0 skips stage 1.
+            (default: :obj:`30`, ``scripts/pretrain_wn18-images.sh: --max_epochs=30``)
+        pretrain_lr (float): Stage-1 AdamW peak learning rate. (default: :obj:`7e-5`,
+            ``pretrain_wn18-images.sh: --lr 7e-5``; FB15k-237: 5e-4)
+        pretrain_batch_size (int): Stage-1 batch size. (default: :obj:`128`,
+            ``pretrain_wn18-images.sh: --batch_size 128``; FB15k-237: 64)
+        pretrain_label_smoothing (float): Stage-1 label smoothing :math:`\epsilon`.
+            (default: :obj:`0.1`, ``transformer.py: --label_smoothing`` default)
+        pretrain_label_smoothing_form (str): ``standard`` (label smoothing proper, the
+            gold class gets :math:`1 - \epsilon + \epsilon / N`, every other
+            :math:`\epsilon / N`) or ``released`` (``LabelSmoothSoftmaxCEV1``: the gold
+            class gets :math:`1 - \epsilon`, the targets sum to :math:`1 - \epsilon / N`).
+            (default: ``standard``)
+        pretrain_warmup_ratio (float): Stage-1 linear warm-up over this fraction of the
+            ``pretrain_epochs`` steps, then linear decay to 0, as released
+            (``transformer.py: configure_optimizers``, ``--warm_up_radio 0.1``); 0 with
+            ``pretrain_schedule=False``. (default: :obj:`0.1`)
+        pretrain_schedule (bool): Use that warm-up / decay schedule (else a constant rate).
+            (default: :obj:`True`)
+        pretrain_tolerance (float, optional): Stage 1 has converged when its epoch loss has
+            improved on its best by less than this fraction for ``pretrain_patience`` epochs
+            in a row; ``None`` runs all epochs, as released. (default: :obj:`1e-3`)
+        pretrain_patience (int): See ``pretrain_tolerance``. (default: :obj:`2`)
+        pretrain_max_minutes (float, optional): Budget of stage 1; it stops after the batch
+            that spends it. (default: none)
+        pretrain_budget_clock (str): What ``pretrain_max_minutes`` counts: ``wall`` or
+            ``cpu`` (this process's CPU time over torch's thread count, as
+            :class:`~mmgnn.train.TrainConfig`'s ``budget_clock``). (default: ``wall``)
         query_batch_size (int): Queries per transformer pass when scoring without gradients
             (evaluation). (default: :obj:`256`)
         progress (bool): Show a progress bar during stage 1. (default: :obj:`True`)
@@ -135,8 +167,12 @@ class MKGformer(LinkPredictor):
                  fusion_layers: int | None = None, max_images: int = 7, image_size: int = 64,
                  patch_size: int = 16, mask_prefix_padding: bool = True,
                  fields: Sequence[str] | None = None, reciprocal: bool = False,
-                 max_length: int = 32, pretrain_epochs: int = 1, pretrain_lr: float = 5e-4,
-                 pretrain_batch_size: int = 64, pretrain_label_smoothing: float = 0.1,
+                 max_length: int = 32, pretrain_epochs: int = 30, pretrain_lr: float = 7e-5,
+                 pretrain_batch_size: int = 128, pretrain_label_smoothing: float = 0.1,
+                 pretrain_label_smoothing_form: str = "standard",
+                 pretrain_warmup_ratio: float = 0.1, pretrain_schedule: bool = True,
+                 pretrain_tolerance: float | None = 1e-3, pretrain_patience: int = 2,
+                 pretrain_max_minutes: float | None = None, pretrain_budget_clock: str = "wall",
                  query_batch_size: int = 256, progress: bool = True) -> None:
         from mmgnn.modalities.text import default_fields, entity_texts
 
@@ -181,6 +217,26 @@ class MKGformer(LinkPredictor):
         self.pretrain_epochs, self.pretrain_lr = int(pretrain_epochs), float(pretrain_lr)
         self.pretrain_batch_size = int(pretrain_batch_size)
         self.pretrain_label_smoothing = float(pretrain_label_smoothing)
+        if pretrain_label_smoothing_form not in SMOOTHING_FORMS:
+            raise ValueError(f"pretrain_label_smoothing_form must be one of {SMOOTHING_FORMS},"
+                             f" got {pretrain_label_smoothing_form!r}")
+        if pretrain_budget_clock not in BUDGET_CLOCKS:
+            raise ValueError(f"pretrain_budget_clock must be one of {BUDGET_CLOCKS}, got "
+                             f"{pretrain_budget_clock!r}")
+        if pretrain_max_minutes is not None and pretrain_max_minutes <= 0:
+            raise ValueError(f"pretrain_max_minutes must be > 0, got {pretrain_max_minutes}")
+        if not 0.0 <= pretrain_warmup_ratio < 1.0 or int(pretrain_patience) < 1:
+            raise ValueError(f"pretrain_warmup_ratio must be in [0, 1) and pretrain_patience "
+                             f">= 1, got {pretrain_warmup_ratio} and {pretrain_patience}")
+        self.pretrain_label_smoothing_form = pretrain_label_smoothing_form
+        self.pretrain_warmup_ratio = float(pretrain_warmup_ratio)
+        self.pretrain_schedule = bool(pretrain_schedule)
+        self.pretrain_tolerance = pretrain_tolerance
+        self.pretrain_patience = int(pretrain_patience)
+        self.pretrain_max_minutes = pretrain_max_minutes
+        self.pretrain_budget_clock = pretrain_budget_clock
+        #: One record per stage-1 epoch: ``{"epoch", "loss", "minutes"}``.
+        self.pretrain_history: list[dict[str, float]] = []
         self.query_batch_size = int(query_batch_size)
         self.progress = progress
         special = {name: getattr(tokenizer, f"{name}_token_id") for name in
@@ -342,39 +398,89 @@ class MKGformer(LinkPredictor):
             x = self.encode()
         return super().loss(x, batch, loss_fn)
 
+    def pretrain_loss(self, entities: Tensor) -> Tensor:
+        r"""Stage 1's loss on a batch of entities (spec section 2, "Stage 1"): each entity's
+        ``[MASK]`` logits over all entities against itself, label-smoothed softmax
+        cross-entropy (``pretrain_label_smoothing_form``; ``lit_models/utils.py:
+        LabelSmoothSoftmaxCEV1`` for ``released``), mean over the batch."""
+        states = self._run([self._entity_ids(e) for e in entities.tolist()], entities)
+        logits = self.decoder.score_t(states, entities, self.encode())
+        gold = entities.to(logits.device)
+        eps = self.pretrain_label_smoothing
+        if self.pretrain_label_smoothing_form == "standard":
+            return F.cross_entropy(logits, gold, label_smoothing=eps)
+        target = torch.full_like(logits, eps / logits.size(1)).scatter(
+            1, gold[:, None], 1.0 - eps)
+        return -(target * torch.log_softmax(logits, dim=-1)).sum(dim=1).mean()
+
+    def _clock(self) -> float:
+        if self.pretrain_budget_clock == "cpu":
+            return time.process_time() / torch.get_num_threads()
+        return time.perf_counter()
+
     def pretrain_entities(self, epochs: int | None = None, lr: float | None = None,
                           batch_size: int | None = None, progress: bool | None = None,
-                          generator: torch.Generator | None = None) -> list[float]:
-        r"""Stage 1: trains the word embeddings (only) to predict every entity's token from
-        its description and images, label-smoothed softmax cross-entropy over the entities
-        (AdamW, weight decay 0.01, as ``--pretrain 1``); returns the mean loss per epoch."""
+                          generator: torch.Generator | None = None,
+                          max_minutes: float | None = None) -> list[float]:
+        r"""Stage 1: trains the word embeddings (only; ``transformer.py: _freeze_attention``
+        keeps the parameters whose name holds ``word``) on :meth:`pretrain_loss` over every
+        entity, in shuffled batches, with AdamW (weight decay 0.01, eps 1e-8) and the
+        released linear warm-up / decay over ``epochs`` epochs. Stops after ``epochs``,
+        on convergence (``pretrain_tolerance``) or when ``max_minutes`` (default
+        ``pretrain_max_minutes``) are spent on ``pretrain_budget_clock``; returns the mean
+        loss of each epoch run (the last one over the batches it ran) and records them in
+        :attr:`pretrain_history`."""
         epochs = self.pretrain_epochs if epochs is None else epochs
         lr = self.pretrain_lr if lr is None else lr
         batch_size = batch_size or self.pretrain_batch_size
         progress = self.progress if progress is None else progress
+        budget = self.pretrain_max_minutes if max_minutes is None else max_minutes
         trainable = [p for n, p in self.named_parameters() if "word" in n]
         frozen = {p: p.requires_grad for p in self.parameters()}
         for p in self.parameters():
             p.requires_grad_(any(p is q for q in trainable))
-        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
-        device = self.decoder.bias.device
-        losses = []
+        opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01, eps=1e-8)
+        total_steps = epochs * -(-self.num_entities // batch_size)
+        warmup = self.pretrain_warmup_ratio * total_steps if self.pretrain_schedule else 0.0
+
+        def rate(step: int) -> float:  # transformers' get_linear_schedule_with_warmup
+            if not self.pretrain_schedule:
+                return 1.0
+            if step < warmup:
+                return step / max(1, warmup)
+            return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+        schedule = torch.optim.lr_scheduler.LambdaLR(opt, rate)
+        losses: list[float] = []
+        start, best, stale = self._clock(), float("inf"), 0
         try:
             for epoch in range(epochs):
                 perm = torch.randperm(self.num_entities, generator=generator)
-                total = 0.0
+                total, seen, spent = 0.0, 0, False
                 for idx in progress_bar(perm.split(batch_size), disable=not progress,
                                         desc=f"stage 1 (entity tokens) {epoch + 1}/{epochs}",
                                         leave=False):
-                    states = self._run([self._entity_ids(e) for e in idx.tolist()], idx)
-                    logits = self.decoder.score_t(states, idx, self.encode())
-                    loss = F.cross_entropy(logits, idx.to(device),
-                                           label_smoothing=self.pretrain_label_smoothing)
+                    loss = self.pretrain_loss(idx)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
+                    schedule.step()
                     total += float(loss.detach()) * len(idx)
-                losses.append(total / self.num_entities)
+                    seen += len(idx)
+                    spent = budget is not None and self._clock() - start > 60 * budget
+                    if spent:
+                        break
+                losses.append(total / seen)
+                self.pretrain_history.append({"epoch": epoch + 1, "loss": losses[-1],
+                                              "minutes": (self._clock() - start) / 60})
+                if spent:
+                    break
+                tol = self.pretrain_tolerance
+                if tol is not None:
+                    stale = stale + 1 if losses[-1] > best * (1.0 - tol) else 0
+                    best = min(best, losses[-1])
+                    if stale >= self.pretrain_patience:
+                        break
         finally:
             for p, flag in frozen.items():
                 p.requires_grad_(flag)

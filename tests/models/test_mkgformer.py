@@ -125,7 +125,7 @@ def test_queries_never_see_the_answer(kg, tokenizer):
 
 def test_stage_one_trains_only_word_embeddings(kg, tokenizer):
     model = tiny_model(kg, tokenizer, pretrain_epochs=2, pretrain_lr=1e-2,
-                       pretrain_batch_size=128)
+                       pretrain_batch_size=128, pretrain_schedule=False)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     losses = model.pretrain_entities(progress=False)
     assert bool(model.entity_tokens_trained) and losses[1] < losses[0]
@@ -134,9 +134,54 @@ def test_stage_one_trains_only_word_embeddings(kg, tokenizer):
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_stage_one_stops_on_budget_and_on_convergence(kg, tokenizer):
+    """Stage 1 honours its budget (wall or CPU clock: it stops after the batch that spends
+    it) and stops once its epoch loss improves on its best by less than the tolerance for
+    ``pretrain_patience`` epochs; without a tolerance it runs every epoch, as released."""
+    for clock in ("wall", "cpu"):
+        model = tiny_model(kg, tokenizer, images=False, pretrain_epochs=5,
+                           pretrain_batch_size=64, pretrain_max_minutes=1e-7,
+                           pretrain_budget_clock=clock)
+        assert len(model.pretrain_entities(progress=False)) == 1, clock
+        assert bool(model.entity_tokens_trained)
+    never_enough = tiny_model(kg, tokenizer, images=False, pretrain_epochs=5,
+                              pretrain_batch_size=256, pretrain_lr=1e-3,
+                              pretrain_tolerance=0.9, pretrain_patience=1)
+    # epoch 1 sets the best; epoch 2 improves on it by less than 90%: converged
+    assert len(never_enough.pretrain_entities(progress=False)) == 2
+    assert [h["epoch"] for h in never_enough.pretrain_history] == [1, 2]
+    released = tiny_model(kg, tokenizer, images=False, pretrain_epochs=3,
+                          pretrain_batch_size=256, pretrain_tolerance=None)
+    assert len(released.pretrain_entities(progress=False)) == 3
+    with pytest.raises(ValueError, match="pretrain_budget_clock"):
+        tiny_model(kg, tokenizer, images=False, pretrain_budget_clock="gpu")
+
+
+def test_stage_one_label_smoothing_forms(kg, tokenizer):
+    """``released``: LabelSmoothSoftmaxCEV1's targets (gold 1 - eps, every other eps / N);
+    ``standard``: gold 1 - eps + eps / N; both written out here over the same logits."""
+    model = tiny_model(kg, tokenizer, images=False,
+                       pretrain_label_smoothing_form="released").eval()
+    logits = []
+    score_t = model.decoder.score_t
+    model.decoder.score_t = lambda *args: logits.append(score_t(*args)) or logits[-1]
+    entities = torch.tensor([3, 17, 40])
+    with torch.no_grad():
+        released = model.pretrain_loss(entities)
+        model.pretrain_label_smoothing_form = "standard"
+        standard = model.pretrain_loss(entities)
+    logp = torch.log_softmax(logits[0], dim=-1)
+    n, eps = kg.num_entities, 0.1
+    gold = logp[torch.arange(3), entities]
+    others = logp.sum(dim=1) - gold
+    torch.testing.assert_close(released, -((1 - eps) * gold + eps / n * others).mean())
+    torch.testing.assert_close(standard, -((1 - eps + eps / n) * gold
+                                           + eps / n * others).mean())
+
+
 def test_learns_a_real_subset_above_chance(kg, tokenizer):
     model = tiny_model(kg, tokenizer, images=False, pretrain_epochs=1, pretrain_lr=1e-2,
-                       pretrain_batch_size=128)
+                       pretrain_batch_size=128, pretrain_schedule=False)
     config = TrainConfig(regime="kvsall", loss="bce", lr=1e-2, batch_size=128, epochs=8,
                          eval_every=0, seed=0)
     trainer = fit(model, kg, config, progress=False)
