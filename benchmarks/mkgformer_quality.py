@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -50,7 +51,7 @@ MAX_LENGTH = {"WN18-IMG": 32, "FB15k-237": 64}  # the released max_seq_length
 PUBLISHED = {"WN18-IMG": {"hits@1": 0.944, "hits@3": 0.961, "hits@10": 0.972, "mr": 28.0}}
 TRANSE_MODEL = {"dim": 200, "p_norm": 1}
 TRANSE = dict(regime="negative", loss="self_adversarial", margin=9.0, num_negatives=64,
-              batch_size=1024, lr=1e-3, negative_filter="none")
+              batch_size=1024, lr=1e-3, negative_filter="train")
 # MKGformer on a CPU budget: the released stage-2 recipe (KvsAll, BCE) with batches of 32
 # and a higher learning rate than the released 4e-5 / 5e-5, since only a few epochs fit.
 MKGFORMER = dict(regime="kvsall", loss="bce", batch_size=32, lr=1e-4)
@@ -61,48 +62,18 @@ def image_folder(dataset: str) -> Path:
 
 
 def neighbourhood_subset(kg, num_entities: int, seed: int = 0):
-    """The graph induced by the first ``num_entities`` entities reached breadth-first from
-    the entities with sample images, then from random ones (see the module docstring)."""
-    from mmgnn.data.kg import MultiModalKG
+    """The graph induced by the first ``num_entities`` entities reached breadth-first over
+    the training edges from the entities with sample images, then from random ones
+    (:func:`mmgnn.data.subsets.neighbourhood`; rows before 2026-12-03 walked the edges of
+    every split, which let validation and test triples choose the entities)."""
+    from mmgnn.data.subsets import neighbourhood
     from mmgnn.modalities.image import image_folder_name
 
     folder = image_folder(kg.name)
     index = {image_folder_name(n): i for i, n in enumerate(kg.entity_names)}
-    seeds = [index[p.name] for p in sorted(folder.iterdir()) if p.name in index] \
+    start = [index[p.name] for p in sorted(folder.iterdir()) if p.name in index] \
         if folder.is_dir() else []
-    g = torch.Generator().manual_seed(seed)
-    others = iter(torch.randperm(kg.num_entities, generator=g).tolist())
-    every = torch.cat([kg.train, kg.valid, kg.test])
-    both = torch.cat([every[:, [0, 2]], every[:, [2, 0]]])
-    order = torch.argsort(both[:, 0], stable=True)
-    src, dst = both[order, 0], both[order, 1]
-    starts = torch.searchsorted(src, torch.arange(kg.num_entities + 1))
-    chosen = dict.fromkeys(seeds[:num_entities])
-    frontier = list(chosen)
-    while len(chosen) < num_entities:
-        if not frontier:  # component exhausted: continue from a random entity
-            frontier = [e for e in (next(others),) if e not in chosen]
-            chosen.update(dict.fromkeys(frontier))
-            continue
-        nxt = []
-        for e in frontier:
-            for n in dst[starts[e]:starts[e + 1]].tolist():
-                if n not in chosen and len(chosen) < num_entities:
-                    chosen[n] = None
-                    nxt.append(n)
-        frontier = nxt
-    ents = torch.tensor(sorted(chosen))
-    new = torch.full((kg.num_entities,), -1, dtype=torch.long)
-    new[ents] = torch.arange(len(ents))
-
-    def keep(t):
-        t = t[(new[t[:, 0]] >= 0) & (new[t[:, 2]] >= 0)]
-        return torch.stack([new[t[:, 0]], t[:, 1], new[t[:, 2]]], 1)
-
-    return MultiModalKG([kg.entity_names[i] for i in ents.tolist()], kg.relation_names,
-                        keep(kg.train), keep(kg.valid), keep(kg.test),
-                        name=f"{kg.name}[{len(ents)} entities]",
-                        texts={k: [v[i] for i in ents.tolist()] for k, v in kg.texts.items()})
+    return neighbourhood(kg, num_entities, seed=seed, start=start)
 
 
 def load_subset(dataset: str, entities: int):
@@ -231,6 +202,90 @@ def speed_one(config: str, steps: int, batch_size: int) -> dict:
     return out
 
 
+REPRODUCE_ROWS = RESULTS / "mkgformer_reproduce.jsonl"
+
+
+def recipe_settings(path: Path, overrides: dict | None = None) -> dict:
+    """The ``{data, model, train}`` settings of a config file with its ``reproduce.cpu``
+    overrides (``overrides=None``) or the given dotted ``overrides`` applied."""
+    import yaml
+
+    raw = yaml.safe_load(Path(path).read_text())
+    if overrides is None:
+        overrides = ((raw.get("reproduce") or {}).get("cpu") or {}).get("overrides") or {}
+    explicit = {k: dict(raw.get(k) or {}) for k in ("data", "model", "train")}
+    for key, value in overrides.items():
+        section, name = key.split(".", 1)
+        explicit[section][name] = value
+    return explicit
+
+
+def run_recipe(path: Path, seed: int, overrides: dict | None = None) -> dict:
+    """One run of the config ``path`` (as ``mmgnn train`` runs it: same resolution, seeding
+    and training), its filtered test metrics, CPU minutes (per thread) and, for MKGformer,
+    stage 1's epochs, losses and CPU minutes."""
+    from mmgnn.cli_args import resolve
+    from mmgnn.eval import evaluate
+    from mmgnn.models import build_model
+    from mmgnn.train import fit, seed_everything
+    from mmgnn.train.runs import load_run_data
+
+    explicit = recipe_settings(path, overrides)
+    explicit["train"]["seed"] = seed
+    run = resolve(explicit)
+    kg = load_run_data(run.data, run.model.name, progress=False)
+    seed_everything(run.train.seed, deterministic=run.train.deterministic)
+    model = build_model(run.model.name, kg, **run.model.args)
+    cpu = time.process_time()
+    trainer = fit(model, kg, run.train, progress=False)
+    cpu_min = (time.process_time() - cpu) / torch.get_num_threads() / 60
+    test = evaluate(model, kg, "test", progress=False).to_dict()["both"]
+    stage1 = getattr(model, "pretrain_history", None)
+    row = {"config": str(path), "system": run.model.name, "seed": seed, "subset": kg.name,
+           "entities": kg.num_entities,
+           "triples": [len(kg.train), len(kg.valid), len(kg.test)],
+           "epochs": trainer.epoch, "steps": trainer.steps, "cpu_min": round(cpu_min, 3),
+           "train_minutes_budget_clock": round(trainer.minutes, 3),
+           "best_epoch": trainer.best_epoch, "valid_mrr": trainer.best_mrr,
+           "threads": torch.get_num_threads(),
+           "peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+           "load_avg": round(os.getloadavg()[0], 1),
+           **{k: test[k] for k in ("hits@1", "hits@3", "hits@10", "mr", "mrr")},
+           "run": run.to_dict()}
+    if stage1:
+        row["stage1"] = {"epochs": len(stage1), "losses": [round(h["loss"], 4) for h in stage1],
+                         "cpu_min": round(stage1[-1]["minutes"], 3),
+                         "uniform_loss": round(math.log(kg.num_entities), 4)}
+        row["stage2_epochs"] = trainer.epoch
+    return row
+
+
+def reproduce(path: Path, seeds: list[int], rows: Path) -> None:
+    """Every seed of the recipe ``path`` on its CPU settings, then each baseline of its
+    ``reproduce.baselines`` twice: at MKGformer's stage-2 epochs and at its CPU minutes
+    (``max_minutes`` on the CPU clock; the baseline's own validation and patience may stop it
+    sooner). One fresh process per run; rows appended to ``rows`` as they finish."""
+    import yaml
+
+    spec = yaml.safe_load(Path(path).read_text())["reproduce"]
+    for seed in seeds:
+        row = _child(["--reproduce-one", str(path), "--seed", str(seed)], rows)
+        for name, base in (spec.get("baselines") or {}).items():
+            for label, extra in (("equal_epochs", {"train.epochs": row["epochs"],
+                                                   "train.eval_every": 0,
+                                                   "train.patience": 0}),
+                                 ("equal_cpu", {"train.max_minutes": row["cpu_min"],
+                                                "train.budget_clock": "cpu"})):
+                _child(["--reproduce-one", base, "--seed", str(seed), "--as", name,
+                        "--budget", label, "--overrides", json.dumps(extra)], rows)
+
+
+def _child(args: list[str], rows: Path) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args, "--results", str(rows.parent)],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def budget(row: dict) -> str:
     """``3 min`` (CPU clock) or ``3 ep`` (epochs); rows before ``--epochs`` had minutes only."""
     return row.get("budget") or f"{row['budget_cpu_min']:g} min"
@@ -290,8 +345,37 @@ def main() -> None:
     parser.add_argument("--table", action="store_true", help="print and write the tables")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="folder of the row files and tables")
+    parser.add_argument("--reproduce", type=Path,
+                        help="run a config's reproduce.cpu seeds and its baselines (equal "
+                             "epochs, equal CPU) into mkgformer_reproduce.jsonl")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds of --reproduce "
+                        "(default: the config's reproduce.cpu.seeds)")
+    parser.add_argument("--reproduce-one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--as", dest="role", default="system", help=argparse.SUPPRESS)
+    parser.add_argument("--budget", default="recipe", help=argparse.SUPPRESS)
+    parser.add_argument("--overrides", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.results.mkdir(parents=True, exist_ok=True)
+    reproduce_rows = args.results / REPRODUCE_ROWS.name
+    if args.reproduce_one:
+        torch.set_num_threads(args.threads)
+        # A baseline runs its own config plus the budget's overrides; the system its
+        # config's reproduce.cpu overrides.
+        extra = json.loads(args.overrides) if args.overrides else None
+        row = {"role": args.role, "budget": args.budget,
+               **run_recipe(args.reproduce_one, args.seed, extra)}
+        with reproduce_rows.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+        return
+    if args.reproduce:
+        import yaml
+
+        seeds = args.seeds or yaml.safe_load(args.reproduce.read_text())["reproduce"]["cpu"][
+            "seeds"]
+        reproduce(args.reproduce, seeds, reproduce_rows)
+        return
     rows_path, speed_path = args.results / ROWS.name, args.results / SPEED_ROWS.name
     if args.single:
         torch.set_num_threads(args.threads)
