@@ -5,6 +5,7 @@ low-resource curves (training fractions 1/5/10/25%), training examples/s and pea
     export MMGNN_DATA=/path/to/datasets HF_HUB_OFFLINE=1
     python benchmarks/mkgformer_tasks.py --suite main      # 3 datasets x 2 encoders x 3 seeds
     python benchmarks/mkgformer_tasks.py --suite low       # fractions x 3 seeds, MNRE + T-2017
+    python benchmarks/mkgformer_tasks.py --suite all       # both, in priority order
     python benchmarks/mkgformer_tasks.py --table           # .txt / .json tables and the plot
 
 Every run reads its recipe from ``configs/mkgformer-<dataset>[-text].yaml`` with the
@@ -94,18 +95,22 @@ def jobs(suite: str) -> list[dict]:
     machine). ``main``: seed 0 of both encoders on every dataset (the paired check: with every
     image masked they train to the same weights), then seeds 1 and 2 of the text-only model,
     then seeds 1 and 2 of MKGformer. ``low``: MKGformer on Twitter-2017, then MNRE, seed by
-    seed over the fractions."""
+    seed over the fractions. ``all``: main's first two parts, low's Twitter-2017 part, main's
+    last part, low's MNRE part."""
     def job(s, d, e, seed, f):
         return {"suite": s, "dataset": d, "encoder": e, "seed": seed, "fraction": f}
 
     order = ("Twitter2017", "MNRE", "Twitter2015")
+    paired = [job("main", d, e, 0, 1.0) for d in order for e in ("text", "mkgformer")]
+    text = [job("main", d, "text", s, 1.0) for s in SEEDS[1:] for d in order]
+    hybrid = [job("main", d, "mkgformer", s, 1.0) for s in SEEDS[1:] for d in order]
+    low = {d: [job("low", d, "mkgformer", s, f) for s in SEEDS for f in FRACTIONS]
+           for d in LOW_DATASETS}
     if suite == "main":
-        out = [job("main", d, e, 0, 1.0) for d in order for e in ("text", "mkgformer")]
-        out += [job("main", d, "text", s, 1.0) for s in SEEDS[1:] for d in order]
-        out += [job("main", d, "mkgformer", s, 1.0) for s in SEEDS[1:] for d in order]
-        return out
-    return [job("low", d, "mkgformer", s, f) for d in LOW_DATASETS[::-1] for s in SEEDS
-            for f in FRACTIONS]
+        return paired + text + hybrid
+    if suite == "low":
+        return low["Twitter2017"] + low["MNRE"]
+    return paired + text + low["Twitter2017"] + hybrid + low["MNRE"]
 
 
 def done_keys() -> set:
@@ -211,7 +216,7 @@ def plot(low: dict) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", choices=("main", "low"))
+    p.add_argument("--suite", choices=("main", "low", "all"))
     p.add_argument("--limit", type=int, help="run at most this many missing rows")
     p.add_argument("--job", help=argparse.SUPPRESS)
     p.add_argument("--table", action="store_true")
