@@ -11,6 +11,7 @@ from mmgnn.data.download import download_dataset, verify
 from mmgnn.data.filter import FilterIndex
 from mmgnn.data.folders import detect_format
 from mmgnn.data.kg import MultiModalKG, inverse_relation, relation_count
+from mmgnn.data.mnre import RelationExamples, load_mnre, read_mnre
 from mmgnn.data.parsing import DataFormatError
 from mmgnn.data.quirks import DatasetQuirkWarning
 from mmgnn.data.readers import (
@@ -32,6 +33,7 @@ from mmgnn.data.side_info import (
     uri_to_name,
 )
 from mmgnn.data.synthetic import synthetic_kg
+from mmgnn.data.twitter_ner import TaggedSentences, load_twitter_ner, read_conll_bio
 
 __all__ = [
     "MultiModalKG",
@@ -62,4 +64,10 @@ __all__ = [
     "read_numeric_triples",
     "names_from_uris",
     "uri_to_name",
+    "RelationExamples",
+    "read_mnre",
+    "load_mnre",
+    "TaggedSentences",
+    "read_conll_bio",
+    "load_twitter_ner",
 ]
