@@ -73,9 +73,9 @@ class PairClassifier(nn.Module):
 @torch.no_grad()
 def classification_accuracy(classifier: nn.Module, items: Tensor, y: Tensor,
                             batch_size: int = 64, seed: int = 0) -> float:
-    """Accuracy of ``classifier(items)`` against ``y[items]`` in eval mode. Hard IIFM draws
-    Gumbel noise at evaluation too (as the released code); the draws are seeded so that
-    repeated evaluations (e.g. of a robustness sweep) share them."""
+    """Accuracy of ``classifier(items)`` against ``y[items]`` in eval mode (deterministic by
+    default; with ``K3MConfig.eval_noise``, the released Gumbel draws of hard IIFM at
+    evaluation, the draws are seeded so that repeated evaluations share them)."""
     was = classifier.training
     classifier.eval()
     correct = 0

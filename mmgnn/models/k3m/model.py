@@ -39,8 +39,14 @@ class K3MConfig:
             each stream (K3M: 6). Block :math:`k` runs before text layer
             :math:`L_t - D + k` and visual layer :math:`L_v - D + k` (ViLBERT's
             ``t_biattention_id`` / ``v_biattention_id``).
-        co_hidden (int), co_heads (int), co_ffn (int): Co-attention width, heads and the
-            feed-forward width of both streams (K3M: 1024, 8, 1024).
+        co_hidden (int), co_heads (int): Width and heads of the co-attention of the pairs
+            with the image (K3M: 1024, 8); the title-knowledge pair attends at the text
+            width ``hidden`` with ``co_heads`` heads (the released
+            ``BertBiAttention_two_text``).
+        co_ffn (int, optional): Feed-forward width of both streams of every co-attention
+            block; :obj:`None` gives each stream its own layers' width (``text_ffn``,
+            ``image_ffn``), as released (``BertConnectionLayer`` builds the text side's
+            feed-forward from ``intermediate_size``).
         streams (tuple[str, ...]): Streams in use among ``title``, ``knowledge``,
             ``image``: ``("title",)`` is the text-only baseline, ``("knowledge",)`` the
             knowledge-only one.
@@ -53,6 +59,18 @@ class K3MConfig:
         aggregator (str): ``paper`` or ``code`` form of :class:`~mmgnn.nn.conv.K3MGATConv`
             (the released code: one head); ``none`` skips the knowledge aggregation.
         aggregator_heads (int): Heads of the paper form (paper: 8).
+        pair_reading (str): How the aggregator reads an item's triples from the fused
+            knowledge sequence. ``span`` (default): every ``p:v`` pair, :math:`\\mathbf{p}`
+            and :math:`\\mathbf{v}` the means over the property's and the value's tokens (the
+            paper's "representations" of p and v). ``code``: the released ``index_pv`` and
+            ``structure_aggregator``: only pairs closed by ``;`` (the last pair of
+            ``p1:v1;p2:v2`` is dropped; unequal ``:`` / ``;`` counts other than one extra
+            ``:`` give no pairs), at most 10, and :math:`\\mathbf{p}` (:math:`\\mathbf{v}`)
+            the mean of two hidden states: the span's first token and the ``:`` (``;``)
+            that closes it (``index_select`` on ``[begin, end]``).
+        pooling (str): ``tokens`` (default): the pooled stream is the mean over its tokens
+            after the first, padding excluded. ``code``: the released ``torch.mean(x[:,
+            1:])``, padding positions included (so it depends on the padded length).
         dropout (float): Dropout of every stream (K3M: 0.1).
         max_position (int): Position embeddings of a random-initialised text encoder.
     """
@@ -71,12 +89,14 @@ class K3MConfig:
     co_layers: int = 6
     co_hidden: int = 1024
     co_heads: int = 8
-    co_ffn: int = 1024
+    co_ffn: int | None = None
     streams: tuple = ("title", "knowledge", "image")
     fusion: str = "hard"
     eval_noise: bool = False
     aggregator: str = "paper"
     aggregator_heads: int = 8
+    pair_reading: str = "span"
+    pooling: str = "tokens"
     dropout: float = 0.1
     max_position: int = 512
 
@@ -86,7 +106,7 @@ class K3MConfig:
         forward-backward step on a CPU in milliseconds."""
         values = dict(vocab_size=vocab_size, hidden=32, text_layers=2, text_heads=2,
                       text_ffn=64, image_hidden=32, image_layers=1, image_heads=2,
-                      image_ffn=64, co_layers=1, co_hidden=32, co_heads=2, co_ffn=64,
+                      image_ffn=64, co_layers=1, co_hidden=32, co_heads=2,
                       aggregator_heads=2, max_position=64)
         return cls(**{**values, **changes})
 
@@ -220,6 +240,10 @@ class K3M(nn.Module):
         if config.aggregator not in ("paper", "code", "none"):
             raise ValueError(f"aggregator must be 'paper', 'code' or 'none', got "
                              f"{config.aggregator!r}")
+        for key, known in (("pair_reading", ("span", "code")), ("pooling", ("tokens", "code"))):
+            if getattr(config, key) not in known:
+                raise ValueError(f"{key} must be one of {known}, got "
+                                 f"{getattr(config, key)!r}")
         self.config, self.streams = config, streams
         self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
         self.kv_id, self.pair_id = kv_id, pair_id
@@ -243,10 +267,14 @@ class K3M(nn.Module):
                 raise ValueError(f"co_layers={config.co_layers} exceeds the layers of the "
                                  f"({a}, {b}) streams {depth[1:]}")
         width = {"title": d, "knowledge": d, "image": dv}
+        ffn = {"title": self.text.config.intermediate_size,
+               "knowledge": self.text.config.intermediate_size, "image": config.image_ffn}
+        if config.co_ffn is not None:
+            ffn = dict.fromkeys(ffn, config.co_ffn)
         self.co_attention = nn.ModuleDict({
             f"{a}_{b}": nn.ModuleList(
-                CoAttentionLayer((width[a], width[b]), config.co_hidden, config.co_heads,
-                                 (config.co_ffn, config.co_ffn), config.dropout)
+                CoAttentionLayer((width[a], width[b]), d if b != "image" else config.co_hidden,
+                                 config.co_heads, (ffn[a], ffn[b]), config.dropout)
                 for _ in range(config.co_layers))
             for a, b in self.pairs})
         self.partners = {s: [b if a == s else a for a, b in self.pairs if s in (a, b)]
@@ -335,10 +363,14 @@ class K3M(nn.Module):
         return x, self.image_boxes[items].to(dev), mask[items].to(dev)
 
     # ----------------------------------------------------------------- encoder
-    def pair_spans(self, ids: Tensor, lengths: Tensor) -> Tensor:
-        """:obj:`(P, 5)` rows ``(item, p_start, p_end, v_start, v_end)``: the property and
-        value token spans of each ``p:v`` pair of the knowledge texts, read from the ``:`` and
-        ``;`` tokens as the released code's ``index_pv`` (pairs with an empty side skipped)."""
+    def pair_spans(self, ids: Tensor, lengths: Tensor, form: str = "span") -> Tensor:
+        """:obj:`(P, 5)` rows ``(item, p_start, p_end, v_start, v_end)``: the half-open
+        property and value token spans of the ``p:v`` pairs of the knowledge texts, read from
+        the ``:`` and ``;`` tokens. ``span``: every pair (pairs with an empty side skipped);
+        ``code``: the pairs of the released ``index_pv`` (see ``K3MConfig.pair_reading``),
+        whose ``p_end`` / ``v_end`` are the closing ``:`` / ``;``."""
+        if form == "code":
+            return self._released_pairs(ids, lengths)
         rows = []
         for i, (row, n) in enumerate(zip(ids.tolist(), lengths.tolist(), strict=True)):
             start = 1
@@ -350,6 +382,21 @@ class K3M(nn.Module):
                         if k > start and pos > k + 1:
                             rows.append((i, start, k, k + 1, pos))
                     start = pos + 1
+        return torch.tensor(rows, dtype=torch.long, device=ids.device).view(-1, 5)
+
+    def _released_pairs(self, ids: Tensor, lengths: Tensor, max_pairs: int = 10) -> Tensor:
+        rows = []
+        for i, (row, n) in enumerate(zip(ids.tolist(), lengths.tolist(), strict=True)):
+            kv = [p for p in range(n) if row[p] == self.kv_id]
+            sep = [p for p in range(n) if row[p] == self.pair_id]
+            if len(sep) == len(kv) - 1:
+                kv = kv[:-1]
+            elif len(sep) != len(kv):
+                kv = sep = []
+            begin = 1
+            for k, e in list(zip(kv, sep, strict=True))[:max_pairs]:
+                rows.append((i, begin, k, k + 1, e))
+                begin = e + 1
         return torch.tensor(rows, dtype=torch.long, device=ids.device).view(-1, 5)
 
     def _run(self, x: Tensor, mask: Tensor, layers, start: int, stop: int) -> Tensor:
@@ -415,7 +462,10 @@ class K3M(nn.Module):
                 layers = self.image_layers if s == "image" else self.text.encoder.layer
                 cross[s].append(self._run(emb[s], mask[s], layers, 0, len(layers)))
         fused = {s: self.fusion[s]([emb[s]] + cross[s]) for s in self.streams}
-        pooled = {s: IIFM.pool(fused[s], lengths[s]) for s in self.streams}
+        if self.config.pooling == "code":
+            pooled = {s: fused[s][:, 1:].mean(1) for s in self.streams}
+        else:
+            pooled = {s: IIFM.pool(fused[s], lengths[s]) for s in self.streams}
         if "image" in pooled:
             pooled["image"] = self.image_to_text(pooled["image"])
         stack = torch.stack([pooled[s] for s in self.streams], 1)
@@ -425,11 +475,15 @@ class K3M(nn.Module):
         out = K3MOutput(initial, initial, fused, lengths, pooled, present)
         if self.aggregator is not None:
             ids = (text or self.text_inputs(items))["knowledge"]
-            pairs = self.pair_spans(*ids)
+            pairs = self.pair_spans(*ids, form=self.config.pair_reading)
             seq = fused["knowledge"]
             out.pairs = pairs
-            out.prop = self.span_mean(seq, pairs[:, 0], pairs[:, 1], pairs[:, 2])
-            out.value = self.span_mean(seq, pairs[:, 0], pairs[:, 3], pairs[:, 4])
+            if self.config.pair_reading == "code":  # the span's first token and its delimiter
+                out.prop = (seq[pairs[:, 0], pairs[:, 1]] + seq[pairs[:, 0], pairs[:, 2]]) / 2
+                out.value = (seq[pairs[:, 0], pairs[:, 3]] + seq[pairs[:, 0], pairs[:, 4]]) / 2
+            else:
+                out.prop = self.span_mean(seq, pairs[:, 0], pairs[:, 1], pairs[:, 2])
+                out.value = self.span_mean(seq, pairs[:, 0], pairs[:, 3], pairs[:, 4])
             edge_index = torch.stack([torch.arange(len(pairs), device=seq.device), pairs[:, 0]])
             out.item = self.aggregator((out.value, initial), edge_index, out.prop)
         return out

@@ -89,6 +89,20 @@ class MaskedTokenHead(nn.Module):
         return F.linear(self.norm(F.gelu(self.transform(h))), self.embedding.weight, self.bias)
 
 
+class RegionHead(nn.Module):
+    r"""ViLBERT's ``BertImagePredictionHead``, K3M's masked-object head:
+    :math:`W_o\,\mathrm{LN}(\mathrm{GELU}(W h)) + b_o`. Shapes: :math:`(*, d_v) \to (*, C)`."""
+
+    def __init__(self, channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.transform = nn.Linear(channels, channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-12)
+        self.lin_out = nn.Linear(channels, out_channels)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.lin_out(self.norm(F.gelu(self.transform(h))))
+
+
 class K3MPretraining(nn.Module):
     r"""K3M with its pretraining heads; :meth:`forward` returns the losses of a batch.
 
@@ -99,7 +113,8 @@ class K3MPretraining(nn.Module):
       :func:`mask_tokens` chose;
     - **PV**: the same on the fused knowledge sequence at the values :func:`mask_values`
       masked;
-    - **MOM**: on the fused image sequence at the regions :func:`mask_regions` chose: with
+    - **MOM**: :class:`RegionHead` on the fused image sequence at the regions
+      :func:`mask_regions` chose: with
       region class distributions :math:`q` (``classes``, the detector's 1601 classes in the
       code) :math:`\mathrm{KL}(q \,\|\, \mathrm{softmax}(W h))`, else the regression of the
       original features (ViLBERT's ``visual_target=1``), averaged over chosen regions. With no
@@ -145,7 +160,7 @@ class K3MPretraining(nn.Module):
         self.skipped: dict[str, str] = {}
         if "image" in model.streams:
             out = num_region_classes or model.config.image_channels
-            self.region_head = nn.Linear(model.config.image_hidden, out)
+            self.region_head = RegionHead(model.config.image_hidden, out)
         else:
             self.region_head = None
             self.skipped["mom"] = ("no image stream (no image features were given; K3M-sample "
@@ -164,6 +179,14 @@ class K3MPretraining(nn.Module):
 
     def forward(self, items: Tensor, generator: torch.Generator | None = None,
                 region_classes: Tensor | None = None) -> dict[str, Tensor]:
+        """The losses of ``items`` (:meth:`mask`, then :meth:`losses`)."""
+        return self.losses(items, self.mask(items, generator), region_classes)
+
+    def mask(self, items: Tensor, generator: torch.Generator | None = None) -> dict:
+        """The masked inputs of ``items`` and their targets: ``text`` (stream -> (ids,
+        lengths), masked), ``labels`` (stream -> original id at masked tokens,
+        :data:`IGNORE` elsewhere), and with an image stream ``regions`` (masked),
+        ``original`` and ``chosen`` :obj:`(B, R)`."""
         model = self.model
         text = model.text_inputs(items)
         labels = {}
@@ -175,20 +198,31 @@ class K3MPretraining(nn.Module):
             text["title"] = (masked, ln)
         if "knowledge" in text:
             ids, ln = text["knowledge"]
+            # the released random_word_pv finds every pair, the last one without ';' too
             masked, labels["knowledge"] = mask_values(ids, model.pair_spans(ids, ln),
                                                       self.mask_id, self.pv_masking,
                                                       self.mask_rate, generator)
             text["knowledge"] = (masked, ln)
-        regions = chosen = None
+        batch = {"text": text, "labels": labels}
         if self.region_head is not None:
             original, _, present = model.image_inputs(items)
-            regions, chosen = mask_regions(original, present, self.mask_rate, generator)
-        out = model(items, text=text, image=regions)
+            batch["original"] = original
+            batch["regions"], batch["chosen"] = mask_regions(original, present,
+                                                             self.mask_rate, generator)
+        return batch
+
+    def losses(self, items: Tensor, batch: dict,
+               region_classes: Tensor | None = None) -> dict[str, Tensor]:
+        """The loss terms and their sum ``loss`` on a :meth:`mask` batch (``region_classes``
+        :obj:`(B, R, C)`: the MOM targets when ``num_region_classes`` is set)."""
+        model, labels = self.model, batch["labels"]
+        out = model(items, text=batch["text"], image=batch.get("regions"))
         losses = {}
         for stream, name in (("title", "mlm"), ("knowledge", "pv")):
             if stream in labels:
                 losses[name] = self._token_loss(out.sequences[stream], labels[stream])
         if self.region_head is not None:
+            chosen = batch["chosen"]
             pred = self.region_head(out.sequences["image"][:, 1:])[chosen]
             if not len(pred):
                 losses["mom"] = pred.sum()  # nothing masked: zero (the code divides by 0)
@@ -200,7 +234,7 @@ class K3MPretraining(nn.Module):
                 losses["mom"] = F.kl_div(F.log_softmax(pred, -1), target,
                                          reduction="batchmean")
             else:
-                losses["mom"] = F.mse_loss(pred, original[chosen])
+                losses["mom"] = F.mse_loss(pred, batch["original"][chosen])
             losses["mom"] = self.image_weight * losses["mom"]
         if model.aggregator is not None and len(items) >= 2:
             losses["lp"] = self.link_loss(out)

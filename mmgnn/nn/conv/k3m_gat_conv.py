@@ -53,7 +53,9 @@ class K3MGATConv(MessagePassing):
     :math:`\mathbf{c}^* = \mathbf{W}_3 \mathbf{c} + \sigma(\mathbf{0})` (:math:`\mathbf{W}_3
     \mathbf{c}` for ELU). Code form: the code's fallback, one pseudo-triple with
     :math:`\mathbf{t} = \mathbf{c}`, so :math:`\mathbf{c}^* = \mathbf{c} + \mathbf{W}_3
-    \mathbf{c}`.
+    \mathbf{c}`. (The released loop takes that fallback only for the first item of a batch:
+    a later pair-less item keeps the previous item's triples, a stale variable; this class
+    takes the fallback for every pair-less item.)
 
     :math:`\mathbf{W}_1` is held as three blocks (``lin_item`` with :math:`\mathbf{W}_1`'s bias,
     ``lin_prop``, ``lin_value``). In the paper form the logit is a sum of per-node and per-edge
@@ -70,7 +72,9 @@ class K3MGATConv(MessagePassing):
         out_channels (int): Size :math:`F_{out}` of :math:`\mathbf{t}` and of the output.
         edge_dim (int): Size :math:`D` of the property features :math:`\mathbf{p}`.
         heads (int): Number of heads :math:`M`, averaged. (default: :obj:`1`)
-        negative_slope (float): LeakyReLU angle of the negative slope. (default: :obj:`0.2`)
+        negative_slope (float, optional): LeakyReLU angle of the negative slope. (default:
+            :obj:`0.2` in the paper form, GAT's; :obj:`0.01` in the code form, the released
+            ``F.leaky_relu`` default)
         dropout (float): Dropout probability of the normalised attention weights (the paper
             has none). (default: :obj:`0.0`)
         act (str or Callable, optional): :math:`\sigma` of the paper form. (default:
@@ -97,7 +101,7 @@ class K3MGATConv(MessagePassing):
         out_channels: int,
         edge_dim: int,
         heads: int = 1,
-        negative_slope: float = 0.2,
+        negative_slope: float | None = None,
         dropout: float = 0.0,
         act: str | Callable | None = "elu",
         variant: str = "paper",
@@ -119,7 +123,8 @@ class K3MGATConv(MessagePassing):
         self.out_channels = out_channels
         self.edge_dim = edge_dim
         self.heads = heads
-        self.negative_slope = negative_slope
+        self.negative_slope = negative_slope if negative_slope is not None else \
+            (0.2 if variant == "paper" else 0.01)
         self.dropout = dropout
         self.variant = variant
         self.act = activation_resolver(act) if act is not None and variant == "paper" else None
