@@ -12,10 +12,14 @@ MiniLM configurations.
     python benchmarks/mkgformer_quality.py --dataset FB15k-237 --runs transe --epochs 1
     python benchmarks/mkgformer_quality.py --speed            # examples/s and peak memory
     python benchmarks/mkgformer_quality.py --table            # writes the .txt / .json tables
+    # The recipe's CPU seeds (stage 1 to convergence + stage 2) and its baselines (TransE,
+    # ComplEx-N3) at equal epochs and equal CPU, rows in results/mkgformer_reproduce.jsonl:
+    python benchmarks/mkgformer_quality.py --reproduce configs/mkgformer-wn18img.yaml
 
 **CPU-affordable subset** (the full graphs need GPU-days with a transformer per query): the
-entities within breadth-first reach of seed entities (the 10 with sample images, then random
-ones) up to ``--entities`` entities, and every triple of each split between them; the subset
+entities within breadth-first reach over **training** edges of seed entities (the 10 with
+sample images, then random ones) up to ``--entities`` entities, and every triple of each split
+between them (rows before 2026-12-03 walked the edges of every split: a leak); the subset
 is its own graph (ranking among its entities, filtered with its own splits). Both models see
 the same subset triples and the same budget (``budget_clock="cpu"``: CPU seconds per torch
 thread, stage 1 included for MKGformer). **Images**: the WN18-IMG / FB15k-237-IMG image sets
