@@ -286,7 +286,7 @@ def reproduce(path: Path, seeds: list[int], rows: Path) -> None:
 
 def _child(args: list[str], rows: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, *args, "--results", str(rows.parent)],
-                         check=True, capture_output=True, text=True).stdout
+                         check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
