@@ -254,8 +254,15 @@ def _graph() -> MultiModalKG:
 
 
 def _images(n: int, seed: int) -> EntityImages:
+    """Random images for every slot of every entity, except that entities 3 and 5 lack some:
+    the release feeds a missing image as zeros that the attention still sees, which mmgnn
+    reproduces by zero pixels marked present (its default masks absent images instead)."""
     g = torch.Generator().manual_seed(seed)
     pixels = [torch.randn(n, 3, s, s, generator=g) for s in SIZES]
+    for k in (2, 3, 5, 6):
+        pixels[k][3] = 0.0
+    for k in range(1, len(SIZES)):
+        pixels[k][5] = 0.0
     return EntityImages(pixels, torch.ones(n, len(SIZES), dtype=torch.bool), torch.arange(n))
 
 
