@@ -80,8 +80,9 @@ def text_task_run(out: str | os.PathLike | None, *, model: str = "mkgformer_re",
         fraction: Fraction of the training set kept (low-resource settings).
         fraction_seed: Seed of that subset.
         examples: Training examples per epoch (a budget in examples seen; default: one pass).
-        validate: Score the validation split after every epoch and keep the best
-            (``best.pt``); otherwise the final weights are tested.
+        validate: Score the validation split after every epoch and test the best epoch's
+            weights (``best.pt``; without ``out`` there is no ``best.pt`` and the final
+            weights are tested); otherwise the final weights are tested.
     """
     if model not in TEXT_MODELS:
         raise ValueError(f"unknown text-task model {model!r}; known: {', '.join(TEXT_MODELS)}")
