@@ -7,11 +7,13 @@ explicit mapping.
 
 Dropout. Both sides apply dropout in training; to compare training-mode passes with dropout
 *in place* (which tensor is dropped, and the 1/(1-p) rescaling), ``torch.nn.functional.dropout``
-is replaced for the test by :func:`keyed_dropout`, whose mask is a function of each element's
-value: equal values get equal masks on both sides whatever the layout or call order. (The
-released model draws separate masks for the fused head rows and the fused candidate table; mmgnn
-fuses the table once and reads the head rows from it. With value-keyed masks the two agree;
-with random masks they differ only in which independent draw a row gets.)
+is replaced for the test by :func:`keyed_dropout`, and mmgnn's own mask draws
+(:func:`mmgnn.nn.dropout.keep_mask`) by :func:`keyed_keep_mask`; their masks are a function of
+each element's value: equal values get equal masks on both sides whatever the layout or call
+order. (The released model draws separate masks for the fused head rows and the fused
+candidate table; mmgnn fuses the table once and reads the head rows from it. With value-keyed
+masks the two agree; with random masks they differ only in which independent draw a row
+gets.)
 
 Released-code settings of :class:`~mmgnn.models.IMF`: ``encoder="pool"``, ``decision="mean"``,
 ``contrastive_weight=0``, ``logit_bias=False``, ``core_init="xavier_uniform"``, the loss
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 
 from mmgnn.modalities import ModalityStore
 from mmgnn.models import IMF
+from mmgnn.nn import dropout as dropout_masks
 from mmgnn.nn.fusion import TuckerFusion
 from mmgnn.nn.kge import TuckER
 from mmgnn.nn.losses import BCEWithLabelSmoothing
@@ -66,9 +69,18 @@ def keyed_dropout(input, p=0.5, training=True, inplace=False):
     return input * keep / (1.0 - p)
 
 
+def keyed_keep_mask(x, p, generator=None):
+    """:func:`mmgnn.nn.dropout.keep_mask` keyed on the values, as :func:`keyed_dropout`."""
+    return (torch.frac(torch.sin(x * 12.9898) * 43758.5453).abs() >= p).to(x.dtype)
+
+
 @pytest.fixture
 def keyed(monkeypatch):
+    """Value-keyed masks for the released code (``nn.Dropout`` calls ``F.dropout``) and for
+    mmgnn (``nn.Dropout`` too, and :mod:`mmgnn.nn.dropout` for TuckER's :math:`W_r` and the
+    fusion's inputs)."""
     monkeypatch.setattr(F, "dropout", keyed_dropout)
+    monkeypatch.setattr(dropout_masks, "keep_mask", keyed_keep_mask)
 
 
 def _random_batch_norms(*bns: torch.nn.BatchNorm1d) -> None:

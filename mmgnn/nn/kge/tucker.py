@@ -6,11 +6,105 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
 
+from mmgnn.nn import dropout as dropout_masks
 from mmgnn.nn.kge.base import KGEDecoder
 
 CORE_INITS = ("uniform", "xavier_uniform")
+# Rows of W_r handled at once: at most ROW_BLOCK_ELEMENTS / d^2 matrices (2 MiB of float32,
+# the L2 cache of the machine measured), a working set that stays in cache across the gather,
+# mask and product of a block; fewer if the decoder's chunk_elements is smaller.
+ROW_BLOCK_ELEMENTS = 2**19
+# The dropout masks and masked matrices are kept for the backward pass when they hold at most
+# KEEP_CHUNKS * chunk_elements elements (IMF's 256 x 256 x 256 at the default 2**22), else
+# drawn again there from the same seed: autograd's memory stays a multiple of the bound.
+KEEP_CHUNKS = 8
+
+
+class _RowContract(torch.autograd.Function):
+    r"""Rows :math:`\mathbf{y}_m = \mathbf{x}_m\, \mathrm{drop}_p(\mathbf{W}_{u_m})` (or
+    :math:`\mathrm{drop}_p(\mathbf{W}_{u_m})\, \mathbf{x}_m` if ``transpose``), a dropout
+    mask per row, from the matrices :math:`\mathbf{W}_u` :obj:`(U, d, d)` of the distinct
+    relations of the batch (``inverse`` :obj:`(M,)` picks each row's).
+
+    The official code gathers one :obj:`(d, d)` matrix per row and drops out the
+    :obj:`(M, d, d)` stack; autograd then keeps that stack and a float mask, and scatters an
+    :obj:`(M, d, d)` gradient into the distinct relations. Here every pass works on blocks of
+    rows that stay in cache (gather, mask, product; in the backward the masked outer products
+    :math:`\mathbf{x}_m^\top \mathbf{g}_m` added into their relation's gradient): the same
+    function and gradients (``tests/nn/kge/test_tucker.py`` checks them against the stacked
+    form). The masks (:func:`~mmgnn.nn.dropout.keep_mask`, from a generator seeded by one draw
+    of torch's) and the masked blocks are kept for the backward pass up to ``keep_elements``
+    elements and drawn again from the seed beyond; blocks hold at most ``block_elements``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, mats: Tensor, inverse: Tensor, p: float, transpose: bool,
+                seed: int | None, block_elements: int, keep_elements: int) -> Tensor:
+        m, d = x.shape
+        step = max(1, block_elements // (d * d))
+        gen = torch.Generator(device=x.device).manual_seed(seed) if p > 0.0 else None
+        # Kept for the backward pass, block by block: the masks and the masked matrices
+        # (no gather, no mask product again there).
+        keep = (p > 0.0 and 2 * m * d * d <= keep_elements
+                and any(ctx.needs_input_grad[:2]))
+        blocks: list[tuple[Tensor, Tensor]] = []
+        out = x.new_empty(m, d)
+        for s in range(0, m, step):
+            rows = slice(s, s + step)
+            w = mats[inverse[rows]]
+            if gen is not None:
+                mask = dropout_masks.keep_mask(w, p, gen)
+                w = w.mul_(mask)
+                if keep:
+                    blocks.append((mask, w))
+            # y = W x is computed as x W^T: a (1, d) x (d, d) product per row.
+            out[rows] = torch.bmm(x[rows, None, :], w.transpose(1, 2) if transpose
+                                  else w).squeeze(1)
+        if p > 0.0:
+            out = out.mul_(1.0 / (1.0 - p)) if p < 1.0 else out.zero_()
+        ctx.save_for_backward(x, mats, inverse)
+        ctx.blocks = blocks if keep else None
+        ctx.p, ctx.transpose, ctx.seed, ctx.step = p, transpose, seed, step
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, mats, inverse = ctx.saved_tensors
+        p, step, blocks = ctx.p, ctx.step, ctx.blocks
+        ctx.blocks = None
+        if p >= 1.0:
+            return torch.zeros_like(x), torch.zeros_like(mats), *[None] * 6
+        grad = grad * (1.0 / (1.0 - p)) if p > 0.0 else grad
+        gen = None
+        if p > 0.0 and blocks is None:
+            gen = torch.Generator(device=x.device).manual_seed(ctx.seed)
+        need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_x = torch.empty_like(x) if need_x else None
+        grad_w = torch.zeros_like(mats) if need_w else None
+        for k, s in enumerate(range(0, len(x), step)):
+            rows = slice(s, s + step)
+            idx = inverse[rows]
+            g, xr = grad[rows], x[rows]
+            mask = None
+            if blocks is not None:
+                mask, w = blocks[k]
+            else:
+                w = mats[idx]
+                if gen is not None:
+                    mask = dropout_masks.keep_mask(w, p, gen)
+                    w = w.mul_(mask)
+            if need_x:
+                # y = x W: dx = g W^T;  y = W x: dx = W^T g = g W.
+                grad_x[rows] = torch.bmm(g[:, None, :], w if ctx.transpose
+                                         else w.transpose(1, 2)).squeeze(1)
+            if need_w:
+                outer = (g[:, :, None] * xr[:, None, :] if ctx.transpose
+                         else xr[:, :, None] * g[:, None, :])
+                if mask is not None:
+                    outer = outer.mul_(mask)
+                grad_w.index_add_(0, idx, outer)
+        return grad_x, grad_w, *[None] * 6
 
 
 class TuckER(KGEDecoder):
@@ -38,9 +132,10 @@ class TuckER(KGEDecoder):
     \mathcal{U}(-1, 1)`. Batch norm and dropout make scores depend on the batch in training
     mode; in evaluation mode every path below computes the same function.
 
-    :math:`\mathbf{W}_r` is built once per distinct relation of a batch and gathered per row in
-    chunks of at most ``chunk_elements`` elements (the row-wise :math:`\mathrm{drop}_1` mask of
-    the official code needs one matrix per row); with gradients each chunk is checkpointed, so
+    :math:`\mathbf{W}_r` is built once per distinct relation of a batch; the rows
+    :math:`\mathbf{x}\,\mathrm{drop}_1(\mathbf{W}_r)` (the official code's row-wise
+    :math:`\mathrm{drop}_1` mask needs one matrix per row) are computed in cache-sized blocks
+    of rows by one autograd function that keeps only the bool masks (:class:`_RowContract`), so
     memory stays bounded for negative-sampling batches as well.
 
     **Relations from outside.** Every scoring method takes an optional ``relations`` table
@@ -141,26 +236,19 @@ class TuckER(KGEDecoder):
                   relations: Tensor | None = None) -> Tensor:
         r"""Rows :math:`\mathbf{x}_m \mathrm{drop}_1(\mathbf{W}_{r_m})` (or
         :math:`\mathrm{drop}_1(\mathbf{W}_{r_m})\, \mathbf{x}_m` if ``transpose``):
-        :obj:`(M, d_e)`, :obj:`(M,)` :math:`\rightarrow` :obj:`(M, d_e)`."""
+        :obj:`(M, d_e)`, :obj:`(M,)` :math:`\rightarrow` :obj:`(M, d_e)`, with
+        :math:`\mathbf{W}_r` built once per distinct relation (:class:`_RowContract`)."""
         d = self.hidden_channels
         uniq, inverse = torch.unique(r, return_inverse=True)
         rel = self.relation_table(relations)[uniq]
         mats = (rel @ self.core.view(self.relation_channels, -1)).view(-1, d, d)
-
-        def rows(x_c: Tensor, idx: Tensor) -> Tensor:
-            w = self.hidden_dropout1(mats[idx])
-            if transpose:
-                return torch.bmm(w, x_c[:, :, None]).squeeze(-1)
-            return torch.bmm(x_c[:, None, :], w).squeeze(1)
-
-        step = max(1, self.chunk_elements // (d * d))
-        if len(x) <= step:
-            return rows(x, inverse)
-        grad = torch.is_grad_enabled()
-        return torch.cat([checkpoint(rows, x_c, i_c, use_reentrant=False) if grad
-                          else rows(x_c, i_c)
-                          for x_c, i_c in zip(x.split(step), inverse.split(step),
-                                             strict=True)])
+        drop = self.hidden_dropout1
+        p = float(drop.p) if drop.training else 0.0
+        # The masks' seed is one draw of the global generator, as dropout's masks are.
+        seed = int(torch.randint(2**62, (), device="cpu")) if p > 0.0 else None
+        return _RowContract.apply(x, mats, inverse, p, transpose, seed,
+                                  min(ROW_BLOCK_ELEMENTS, self.chunk_elements),
+                                  KEEP_CHUNKS * self.chunk_elements)
 
     @staticmethod
     def _affine(bn: torch.nn.BatchNorm1d) -> tuple[Tensor, Tensor]:

@@ -56,3 +56,64 @@ def test_core_init():
     assert TuckER(2, 16).core.abs().max() > 0.9  # U(-1, 1), the official TuckER code
     with pytest.raises(ValueError, match="core_init"):
         TuckER(2, 4, core_init="normal")
+
+
+def _keyed_keep_mask(x, p, generator=None):
+    """A keep-mask that is a function of each element's value (same values, same mask)."""
+    return (torch.frac(torch.sin(x * 12.9898) * 43758.5453).abs() >= p).to(x.dtype)
+
+
+@pytest.mark.parametrize("keep_masks", [True, False])
+@pytest.mark.parametrize("side", ["tail", "head"])
+def test_w_r_dropout_blocks_match_the_stacked_form(monkeypatch, keep_masks, side):
+    """Training-mode TuckER with drop_1 on W_r, computed in cache-sized blocks (masks kept, or
+    drawn again in the backward pass), against the official code's form: one (d, d) matrix
+    per row, the (M, d, d) stack dropped out, a batched product; outputs and gradients."""
+    import mmgnn.nn.dropout
+    import mmgnn.nn.kge.tucker as tucker
+
+    monkeypatch.setattr(mmgnn.nn.dropout, "keep_mask", _keyed_keep_mask)
+    monkeypatch.setattr(tucker, "ROW_BLOCK_ELEMENTS", 3 * 8 * 8)  # 3 rows per block
+    torch.manual_seed(0)
+    # 10 rows of 8 x 8: masks and masked blocks, 1280 elements, kept within 8 x 160 only.
+    dec = TuckER(5, 8, relation_channels=4, input_dropout=0.0, hidden_dropout1=0.4,
+                 hidden_dropout2=0.0, core_init="xavier_uniform",
+                 chunk_elements=160 if keep_masks else 159).double().train()
+    h = torch.randn(10, 8, dtype=torch.float64, requires_grad=True)
+    r = torch.tensor([0, 4, 4, 1, 2, 0, 3, 4, 1, 1])
+    cand = torch.randn(7, 8, dtype=torch.float64)
+
+    def stacked() -> torch.Tensor:
+        w = (dec.rel_emb.weight[r] @ dec.core.view(4, -1)).view(-1, 8, 8)
+        w = w * _keyed_keep_mask(w, 0.4) / 0.6
+        if side == "head":  # score_h: BN0(c) . (W_r (a_1 * t)) + b_1 . t, eval-mode BN1
+            a1, b1 = dec._affine(dec.bn1)
+            v = torch.bmm(w, (a1 * h)[:, :, None]).squeeze(-1)
+            return v @ dec.bn0(cand).t() + (h * b1).sum(-1, keepdim=True)
+        return dec.bn1(torch.bmm(dec.bn0(h)[:, None, :], w).squeeze(1)) @ cand.t()
+
+    params = [h, dec.core, dec.rel_emb.weight, dec.bn0.weight]
+    ref = stacked()
+    ref_grads = torch.autograd.grad(ref.sin().sum(), params)
+    out = dec.score_t(h, r, cand) if side == "tail" else dec.score_h(r, h, cand)
+    grads = torch.autograd.grad(out.sin().sum(), params)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-12)
+    for g, rg in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, rg, rtol=0, atol=1e-12)
+
+
+def test_w_r_dropout_masks_kept_or_drawn_again_give_the_same_step():
+    """With torch's random masks: the backward pass that draws the masks again from their seed
+    gives the gradients of the one that kept them, and every row has its own mask."""
+    def step(chunk_elements: int) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        dec = TuckER(3, 8, input_dropout=0.0, hidden_dropout2=0.0,
+                     chunk_elements=chunk_elements).train()
+        h, r = torch.randn(6, 8).requires_grad_(), torch.zeros(6, dtype=torch.long)
+        out = dec.score_t(h.expand(6, 8), r, torch.randn(5, 8))
+        return [out, *torch.autograd.grad(out.pow(2).sum(), [h, dec.core])]
+
+    kept, drawn = step(2**22), step(64)
+    for a, b in zip(kept, drawn, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(kept[0][0], kept[0][1])  # same query, different masks
