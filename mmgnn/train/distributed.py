@@ -132,6 +132,10 @@ def init_from_env(device: str | torch.device = "cpu",
     if torch.device(device).type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError("--device cuda, but torch sees no CUDA device")
+        if local_rank() >= torch.cuda.device_count():
+            raise ValueError(f"rank {local_rank()} of this machine needs GPU {local_rank()}, but "
+                             f"torch sees {torch.cuda.device_count()}: start at most one rank "
+                             f"per GPU")
         torch.cuda.set_device(local_rank())
     dist.init_process_group(backend_for(device), timeout=timeout)
     return True
