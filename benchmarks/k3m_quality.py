@@ -629,7 +629,16 @@ def reproduce(args) -> None:
                     print(f"{name:<26} {fusion:<5} seed {seed} pretrained={pre!s:<5} "
                           f"test {row['test_accuracy']:.4f} ({row['cpu_minutes']:.2f} CPU-min)",
                           flush=True)
-    print(reproduce_table(done))
+    text = "\n".join([
+        "K3M-sample item classification (149 train / 94 test items, 72 categories; majority "
+        "class 0.1809): the configs/k3m-sample*.yaml recipes, pretraining at the released "
+        "recipe (6 epochs, batch 8, AdamW lr 1e-4, 10% warmup + linear decay, margin LP) on "
+        "all 500 items, then 20 epochs of classification (batch 16, lr 3e-3); tiny random-init "
+        "encoder, one torch thread; the split is fixed, the seed sets init, masking and order",
+        f"rows: {rows_path.name} (one per run, with CPU minutes and load); "
+        f"machine: {machine()}", "", reproduce_table(done)])
+    print(text)
+    (args.results / "k3m_reproduce.txt").write_text(text + "\n")
 
 
 def reproduce_table(rows: list[dict]) -> str:
