@@ -299,7 +299,8 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         contrastive_weight (float): (default: :obj:`0.01`, released ``1 / loss_rate``)
         adversarial_temperature (float): :math:`\alpha` of the contrastive weights.
             (default: :obj:`1.0`)
-        side (str): ``alternate`` (released), ``tail`` or ``head``. (default: ``alternate``)
+        side (str): ``alternate`` (released: tail batches at even steps, starting with step
+            0, head batches at odd ones), ``tail`` or ``head``. (default: ``alternate``)
         detach_norm (bool): Detach the cosine denominators. (default: :obj:`True`)
         released_positive_norm (bool): See :class:`KCA`. (default: :obj:`False`)
         lr (float, optional): Learning rate of the sampler's parameters (default: the
@@ -458,7 +459,8 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         device = x.device
         h, r, t = positives.unbind(1)
         step = int(self.step)
-        head_batch = self.side == "head" or (self.side == "alternate" and step % 2 == 0)
+        # the release's BidirectionalOneShotIterator serves a tail batch first
+        head_batch = self.side == "head" or (self.side == "alternate" and step % 2 == 1)
         gold, anchor = (h, t) if head_batch else (t, h)
         pre = torch.randperm(self.num_entities, generator=generator)[:self.pre_sample]
         pre = pre.to(device)

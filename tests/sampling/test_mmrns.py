@@ -161,7 +161,7 @@ def test_negatives_are_never_known_answers_and_never_repeat(features):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pos_s, neg_s, loss, neg = sampler.draw(model, x, kg.train, g)
-        side = 0 if step % 2 == 0 else 2  # head batch first, then alternating
+        side = 2 if step % 2 == 0 else 0  # tail batch first (released), alternating
         other = 2 - side
         assert (neg[..., other] == kg.train[:, None, other]).all()
         assert (neg[..., 1] == kg.train[:, None, 1]).all()
@@ -185,8 +185,8 @@ def test_pool_uniform_control_draws_uniformly_from_the_pool():
     g = torch.Generator().manual_seed(0)
     query = kg.train[:1].repeat(2000, 1)
     counts = torch.zeros(kg.num_entities)
-    for _ in range(2):  # two head batches (step 0)
-        sampler.step.zero_()
+    for _ in range(2):  # two head batches (step 1)
+        sampler.step.fill_(1)
         pos_s, neg_s, loss, neg = sampler.draw(model, x, query, g)
         assert loss is None
         ents = neg[..., 0]
