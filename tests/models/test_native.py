@@ -249,11 +249,14 @@ def test_learns_nations_with_literals_and_robustness(data_root):
     assert model.presence[:, 1].sum() == 13  # clean features restored
 
 
-@pytest.mark.parametrize("distance", ["complex", "l2"])
-def test_training_scores_and_gradients_equal_the_per_triple_path(distance):
-    """The training path (logits once per step, rotated queries against the fused
-    candidates) gives the per-triple scores and their gradients."""
-    model = _model(RotatE(R, D, margin=4.0, distance=distance)).double()
+@pytest.mark.parametrize("decoder", ["complex", "l2", "distmult"])
+def test_training_scores_and_gradients_equal_the_per_triple_path(decoder):
+    """The training path (logits once per step; RotatE: rotated queries against the fused
+    candidates; other decoders: fused heads and tails) gives the per-triple scores and their
+    gradients."""
+    dec = DistMult(R, 2 * D) if decoder == "distmult" else \
+        RotatE(R, D, margin=4.0, distance=decoder)
+    model = _model(dec).double()
     pos = torch.tensor([[0, 1, 3], [2, 0, 4], [5, 2, 6]])
     g = torch.Generator().manual_seed(2)
     cand = torch.randint(N, (3, 6), generator=g)
