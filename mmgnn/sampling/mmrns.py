@@ -415,7 +415,7 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         counts = torch.bincount(inverse, minlength=len(relations)).tolist()
         grouped = {v: g[order].split(counts) for v, g in gold_views.items()}
         width = max(x.size(1), self.kca.attention_channels, self.kca.hidden_channels,
-                    self.kca.text_tokens * self.kca.image_tokens)
+                    self.kca.affinity_size)
         size = max(1, GRID_ELEMENTS // (len(pre) * width))
         dots: dict[str, list[Tensor]] = {v: [] for v in gold_views}
         norms: dict[str, list[Tensor]] = {v: [] for v in gold_views}

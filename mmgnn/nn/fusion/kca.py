@@ -127,6 +127,13 @@ class KCA(torch.nn.Module):
             self.norm.reset_parameters()
 
     @property
+    def affinity_size(self) -> int:
+        """Entries of one cross-modal affinity :math:`C` (:math:`L_i L_t`, or :math:`L^2` of
+        the single modality; 0 without modalities): the grid form's coefficients per
+        (relation, entity) pair."""
+        return self._rows * self._cols if self.modalities else 0
+
+    @property
     def views(self) -> list[str]:
         """Names of the views :meth:`forward` returns."""
         return ["structure", *self.modalities]

@@ -106,6 +106,7 @@ def test_single_modality_and_structure_only(mods):
     out = kca(rel, ent, **kw)
     assert kca.views == ["structure", *mods]
     assert sorted(out) == sorted(kca.views)
+    assert kca.affinity_size == ({"text": LT, "image": LI}[mods[0]] ** 2 if mods else 0)
     for m in mods:
         # self-attention form: M M^T affinity, one view of the modality
         tok = F.leaky_relu(kca.token_proj[m](kw[m][0]), 0.1)
@@ -124,3 +125,4 @@ def test_bad_token_count_and_repr():
     with pytest.raises(ValueError, match="text_tokens=3"):
         kca(rel, ent, text[:, :2])
     assert repr(kca) == "KCA(entity=6, relation=5, text=7x3, attention=8)"
+    assert KCA(E, R, DT, DI, LT, LI, A).affinity_size == LT * LI
