@@ -15,8 +15,10 @@ release's, every token valid), the same RotatE, K, batch, pre-sample, learning r
 Time per step: the median interval between consecutive training steps after two warm-up
 steps (the release's DataLoader worker prepares batches in a second process, as released).
 MRR is not compared: the released evaluation (``test_step``, a Python list of all entities
-per query) is out of reach on this CPU; mmgnn's evaluation of the released embeddings would be
-the way (``--evaluate``, not run in this session).
+per query) is out of reach on this CPU, and so is a training run long enough to mean anything
+at the batch that fits this machine's memory (the release's B x P x 24 x 50 tensors); ranking
+the released embeddings (``models/entity_embedding.npy``) with mmgnn's evaluator on a GPU run
+is the way to compare MRR.
 
     export MMGNN_DATA=/path/to/datasets
     python benchmarks/mmrns_released.py --batch 32 --steps 12
