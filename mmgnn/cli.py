@@ -339,8 +339,9 @@ def _launch(argv: list[str], nproc: int) -> int:
         raise UsageError("--nproc starts its own ranks; under torchrun leave it out")
     try:
         launch(main, nproc, argv)
-    except Exception as e:  # a rank failed; it printed its own error
-        raise UsageError(f"--nproc {nproc}: {one_line(e)}") from None
+    except Exception as e:  # a rank failed: the last line of its traceback says why
+        last = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise UsageError(f"--nproc {nproc}: {one_line(ValueError(last))}") from None
     return 0
 
 
