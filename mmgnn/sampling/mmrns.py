@@ -128,8 +128,11 @@ def gumbel_top_k_rows(logits: Tensor, x: Tensor, k: int,
         \;(p \in R), \qquad
         \partial z_{i_j} = w_{i_j} \sum_{k \le j} \Big(\frac{M_{kj}}{D_k} - \beta_k\Big)
 
-    (an item drawn at :math:`j` is in the softmaxes of draws :math:`k \le j` only). Sums are
-    accumulated in float64, suffix sums without differences of sums. Forward cost: a gather;
+    (an item drawn at :math:`j` is in the softmaxes of draws :math:`k \le j` only). The weights
+    are taken relative to each draw's own maximum (draw :math:`k`'s largest remaining item is
+    :math:`i_k`) and, for the never-drawn items, to the last draw's value, which bounds them: every
+    weight lies in [0, 1] and every denominator in [1, P], so no logit gap under- or overflows
+    (the :obj:`(B, K)` and :obj:`(B, K, K)` terms in float64). Forward cost: a gather;
     backward: two :math:`(B, P) \times (P, d)` products and :math:`O(BK(K + d))`.
 
     Args:
@@ -163,25 +166,33 @@ class _StraightThroughRows(torch.autograd.Function):
             grad_x = torch.zeros_like(x).index_add_(0, index.flatten(),
                                                     grad.reshape(-1, x.size(1)))
         if ctx.needs_input_grad[0]:
-            top = z.amax(1, keepdim=True)
-            w = (z.double() - torch.where(torch.isfinite(top), top, 0.0).double()).exp()
-            w_drawn = w.gather(1, index)  # (B, K), in draw order
-            w_rest = w.scatter(1, index, 0.0)
-            xs, g = x.double(), grad.double()
-            suffix = w_drawn.flip(1).cumsum(1).flip(1)  # sum over draws j >= k
-            den = (w_rest.sum(1, keepdim=True) + suffix).clamp_min(
-                torch.finfo(torch.float64).tiny)
-            m = g @ xs[index].transpose(1, 2)  # (B, K, K): G_k . X_{i_j}
+            # Every weight relative to a draw's own maximum (draw k's largest remaining item
+            # is i_k) or to the last valid draw a_ref, whose value bounds the never-drawn
+            # items: all weights lie in [0, 1] and every softmax denominator in [1, P].
+            dtype, valid = x.dtype, valid.to(torch.bool)
+            a = z.gather(1, index).double()  # (B, K): z_{i_k}, decreasing in k
+            a_ref = torch.where(valid, a, torch.inf).amin(1, keepdim=True)
+            a_ref = torch.where(torch.isfinite(a_ref), a_ref, 0.0)
+            a = torch.where(valid, a, a_ref)
+            # (B, P) weights in z's dtype: an entry that underflows is below 1e-38 of its
+            # draw's denominator (>= 1)
+            w_rest = (z - a_ref.to(z.dtype)).exp().scatter(1, index, 0.0)  # never drawn: <= 1
             kk = index.size(1)
-            later = torch.ones(kk, kk, dtype=torch.bool, device=z.device).triu()  # j >= k
-            g_soft = ((g @ (w_rest @ xs)[:, :, None]).squeeze(-1)
-                      + (m * w_drawn[:, None, :]).masked_fill(~later, 0.0).sum(-1)) / den
-            beta = g_soft / den  # (B, K)
-            c = (g / den[..., None]).sum(1)  # (B, d): sum_k G_k / D_k
-            grad_z = w * (c @ xs.t() - beta.sum(1, keepdim=True))
-            drawn = ((m / den[..., None]).masked_fill(~later, 0.0).sum(1)
-                     - beta.cumsum(1))  # (B, K): sum over draws k <= j
-            grad_z = grad_z.scatter(1, index, w_drawn * drawn).to(z.dtype)
+            pair = (torch.ones(kk, kk, dtype=torch.bool, device=z.device).triu()[None]
+                    & valid[:, :, None] & valid[:, None, :])  # [b, k, j]: j >= k, both valid
+            t = (a[:, None, :] - a[:, :, None]).masked_fill(~pair, -torch.inf).exp()
+            rho = (a_ref - a).exp() * valid  # (B, K)
+            den = rho * w_rest.sum(1, keepdim=True).double() + t.sum(-1)  # D_k / e^{a_k} >= 1
+            den = torch.where(valid, den, 1.0)
+            rho, t = rho / den, t / den[..., None]  # s_k: w_rest * rho_k, and t_kj at i_j
+            m = (grad @ x[index].transpose(1, 2)).double()  # M_kj = G_k . X_{i_j}
+            rest = (w_rest.to(dtype) @ x)[:, :, None]  # (B, d, 1)
+            gamma = rho * (grad @ rest).squeeze(-1).double() + (t * m).sum(-1)  # G_k . s_k X
+            c = (rho.to(dtype)[:, None, :] @ grad).squeeze(1)  # (B, d): sum_k rho_k G_k
+            grad_z = w_rest * ((c @ x.t()).to(z.dtype)
+                               - (rho * gamma).sum(1, keepdim=True).to(z.dtype))
+            drawn = (t * (m - gamma[:, :, None])).sum(1)  # (B, K): sum over draws k <= j
+            grad_z = grad_z.scatter(1, index, drawn.to(z.dtype))
         return grad_z, grad_x, None, None
 
 

@@ -96,11 +96,13 @@ def test_gumbel_straight_through_gradient_and_empty_draws():
     assert torch.isfinite(logits.grad).all()
 
 
-def test_gumbel_rows_equal_onehot_rows_in_value_and_gradient():
+@pytest.mark.parametrize("scale", [3.0, 300.0])
+def test_gumbel_rows_equal_onehot_rows_in_value_and_gradient(scale):
     # rows of the fused form = y @ x of the one-hot form, for the same noise: values and the
-    # gradients to the logits and to x; with excluded items and rows with empty draws
+    # gradients to the logits and to x; with excluded items and rows with empty draws; logit
+    # gaps of hundreds (exp underflows float64 relative to the top item) included
     g = torch.Generator().manual_seed(3)
-    base = torch.randn(6, 40, generator=g) * 3
+    base = torch.randn(6, 40, generator=g) * scale
     base[0, 5:] = float("-inf")  # 5 drawable items for 7 draws: 2 empty
     base[1, ::3] = float("-inf")
     base[2] = float("-inf")  # nothing drawable
