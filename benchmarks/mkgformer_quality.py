@@ -284,6 +284,39 @@ def reproduce(path: Path, seeds: list[int], rows: Path) -> None:
                         "--budget", label, "--overrides", json.dumps(extra)], rows)
 
 
+def reproduce_table(rows: list[dict]) -> str:
+    """Mean ± std over seeds of each (run, budget) of ``mkgformer_reproduce.jsonl``: test MRR,
+    Hits@1/10, stage-2 epochs, CPU minutes; MKGformer's stage 1 (epochs, last loss against
+    the uniform level ln N)."""
+    import statistics
+
+    def ms(values):
+        if len(values) < 2:
+            return f"{values[0]:.3f}" if values else "-"
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["role"], r["budget"]), []).append(r)
+    head = (f"{'run':<10} {'budget':<13} {'seeds':<7} {'MRR':>15} {'H@1':>15} {'H@10':>15} "
+            f"{'epochs':>8} {'CPU min':>8}  stage 1")
+    lines = [head, "-" * len(head)]
+    for (role, budget), rs in groups.items():
+        name = rs[0]["system"] if role == "system" else role
+        stage1 = ""
+        if rs[0].get("stage1"):
+            stage1 = "; ".join(f"{r['stage1']['epochs']} ep, loss {r['stage1']['losses'][-1]:.2f}"
+                               f" (ln N {r['stage1']['uniform_loss']:.2f}), "
+                               f"{r['stage1']['cpu_min']:.1f} min" for r in rs)
+        lines.append(
+            f"{name:<10} {budget:<13} {','.join(str(r['seed']) for r in rs):<7} "
+            f"{ms([r['mrr'] for r in rs]):>15} {ms([r['hits@1'] for r in rs]):>15} "
+            f"{ms([r['hits@10'] for r in rs]):>15} "
+            f"{statistics.mean(r['epochs'] for r in rs):>8.1f} "
+            f"{statistics.mean(r['cpu_min'] for r in rs):>8.2f}  {stage1}")
+    return "\n".join(lines)
+
+
 def _child(args: list[str], rows: Path) -> dict:
     out = subprocess.run([sys.executable, __file__, *args, "--results", str(rows.parent)],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
@@ -354,6 +387,8 @@ def main() -> None:
                              "epochs, equal CPU) into mkgformer_reproduce.jsonl")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds of --reproduce "
                         "(default: the config's reproduce.cpu.seeds)")
+    parser.add_argument("--reproduce-table", action="store_true",
+                        help="mean ± std table of mkgformer_reproduce.jsonl")
     parser.add_argument("--reproduce-one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--as", dest="role", default="system", help=argparse.SUPPRESS)
@@ -372,6 +407,11 @@ def main() -> None:
         with reproduce_rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
+        return
+    if args.reproduce_table:
+        text = reproduce_table(read(reproduce_rows))
+        print(text)
+        (args.results / "mkgformer_reproduce.txt").write_text(text + "\n")
         return
     if args.reproduce:
         import yaml
