@@ -40,12 +40,16 @@ def compile_time(fn: Callable[[], torch.Tensor]) -> float:
     return time.perf_counter() - start
 
 
+# offset 0, sign 1: the compiled kernels' epilogue returning the distances themselves.
+_PLAIN = (torch.tensor(0.0), torch.tensor(1.0))
+
+
 def l1_alternatives(q, cand, w) -> dict[str, Callable[[], torch.Tensor]]:
     b = len(q)
     return {
         "compiled, blocked (default)": lambda: D.l1_distance(q, cand, w, kernel="compiled"),
         "compiled, one call": lambda: D._COMPILED["l1" if w is None else "weighted_l1"]
-        .kernel(q, cand.t().contiguous(), *(() if w is None else (w,))),
+        .kernel(q, cand.t().contiguous(), *_PLAIN, *(() if w is None else (w,))),
         **({"torch.cdist(p=1) (eager default)": lambda: torch.cdist(q, cand, p=1.0)}
            if w is None else {}),
         "chunked broadcast" + (" (eager default)" if w is not None else ""):
@@ -70,7 +74,7 @@ def complex_alternatives(q, cand) -> dict[str, Callable[[], torch.Tensor]]:
     return {
         "compiled, blocked (default)": lambda: D.complex_distance(q, cand, kernel="compiled"),
         "compiled, one call": lambda: D._COMPILED["complex_modulus"].kernel(
-            q, cand.t().contiguous()),
+            q, cand.t().contiguous(), *_PLAIN),
         "chunked broadcast (eager default)": lambda: D.complex_distance(q, cand, kernel="eager"),
         "chunked torch.hypot": lambda: chunked_one_to_all(hypot_block, len(q), cand),
         "chunked complex dtype .abs()": lambda: chunked_one_to_all(complex_dtype_block, len(q),

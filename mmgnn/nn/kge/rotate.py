@@ -127,17 +127,19 @@ class RotatE(RotatEInit, KGEDecoder):
                                           dim=-1)
         return self.margin - moduli.sum(dim=-1)
 
-    def _distance(self, q: Tensor, candidates: Tensor) -> Tensor:
+    def _scores(self, q: Tensor, candidates: Tensor) -> Tensor:
+        r""":math:`\gamma - D(q, c)` against every candidate; the complex kernel writes the
+        scores in its own pass."""
         if self.distance == "l2":
-            return l2_distance(q, candidates)
+            return self.margin - l2_distance(q, candidates)
         return complex_distance(q, candidates, kernel=self.kernel,
-                                chunk_elements=self.chunk_elements)
+                                chunk_elements=self.chunk_elements, negate_from=self.margin)
 
     def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
-        return self.margin - self._distance(self._rotate(h, r), candidates)
+        return self._scores(self._rotate(h, r), candidates)
 
     def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
-        return self.margin - self._distance(self._rotate(t, r, conjugate=True), candidates)
+        return self._scores(self._rotate(t, r, conjugate=True), candidates)
 
     def export_entities(self, x: Tensor) -> Tensor:
         """Complex entity embeddings :obj:`(N, d)`."""

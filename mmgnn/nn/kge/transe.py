@@ -111,16 +111,19 @@ class TransE(KGEDecoder):
         anchors = torch.stack([hh + rel, tt - rel], dim=1)
         return -anchored_l1_distance(anchors, x, corrupt_head, candidates, kernel=self.kernel)
 
-    def _distance(self, q: Tensor, candidates: Tensor) -> Tensor:
+    def _scores(self, q: Tensor, candidates: Tensor) -> Tensor:
+        """:math:`-D(q, c)` against every candidate (for L1 written by the kernel's own
+        pass)."""
         if self.p_norm == 2:
-            return l2_distance(q, candidates)
-        return l1_distance(q, candidates, kernel=self.kernel, chunk_elements=self.chunk_elements)
+            return _negated(l2_distance(q, candidates))
+        return l1_distance(q, candidates, kernel=self.kernel, chunk_elements=self.chunk_elements,
+                           negate_from=0.0)
 
     def score_t(self, h: Tensor, r: Tensor, candidates: Tensor) -> Tensor:
-        return _negated(self._distance(h + self.rel_emb(r), candidates))
+        return self._scores(h + self.rel_emb(r), candidates)
 
     def score_h(self, r: Tensor, t: Tensor, candidates: Tensor) -> Tensor:
-        return _negated(self._distance(t - self.rel_emb(r), candidates))
+        return self._scores(t - self.rel_emb(r), candidates)
 
     @torch.no_grad()
     def export_relations(self) -> dict[str, Any]:

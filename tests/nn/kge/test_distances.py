@@ -170,3 +170,66 @@ def test_l2_distance_compiled_epilogue_matches_cdist():
     torch.testing.assert_close(out, torch.cdist(q.double(), c.double()).float(),
                                atol=1e-3, rtol=1e-4)
     assert out[3, 7] >= 0 and not out.isnan().any()
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kernel", ["eager", "compiled"])
+def test_negate_from_gives_scores(name, kernel, monkeypatch):
+    # gamma - D, written by the kernel's own pass: the same numbers as subtracting afterwards.
+    monkeypatch.setattr(D, "_BLOCK_BYTES", 64)
+    q, c, w = _inputs()
+    expected = _reference(name, q, c, w)
+    for gamma in (0.0, 9.0):
+        with torch.no_grad():
+            out = _call(name, q, c, w, kernel=kernel, negate_from=gamma)
+        torch.testing.assert_close(out, gamma - expected)
+    c.requires_grad_()  # the autograd path subtracts out of place
+    out = _call(name, q, c, w, kernel=kernel, negate_from=2.0)
+    torch.testing.assert_close(out, 2.0 - _reference(name, q, c, w))
+    out.sum().backward()
+    assert c.grad is not None and torch.isfinite(c.grad).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_transposed_table_cache_follows_the_table(name, monkeypatch):
+    monkeypatch.setattr(D, "_BLOCK_BYTES", 64)
+    kernel_name = COMPILED[name]
+    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(D._COMPILED[kernel_name].fn))
+    q, c, w = _inputs()
+    with torch.no_grad():
+        _call(name, q, c, w, kernel="compiled")
+        if not D.compiled_available(kernel_name):
+            pytest.skip("torch.compile does not work here")
+        blocks = D._COMPILED[kernel_name].blocks(c)
+        assert D._COMPILED[kernel_name].blocks(c) is blocks  # reused while unchanged
+        c.mul_(2.0)  # modified in place (an optimiser step): the cache must not answer
+        torch.testing.assert_close(_call(name, q, c, w, kernel="compiled"),
+                                   _reference(name, q, c, w))
+        other = torch.randn_like(c)  # same shape, another tensor
+        torch.testing.assert_close(_call(name, q, other, w, kernel="compiled"),
+                                   _reference(name, q, other, w))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_auto_uses_a_compiled_kernel_for_small_calls(name, monkeypatch):
+    # An evaluation's last short batch must not fall back to the ~10x slower eager path.
+    kernel_name = COMPILED[name]
+    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(D._COMPILED[kernel_name].fn))
+    calls = []
+    original = D._CompiledKernel.__call__
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(D._CompiledKernel, "__call__", counted)
+    q, c, w = _inputs()
+    with torch.no_grad():
+        _call(name, q, c, w)  # small, nothing compiled yet: eager
+        assert not calls
+        _call(name, q, c, w, kernel="compiled")
+        if not D.compiled_available(kernel_name):
+            pytest.skip("torch.compile does not work here")
+        out = _call(name, q, c, w)
+    assert len(calls) == 2
+    torch.testing.assert_close(out, _reference(name, q, c, w))
