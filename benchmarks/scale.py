@@ -159,24 +159,25 @@ def fmt_bytes(b: float) -> str:
 
 def report(rows: list[dict], args) -> str:
     lines = ["  entities    triples  model    setup   epoch CPU-s (steps)       step ms  "
-             "eval s/1k q  peak MiB  RSS graph MiB"]
+             "eval s/1k q  peak MiB  RSS graph MiB  queries commit"]
     for r in rows:
         if "error" in r:
             lines.append(f"{r['entities']:>10,} {r['model']:>8} {r['setup']:>6}  FAILED: "
                          f"{r['error'].splitlines()[-1][:80]}")
             continue
-        ext = "" if r["full_epoch"] else " EXTRAP."
+        ext = "" if r["full_epoch"] else f" EXTR.{r['timed_steps']}"
         lines.append(
             f"{r['entities']:>10,} {r['triples']:>10,}  {r['model']:<8} {r['setup']:<6} "
             f"{r['epoch_s']:>9,.1f} ({r['steps_per_epoch']:>6,}{ext:<8}) "
             f"{1000 * r['step_s']:>8.2f}  {r['eval_s_per_1k']:>10.2f}  {r['peak_mib']:>8,.0f}"
-            f"  {r['rss_graph_mib']:>12,.0f}")
+            f"  {r['rss_graph_mib']:>12,.0f}  {r['eval_queries']:>7} {r.get('commit', '')}")
     text = "\n".join(lines)
     text += (f"\n\nepoch CPU-s: one thread, batch {args.batch}, {args.negatives} negatives, "
              f"dim {args.dim} real coordinates (ComplEx: {args.dim // 2} complex); "
-             f"EXTRAP. = {args.steps} timed steps after 3 warm-up steps, times the epoch's "
-             f"steps. dense = nn.Embedding + Adam (fused); sparse = nn.Embedding(sparse=True) "
-             f"+ row-wise AdaGrad. eval: filtered, {args.eval_queries} head+tail test queries, "
+             f"EXTR.n = EXTRAPOLATED from n timed steps after 3 warm-up steps, times the "
+             f"epoch's steps. dense = nn.Embedding + Adam (fused); sparse = "
+             f"nn.Embedding(sparse=True) "
+             f"+ row-wise AdaGrad. eval: filtered, 'queries' head+tail test queries, "
              f"score matrices of about {args.eval_scores:,} scores. peak MiB: VmHWM of the "
              f"child minus its RSS after importing torch (graph, both filter indices, model, "
              f"optimiser, evaluation).")
@@ -264,6 +265,8 @@ def main(argv=None) -> int:
               f"{args.triples_per_entity}N triples, {args.relations} relations, degree "
               f"exponent 2.5, relation skew 1.0, seed 0)")
     print(header, flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).parent).stdout.strip()
     jsonl = args.out.with_suffix(".jsonl")
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
@@ -290,12 +293,19 @@ def main(argv=None) -> int:
                     p["sizes"] = None
                     row = {"entities": n, "triples": triples, "model": model, "setup": setup,
                            "generate_s": gen_s, "load_avg": os.getloadavg()[0],
-                           **run_child(p)}
+                           "commit": commit, **run_child(p)}
                     rows.append(row)
                     with jsonl.open("a") as f:
                         f.write(json.dumps(row) + "\n")
                     print(f"[{time.strftime('%T')}] " + json.dumps(
                         {k: v for k, v in row.items() if k != "bytes"})[:400], flush=True)
+    # The report covers every row of the results file, the latest per (size, model, setup),
+    # so that a size run later (4M, alone) joins the earlier curve.
+    latest = {}
+    for line in jsonl.read_text().splitlines():
+        row = json.loads(line)
+        latest[row["entities"], row["model"], row["setup"]] = row
+    rows = [latest[k] for k in sorted(latest)]
     text = header + "\n\n" + report(rows, args)
     print("\n" + text)
     args.out.with_suffix(".txt").write_text(text + "\n")
