@@ -21,7 +21,7 @@ PIECE_LABELS = ("X", "[CLS]", "[SEP]")
 
 class MKGformerNER(HybridTextModel):
     r"""Named-entity recognition with MKGformer's hybrid transformer and a linear-chain CRF
-    (`Chen et al., SIGIR 2022 <https://arxiv.org/abs/2205.02357>`_, Sec. 3.4; spec
+    (`Chen et al., SIGIR 2022 <https://arxiv.org/abs/2205.02357>`_; spec
     ``MKGformer.md`` section 3; released ``MNER/models/unimo_model.py: UnimoCRFModel``).
 
     With :math:`H` the :class:`~mmgnn.nn.fusion.HybridEncoder`'s text stream, emissions

@@ -19,7 +19,7 @@ MARKERS = ("<s>", "</s>", "<o>", "</o>")
 
 class MKGformerRE(HybridTextModel):
     r"""Relation extraction with MKGformer's hybrid transformer (`Chen et al., SIGIR 2022
-    <https://arxiv.org/abs/2205.02357>`_, Sec. 3.4; spec ``MKGformer.md`` section 3; released
+    <https://arxiv.org/abs/2205.02357>`_; spec ``MKGformer.md`` section 3; released
     ``MRE/models/unimo_model.py: UnimoREModel``).
 
     The sentence is read with entity markers around the head (``<s> ... </s>``) and the tail
