@@ -382,7 +382,7 @@ def test_pretraining_checkpoint_resumes_exactly(graph, tmp_path):
 
     def trainer(out):
         torch.manual_seed(0)
-        obj = K3MPretraining(tiny(graph), lp="code")  # hard IIFM: Gumbel draws too
+        obj = K3MPretraining(tiny(graph, fusion="hard"), lp="code")  # Gumbel draws too
         return Trainer(obj, PretrainTask(torch.arange(24)), cfg, out_dir=out, progress=False)
 
     with warnings.catch_warnings():
