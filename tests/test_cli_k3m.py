@@ -110,3 +110,32 @@ def test_a_k3m_run_failing_before_its_first_checkpoint_leaves_nothing(data_root,
             assert not out.exists()
         else:
             assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_reproduce_seed_runs_both_stages_of_the_config(data_root, tmp_path, monkeypatch):
+    """``recipes.k3m.reproduce_seed`` on ``configs/k3m-sample.yaml``: pretraining with the
+    config's model and its ``reproduce.pretrain`` recipe, classification from that encoder,
+    the figure in metrics.json ``final.test.accuracy``; a finished seed is read, not rerun."""
+    from pathlib import Path
+
+    from mmgnn.recipes import k3m
+
+    monkeypatch.setenv("MMGNN_DATA", str(data_root))
+    config = Path(__file__).resolve().parents[1] / "configs" / "k3m-sample.yaml"
+    tiny = {"pretrain.train.epochs": 1, "pretrain.train.batch_size": 250,
+            "train.epochs": 1, "train.batch_size": 149, "model.streams": ["knowledge"]}
+    row = k3m.reproduce_seed(config, tmp_path / "seed3", 3, overrides=tiny)
+    assert row["seed"] == 3 and row["pretrain_steps"] == 2 and row["pretrain_epochs"] == 1
+    assert {"pv", "lp"} <= set(row["pretrain_losses"]) and "mlm" not in row["pretrain_losses"]
+    pre = json.loads((tmp_path / "seed3/pretrain/config.json").read_text())
+    assert pre["lp"] == "margin" and pre["train"]["seed"] == 3
+    assert pre["train"]["lr"] == 1e-4 and pre["train"]["warmup_ratio"] == 0.1
+    assert pre["model"]["streams"] == ["knowledge"] and pre["model"]["fusion"] == "mean"
+    metrics = json.loads((tmp_path / "seed3/classification/metrics.json").read_text())
+    assert metrics["final"]["test"]["accuracy"] == row["test_accuracy"]
+    assert metrics["final"]["test"]["items"] == 94 and row["steps"] == 1
+    calls = []
+    monkeypatch.setattr(k3m, "pretrain_run", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(k3m, "classification_run", lambda *a, **k: calls.append(a))
+    assert k3m.reproduce_seed(config, tmp_path / "seed3", 3, overrides=tiny) == row
+    assert not calls
