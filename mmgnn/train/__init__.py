@@ -20,6 +20,7 @@ _EXPORTS = {
     "fit": "mmgnn.train.loop",
     "seed_everything": "mmgnn.train.loop",
     "sampling_generator": "mmgnn.train.loop",
+    "RowAdagrad": "mmgnn.train.optim",
     "load_run": "mmgnn.train.runs",
     "load_run_data": "mmgnn.train.runs",
     "save_checkpoint": "mmgnn.utils.io",
