@@ -602,7 +602,7 @@ def reproduce(args) -> None:
         for config in args.recipes:
             for fusion in args.fusions:
                 for pre in args.pretrained:
-                    name = Path(config).stem
+                    name = Path(config).stem + args.tag
                     if (name, fusion, seed, pre) in seen:
                         continue
                     load = os.getloadavg()[0]
@@ -611,9 +611,11 @@ def reproduce(args) -> None:
                         warnings.simplefilter("ignore")
                         res = reproduce_seed(
                             config, runs / f"{name}-{fusion}-{'pre' if pre else 'scratch'}"
-                            f"-seed{seed}", seed, overrides={"model.fusion": fusion},
+                            f"-seed{seed}", seed,
+                            overrides={**args.overrides, "model.fusion": fusion},
                             pretrained=pre)
                     row = {"config": name, "fusion": fusion, "seed": seed, "pretrained": pre,
+                           "overrides": args.overrides,
                            **{k: res.get(k) for k in (
                                "test_accuracy", "train_accuracy", "majority_accuracy",
                                "test_items", "pretrain_epochs", "pretrain_steps",
@@ -732,6 +734,11 @@ def main() -> None:
                         help="reproduce: IIFM strategies to run each config with")
     parser.add_argument("--pretrained", nargs="+", type=lambda v: v == "yes",
                         default=[True], help="reproduce: yes / no (the from-scratch control)")
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help="reproduce: dotted overrides of every recipe, a JSON object "
+                        "(e.g. '{\"train.epochs\": 42, \"pretrain.train.epochs\": 13}')")
+    parser.add_argument("--tag", default="", help="reproduce: suffix of the rows' config name "
+                        "(e.g. @cpu for a run at another budget)")
     parser.add_argument("--runs", help="reproduce: folder of the run folders (default: a "
                         "temporary one)")
     parser.add_argument("--results", type=Path, default=RESULTS,
