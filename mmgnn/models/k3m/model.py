@@ -373,6 +373,8 @@ class K3M(nn.Module):
         the ``:`` and ``;`` tokens. ``span``: every pair (pairs with an empty side skipped);
         ``code``: the pairs of the released ``index_pv`` (see ``K3MConfig.pair_reading``),
         whose ``p_end`` / ``v_end`` are the closing ``:`` / ``;``."""
+        if form not in ("span", "code"):
+            raise ValueError(f"form must be 'span' or 'code', got {form!r}")
         if form == "code":
             return self._released_pairs(ids, lengths)
         rows = []
