@@ -506,3 +506,18 @@ def test_link_prediction_defaults_to_the_margin_form(graph):
         neg = torch.linalg.vector_norm(out.item[(i + 1) % 4] + p - v)
         expected.append(max(0.0, float(1.0 + pos - neg)))
     torch.testing.assert_close(obj.link_loss(out).item(), sum(expected) / len(expected))
+
+
+def test_released_form_flags_are_checked(graph):
+    for key in ("pair_reading", "pooling"):
+        with pytest.raises(ValueError, match=key):
+            tiny(graph, **{key: "paper"})
+    m = tiny(graph)
+    ids, lengths = m.text_inputs(torch.arange(3))["knowledge"]
+    with pytest.raises(ValueError, match="form must be"):
+        m.pair_spans(ids, lengths, form="ends")
+    # the released reading keeps only the pairs closed by ';' (K3M-sample's last pair is not)
+    span, code = m.pair_spans(ids, lengths), m.pair_spans(ids, lengths, form="code")
+    for i in range(3):
+        n = int((span[:, 0] == i).sum())
+        assert int((code[:, 0] == i).sum()) == min(max(n - 1, 0), 10)
