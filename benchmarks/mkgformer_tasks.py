@@ -10,7 +10,8 @@ low-resource curves (training fractions 1/5/10/25%), training examples/s and pea
 
 Every run reads its recipe from ``configs/mkgformer-<dataset>[-text].yaml`` with the
 ``reproduce.cpu`` overrides applied (the budget: a fixed number of training examples seen,
-final weights tested, no model selection), and is a fresh process (``peak_memory_mb`` is that
+final weights tested, no model selection; a row records its budget, and the table groups by
+it), and is a fresh process (``peak_memory_mb`` is that
 run's ``ru_maxrss``). Rows go to ``benchmarks/results/mkgformer_tasks.jsonl`` as they finish; a
 row already there is not rerun. Low-resource runs keep a seeded ``fraction`` of the training
 set (``fraction_seed`` = the run's seed) and see the same number of examples as the full runs,
@@ -123,7 +124,10 @@ def done_keys() -> set:
 
 
 def run_suite(suite: str, limit: int | None) -> None:
-    todo = [j for j in jobs(suite) if job_key(j) not in done_keys()][:limit]
+    run_jobs([j for j in jobs(suite) if job_key(j) not in done_keys()][:limit])
+
+
+def run_jobs(todo: list[dict]) -> None:
     for job in todo:
         print(f"{time.strftime('%H:%M:%S')} {job}", flush=True)
         proc = subprocess.run([sys.executable, __file__, "--job", json.dumps(job)],
@@ -149,32 +153,44 @@ def mean_std(values: list[float]) -> str:
 def table() -> None:
     rows = [json.loads(line) for line in ROWS.read_text().splitlines() if line]
     lines = ["Test F1, mean ± std over seeds (MNRE: micro F1 without None; Twitter: entity-level "
-             "micro F1). Budget: 800 training examples seen, final weights, 1 thread.", "",
-             "| dataset | MKGformer (images missing) | text-only MiniLM-L6, same head | "
-             "published (not ours) |", "|---|---|---|---|"]
+             "micro F1). Budget: training examples seen (one pass, final weights, no model "
+             "selection), MiniLM-L6, 1 thread; images missing for every example.", "",
+             "| dataset | examples seen | MKGformer (images missing) | text-only MiniLM-L6, "
+             "same head | published (BERT-base + images; not ours) |", "|---|---|---|---|---|"]
     summary: dict = {"main": {}, "low": {}, "speed": {}}
     for dataset in CONFIGS:
-        cells = []
-        for encoder in ENCODERS:
-            f1 = [r["test"]["f1"] for r in rows if r["suite"] == "main"
-                  and r["dataset"] == dataset and r["encoder"] == encoder]
-            summary["main"].setdefault(dataset, {})[encoder] = f1
-            cells.append(mean_std(f1))
-        pub = "; ".join(f"{k}: {v:.3f}" for k, v in PUBLISHED.get(dataset, {}).items()) or \
-            "not retrieved offline"
-        lines.append(f"| {dataset} | {cells[0]} | {cells[1]} | {pub} |")
-    lines += ["", "Low-resource (MKGformer, images missing; same 800 examples seen):", "",
+        budgets = sorted({r["examples_seen"] for r in rows
+                          if r["suite"] == "main" and r["dataset"] == dataset})
+        for seen in budgets:
+            cells = []
+            for encoder in ENCODERS:
+                f1 = [r["test"]["f1"] for r in rows if r["suite"] == "main"
+                      and r["dataset"] == dataset and r["encoder"] == encoder
+                      and r["examples_seen"] == seen]
+                summary["main"].setdefault(dataset, {}).setdefault(str(seen), {})[encoder] = f1
+                cells.append(mean_std(f1))
+            pub = "; ".join(f"{k}: {v:.4f}" for k, v in PUBLISHED.get(dataset, {}).items()) \
+                or "not retrieved offline"
+            lines.append(f"| {dataset} | {seen:,} | {cells[0]} | {cells[1]} | {pub} |")
+    lines += ["", "Low-resource (MKGformer, images missing; the datasets' main budget of "
+              "examples seen at every fraction):", "",
               "| dataset | " + " | ".join(f"{f:.0%}" for f in (*FRACTIONS, 1.0)) + " |",
               "|---|" + "---|" * (len(FRACTIONS) + 1)]
     for dataset in LOW_DATASETS:
+        low = [r for r in rows if r["dataset"] == dataset and r["suite"] == "low"]
+        if not low:
+            continue
+        seen = low[0]["examples_seen"]
         cells = []
         for f in (*FRACTIONS, 1.0):
             f1 = [r["test"]["f1"] for r in rows if r["dataset"] == dataset
-                  and r["encoder"] == "mkgformer" and r["fraction"] == f]
+                  and r["fraction"] == f and r["examples_seen"] == seen
+                  and (r["suite"] == "low" or r["encoder"] == "mkgformer")]
             summary["low"].setdefault(dataset, {})[str(f)] = f1
             cells.append(mean_std(f1))
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
-    lines += ["", "Training speed and memory (1 thread, CPU clock; main suite):", "",
+    lines += ["", "Training speed (CPU clock, 1 thread) and peak memory (process RSS, with the "
+              "test evaluation) of the main runs:", "",
               "| dataset | encoder | examples/s | peak memory MiB |", "|---|---|---|---|"]
     for dataset in CONFIGS:
         for encoder in ENCODERS:
@@ -211,7 +227,7 @@ def plot(low: dict) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("training fraction (%)")
     ax.set_ylabel("test F1")
-    ax.set_title("MKGformer (MiniLM-L6, images missing), 800 examples seen", fontsize=9)
+    ax.set_title("MKGformer (MiniLM-L6, images missing), equal examples seen", fontsize=9)
     ax.legend()
     fig.tight_layout()
     fig.savefig(RESULTS / "mkgformer_tasks_low_resource.png", dpi=120)
@@ -227,10 +243,14 @@ def main() -> None:
     p.add_argument("--suite", choices=("main", "low", "all"))
     p.add_argument("--limit", type=int, help="run at most this many missing rows")
     p.add_argument("--job", help=argparse.SUPPRESS)
+    p.add_argument("--one", help="run this one job (JSON: suite, dataset, encoder, seed, "
+                   "fraction) and append its row")
     p.add_argument("--table", action="store_true")
     args = p.parse_args()
     if args.job:
         print(json.dumps(run_job(json.loads(args.job))))
+    elif args.one:
+        run_jobs([json.loads(args.one)])
     elif args.suite:
         run_suite(args.suite, args.limit)
     if args.table:
