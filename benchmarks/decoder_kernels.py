@@ -46,10 +46,14 @@ _PLAIN = (torch.tensor(0.0), torch.tensor(1.0))
 
 def l1_alternatives(q, cand, w) -> dict[str, Callable[[], torch.Tensor]]:
     b = len(q)
+    one_per_loop = D._CompiledKernel(D._l1_t)  # the L1 kernel before queries were grouped
     return {
         "compiled, blocked (default)": lambda: D.l1_distance(q, cand, w, kernel="compiled"),
-        "compiled, one call": lambda: D._COMPILED["l1" if w is None else "weighted_l1"]
-        .kernel(q, cand.t().contiguous(), *_PLAIN, *(() if w is None else (w,))),
+        "compiled, one call": (lambda: D._COMPILED["l1"].kernel(
+            D._group_queries(q), cand.t().contiguous(), *_PLAIN)[:b]) if w is None else (
+            lambda: D._COMPILED["weighted_l1"].kernel(q, cand.t().contiguous(), *_PLAIN, w)),
+        **({"compiled, blocked, one query per loop": lambda: one_per_loop(q, cand)}
+           if w is None else {}),
         **({"torch.cdist(p=1) (eager default)": lambda: torch.cdist(q, cand, p=1.0)}
            if w is None else {}),
         "chunked broadcast" + (" (eager default)" if w is not None else ""):

@@ -102,6 +102,31 @@ def _l1_t(q: Tensor, ct: Tensor, offset: Tensor, sign: Tensor) -> Tensor:
     return offset + sign * (q[:, :, None] - ct[None, :, :]).abs().sum(1)
 
 
+# Queries per loop iteration of the L1 kernel. Written as G reductions over the same candidate
+# block (queries laid out (d, B/G, G)), Inductor fuses them into one loop that loads each
+# candidate vector once for G queries and keeps G independent accumulators: 1.5-1.9x faster
+# than one query per iteration on the benchmark shapes (2-core AVX-512 CPU, one thread), same
+# summation order, so the same numbers. The complex modulus does not gain (its square roots
+# bound it).
+L1_QUERY_GROUP = 8
+
+
+def _l1_grouped_t(qg: Tensor, ct: Tensor, offset: Tensor, sign: Tensor) -> Tensor:
+    out = torch.stack([(qg[:, :, j, None] - ct[:, None, :]).abs().sum(0)
+                       for j in range(L1_QUERY_GROUP)], dim=1)
+    return offset + sign * out.flatten(0, 1)
+
+
+def _group_queries(q: Tensor) -> Tensor:
+    """Queries :obj:`(B, d)` as :obj:`(d, B'/G, G)` for :func:`_l1_grouped_t`, zero-padded to a
+    multiple :math:`B'` of :data:`L1_QUERY_GROUP` (the padding rows are cut from the
+    output)."""
+    pad = -len(q) % L1_QUERY_GROUP
+    if pad:
+        q = torch.cat([q, q.new_zeros(pad, q.size(1))])
+    return q.view(-1, L1_QUERY_GROUP, q.size(1)).permute(2, 0, 1).contiguous()
+
+
 def _weighted_l1_t(q: Tensor, ct: Tensor, offset: Tensor, sign: Tensor, w: Tensor) -> Tensor:
     return offset + sign * (q[:, :, None] - w[:, :, None] * ct[None, :, :]).abs().sum(1)
 
@@ -123,8 +148,10 @@ class _CompiledKernel:
     an evaluation scores every query batch against one entity table, and transposing it for
     every batch cost ~5% of the evaluation, more when batches are small (large graphs)."""
 
-    def __init__(self, fn: Callable[..., Tensor]) -> None:
+    def __init__(self, fn: Callable[..., Tensor],
+                 prepare: Callable[[Tensor], Tensor] | None = None) -> None:
         self.fn = fn
+        self.prepare = prepare  # the queries' layout the kernel takes, if not (B, d)
         self.kernel = LazyCompiled(fn)
         self._source: weakref.ref | None = None
         self._key: tuple = ()
@@ -152,16 +179,18 @@ class _CompiledKernel:
             return None
         offset = torch.tensor(0.0 if negate_from is None else negate_from, dtype=q.dtype)
         sign = torch.tensor(1.0 if negate_from is None else -1.0, dtype=q.dtype)
+        queries = q if self.prepare is None else self.prepare(q)
         out = []
         for ct in self.blocks(candidates):
-            block = self.kernel(q, ct, offset, sign, *extra)
+            block = self.kernel(queries, ct, offset, sign, *extra)
             if block is None:
                 return None
-            out.append(block)
+            out.append(block if len(block) == len(q) else block[:len(q)])
         return out[0] if len(out) == 1 else torch.cat(out, dim=1)
 
 
-_COMPILED = {"l1": _CompiledKernel(_l1_t), "weighted_l1": _CompiledKernel(_weighted_l1_t),
+_COMPILED = {"l1": _CompiledKernel(_l1_grouped_t, _group_queries),
+             "weighted_l1": _CompiledKernel(_weighted_l1_t),
              "complex_modulus": _CompiledKernel(_complex_modulus_t)}
 
 

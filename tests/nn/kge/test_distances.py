@@ -36,6 +36,12 @@ def _call(name: str, q, c, w, **kwargs):
     return D.complex_distance(q, c, **kwargs)
 
 
+def _fresh(kernel_name: str) -> D._CompiledKernel:
+    """A not yet compiled copy of a compiled kernel."""
+    old = D._COMPILED[kernel_name]
+    return D._CompiledKernel(old.fn, old.prepare)
+
+
 NAMES = ["l1", "weighted_l1", "complex"]
 COMPILED = {"l1": "l1", "weighted_l1": "weighted_l1", "complex": "complex_modulus"}
 
@@ -84,7 +90,7 @@ def _forbid_compile(monkeypatch):
         raise AssertionError("torch.compile must not be called here")
     monkeypatch.setattr(torch, "compile", fail)
     for name in D._COMPILED:  # fresh, not yet compiled kernels
-        monkeypatch.setitem(D._COMPILED, name, D._CompiledKernel(D._COMPILED[name].fn))
+        monkeypatch.setitem(D._COMPILED, name, _fresh(name))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -105,7 +111,7 @@ def test_failed_compilation_warns_once_and_falls_back(name, monkeypatch):
         raise RuntimeError("no C++ compiler")
     monkeypatch.setattr(torch, "compile", broken)
     kernel_name = COMPILED[name]
-    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(D._COMPILED[kernel_name].fn))
+    monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
     q, c, w = _inputs()
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
         out = _call(name, q, c, w, kernel="compiled")
@@ -194,7 +200,7 @@ def test_negate_from_gives_scores(name, kernel, monkeypatch):
 def test_transposed_table_cache_follows_the_table(name, monkeypatch):
     monkeypatch.setattr(D, "_BLOCK_BYTES", 64)
     kernel_name = COMPILED[name]
-    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(D._COMPILED[kernel_name].fn))
+    monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
     q, c, w = _inputs()
     with torch.no_grad():
         _call(name, q, c, w, kernel="compiled")
@@ -214,7 +220,7 @@ def test_transposed_table_cache_follows_the_table(name, monkeypatch):
 def test_auto_uses_a_compiled_kernel_for_small_calls(name, monkeypatch):
     # An evaluation's last short batch must not fall back to the ~10x slower eager path.
     kernel_name = COMPILED[name]
-    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(D._COMPILED[kernel_name].fn))
+    monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
     calls = []
     original = D._CompiledKernel.__call__
 
