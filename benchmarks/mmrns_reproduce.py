@@ -8,6 +8,9 @@ across the three arms, so a run cut short still compares like with like. One JSO
 
     export MMGNN_DATA=/path/to/datasets
     /work/measure/slot python benchmarks/mmrns_reproduce.py --dataset mkgw --seeds 0 1 2
+    # equal CPU time: the controls for the MMRNS arm's mean train_cpu_min
+    /work/measure/slot python benchmarks/mmrns_reproduce.py --arms uniform pool_uniform \
+        --cpu-minutes 2.57
     python benchmarks/mmrns_reproduce.py --table     # mean +- std per arm from the rows
     # the released budget (100k steps, ~1170 epochs on MKG-W; a GPU job):
     python benchmarks/mmrns_reproduce.py --dataset mkgw --seeds 0 1 2 --full
@@ -27,22 +30,29 @@ ROWS = ROOT / "benchmarks" / "results" / "mmrns_reproduce.jsonl"
 ARMS = {"mmrns": "", "pool_uniform": "-pool-uniform", "uniform": "-uniform"}
 
 
-def run(dataset: str, seeds: list[int], out: Path, full: bool, arms: list[str]) -> None:
+def run(dataset: str, seeds: list[int], out: Path, full: bool, arms: list[str],
+        cpu_minutes: float | None = None) -> None:
     from mmgnn.cli_reproduce import read_recipe, run_seeds
 
     for seed in seeds:
         for arm in arms:
             config = ROOT / "configs" / f"mmrns-{dataset}{ARMS[arm]}.yaml"
             t0 = time.perf_counter()
-            res = run_seeds(config, out, seeds=[seed], full=full,
-                            name=f"{config.stem}{'-full' if full else ''}")
+            # equal CPU time: the arm trains until cpu_minutes on the CPU clock instead
+            extra = ({} if cpu_minutes is None else
+                     {"train.max_minutes": cpu_minutes, "train.epochs": 100000})
+            res = run_seeds(config, out, seeds=[seed], full=full, extra=extra,
+                            name=f"{config.stem}{'-full' if full else ''}"
+                                 f"{'' if cpu_minutes is None else f'-cpu{cpu_minutes:g}'}")
             row = res["rows"][0]
             ROWS.parent.mkdir(parents=True, exist_ok=True)
             with ROWS.open("a") as f:
                 f.write(json.dumps({
                     "dataset": dataset, "arm": arm, "seed": seed, "config": str(config.name),
-                    "budget": "released" if full else "reproduce.cpu.overrides",
-                    "overrides": {} if full else read_recipe(config)["cpu"]["overrides"],
+                    "budget": ("released" if full else "reproduce.cpu.overrides")
+                    + ("" if cpu_minutes is None else f", {cpu_minutes:g} CPU-min"),
+                    "overrides": {**({} if full else read_recipe(config)["cpu"]["overrides"]),
+                                  **extra},
                     "epochs": row["epochs"], "steps": row["steps"],
                     "train_cpu_min": row["train_minutes"], "run_cpu_min": row["cpu_minutes"],
                     "wall_min": round((time.perf_counter() - t0) / 60, 2),
@@ -62,7 +72,8 @@ def table(path: Path = ROWS) -> str:
         std = math.sqrt(sum((v - mean) ** 2 for v in mrr) / (len(mrr) - 1)) if len(mrr) > 1 \
             else 0.0
         cpu = sum(r["train_cpu_min"] or 0 for r in sel) / len(sel)
-        lines.append(f"{key[0]:<6} {key[2]:<13} seeds {sorted(r['seed'] for r in sel)} "
+        seeds = sorted(r["seed"] for r in sel)
+        lines.append(f"{key[0]:<6} {key[1]:<40} {key[2]:<13} seeds {seeds} "
                      f"steps {sel[0]['steps']} MRR {mean:.4f} +- {std:.4f} "
                      f"H@10 {sum(r['hits@10'] for r in sel) / len(sel):.4f} "
                      f"train CPU-min {cpu:.2f}")
@@ -77,12 +88,15 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "mmrns-reproduce")
     parser.add_argument("--full", action="store_true", help="the released budget")
+    parser.add_argument("--cpu-minutes", type=float, default=None,
+                        help="equal CPU time: train each arm this many CPU-minutes (e.g. the "
+                             "MMRNS arm's train_cpu_min) instead of the recipe's epochs")
     parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
     if args.table:
         print(table())
         return
-    run(args.dataset, args.seeds, args.out, args.full, args.arms)
+    run(args.dataset, args.seeds, args.out, args.full, args.arms, args.cpu_minutes)
     print(table())
 
 
