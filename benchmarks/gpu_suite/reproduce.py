@@ -18,6 +18,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +31,8 @@ RECIPES = ("configs/native-db15k.yaml", "configs/imf-db15k.yaml")
 def run(config: str, out: Path, device: str, minutes: float, features: Path,
         quick: bool) -> dict:
     recipe = yaml.safe_load((ROOT / config).read_text())
-    folder = out / "runs" / Path(config).stem
+    # Run folders stay outside $OUT: only a few files come back from a device machine.
+    folder = Path(tempfile.gettempdir()) / "gpu_suite_runs" / Path(config).stem
     argv = [sys.executable, "-m", "mmgnn", "train", "--config", str(ROOT / config),
             "--out", str(folder), "--quiet", "--train.device", device,
             "--train.max_minutes", str(minutes), "--train.budget_clock", "wall",
