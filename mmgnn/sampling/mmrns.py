@@ -244,10 +244,12 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
 
     1. **Pre-sample** :math:`P` candidate entities uniformly without replacement, shared by
        the batch and fresh each step. Cost: the views of the :math:`U` distinct relations of
-       the batch against the :math:`P` candidates, :math:`O(U P (F + L_q L_k))` memory (KCA's
-       grid form never builds :math:`U \times P \times L \times a`), plus :math:`O(BP)` for
-       the similarities and the draw (never :math:`B \times P \times a` or
-       :math:`B \times K \times P`): time grows linearly in :math:`P`.
+       the batch against the :math:`P` candidates, :math:`O(U P (H F + L_q L_k a))` time
+       (the structural view's :math:`W_3` product dominates) in slices of the relations of
+       :data:`GRID_ELEMENTS` values (KCA's grid form never builds
+       :math:`U \times P \times L \times a`), plus :math:`O(BP)` for the similarities and the
+       draw (never :math:`B \times P \times a` or :math:`B \times K \times P`): time grows
+       linearly in :math:`P`.
     2. **Views** of every candidate and of the gold answer :math:`g` from :class:`KCA`
        (structure, and text / image when features are given), with the query relation; the
        grid form runs once per *distinct* relation of the batch (the views depend on the
