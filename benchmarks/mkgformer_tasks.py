@@ -183,9 +183,12 @@ def table() -> None:
         seen = low[0]["examples_seen"]
         cells = []
         for f in (*FRACTIONS, 1.0):
-            f1 = [r["test"]["f1"] for r in rows if r["dataset"] == dataset
-                  and r["fraction"] == f and r["examples_seen"] == seen
-                  and (r["suite"] == "low" or r["encoder"] == "mkgformer")]
+            # 100%: the main runs; with every image masked MKGformer and the text-only model
+            # train to the same weights (paired seeds), so a seed of either counts once
+            by_seed = {r["seed"]: r["test"]["f1"] for r in sorted(
+                (r for r in rows if r["dataset"] == dataset and r["fraction"] == f
+                 and r["examples_seen"] == seen), key=lambda r: r["encoder"] == "mkgformer")}
+            f1 = list(by_seed.values())
             summary["low"].setdefault(dataset, {})[str(f)] = f1
             cells.append(mean_std(f1))
         lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
