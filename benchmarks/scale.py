@@ -181,7 +181,7 @@ def report(rows: list[dict], args) -> str:
              f"score matrices of about {args.eval_scores:,} scores. peak MiB: VmHWM of the "
              f"child minus its RSS after importing torch (graph, both filter indices, model, "
              f"optimiser, evaluation).")
-    for n in sorted({r["entities"] for r in rows}, reverse=True):
+    for n in sorted({r["entities"] for r in rows}):
         same = [r for r in rows if r["entities"] == n and "bytes" in r]
         if n >= 10**6 and same:
             text += f"\n\n-- where memory goes at {n:,} entities (bytes of the live tensors) --"
@@ -193,7 +193,6 @@ def report(rows: list[dict], args) -> str:
                                                for r in same)
             text += f"\n{'peak RSS over torch import':<42}" + "".join(
                 f"  {fmt_bytes(r['peak_mib'] * MIB):>16}" for r in same)
-            break
     return text
 
 
@@ -241,6 +240,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     add("--min-free-gib", type=float, default=12.0,
         help="skip a size of >= 4M entities when less memory than this is available")
     add("--out", type=Path, default=RESULTS / "scale")
+    add("--report", action="store_true",
+        help="only rebuild the table and plot from the results file")
     add("--phase", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -261,7 +262,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(1)
     header = (f"torch {torch.__version__}, 1 thread per process, {os.cpu_count()} CPUs, load "
-              f"average at start {os.getloadavg()[0]:.1f}; synthetic_kg(N, "
+              f"average at start {os.getloadavg()[0]:.1f} (rows: load_avg); synthetic_kg(N, "
               f"{args.triples_per_entity}N triples, {args.relations} relations, degree "
               f"exponent 2.5, relation skew 1.0, seed 0)")
     print(header, flush=True)
@@ -271,7 +272,7 @@ def main(argv=None) -> int:
     jsonl.parent.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in args.sizes:
+        for n in [] if args.report else args.sizes:
             if n >= 4_000_000 and available_gib() < args.min_free_gib:
                 print(f"skipping {n:,} entities: {available_gib():.1f} GiB available, "
                       f"--min-free-gib {args.min_free_gib}", flush=True)
