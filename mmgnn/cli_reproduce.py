@@ -19,10 +19,12 @@ which ``train`` ignores::
       baselines: {base: configs/rotate-db15k.yaml, complex_n3: configs/complex-db15k.yaml}
 
 Each seed is a run folder ``OUT/<config>/seed<k>`` of ``mmgnn train``: a finished one is read,
-not rerun, and an interrupted one resumes. A baseline runs twice, each over its own recipe: for the
-system's epochs, and for the system's CPU time (``max_minutes`` on the CPU clock). The results of each config go to ``RESULTS/<config>.json``; ``--all`` runs every
-recipe and rewrites the table between ``<!-- reproduce:start -->`` and ``<!-- reproduce:end -->``
-of ``--readme``. The exit code is 1 when a figure is outside its tolerance.
+not rerun, and an interrupted one resumes. A K3M recipe (``command: k3m``) runs its two stages
+per seed through :func:`mmgnn.recipes.k3m.reproduce_seed`. A baseline runs twice, each over its
+own recipe: for the system's epochs, and for the system's CPU time (``max_minutes`` on the CPU
+clock). The results of each config go to ``RESULTS/<config>.json``; ``--all`` runs every recipe
+and rewrites the table between ``<!-- reproduce:start -->`` and ``<!-- reproduce:end -->`` of
+``--readme``. The exit code is 1 when a figure is outside its tolerance.
 """
 
 from __future__ import annotations
@@ -102,6 +104,22 @@ def _finished(folder: Path, metric: str) -> dict | None:
             "budget_clock": (metrics.get("config") or {}).get("budget_clock")}
 
 
+def _k3m_seed(path: Path, spec: dict, folder: Path, seed: int, full: bool, extra: dict,
+              metric: str) -> dict:
+    """One seed of a K3M recipe (``command: k3m``) through
+    :func:`mmgnn.recipes.k3m.reproduce_seed`: pretraining with the config named by
+    ``reproduce.pretrain``, then item classification; a finished stage is read back."""
+    from mmgnn.recipes.k3m import reproduce_seed
+
+    overrides = {**({} if full else spec["cpu"]["overrides"]), **extra}
+    cpu = time.process_time()
+    reproduce_seed(path, folder, seed, overrides=overrides)
+    row = _finished(folder / "classification", metric)
+    if row is None:
+        raise RuntimeError(f"{folder}: K3M's classification ended without final test metrics")
+    return {**row, "cpu_minutes": (time.process_time() - cpu) / 60, "wall_minutes": None}
+
+
 def run_seeds(path: str | Path, out: str | Path, *, seeds: list[int] | None = None,
               full: bool = False, extra: dict | None = None, name: str | None = None,
               progress: bool = True) -> dict:
@@ -117,6 +135,11 @@ def run_seeds(path: str | Path, out: str | Path, *, seeds: list[int] | None = No
     rows = []
     for seed in seeds or spec["cpu"]["seeds"]:
         folder = Path(out) / name / f"seed{seed}"
+        if spec["command"] == "k3m":  # two stages: pretraining, then classification from it
+            row = _k3m_seed(path, spec, folder, seed, full, extra or {}, metric)
+            rows.append({"seed": seed, "folder": str(folder / "classification"), **row,
+                         "load": os.getloadavg()[0]})
+            continue
         row = _finished(folder, metric)
         cpu = wall = None
         if row is None:
@@ -154,8 +177,8 @@ def reproduce(path: str | Path, out: str | Path, results: str | Path, *,
               seeds: list[int] | None = None, full: bool = False, baselines: bool = True,
               progress: bool = True) -> dict:
     """The recipe ``path`` for its seeds, then each baseline at the same epochs and at the
-    same CPU time (minutes on the CPU clock); writes ``results/<config>.json`` and returns it, with ``ok``: the
-    mean within ``expect ± tolerance`` (None when no figure is stated yet)."""
+    same CPU time (minutes on the CPU clock); writes ``results/<config>.json`` and returns it,
+    with ``ok``: the mean within ``expect ± tolerance`` (None when no figure is stated yet)."""
     from mmgnn.utils.io import save_json
 
     main_run = run_seeds(path, out, seeds=seeds, full=full, progress=progress)
