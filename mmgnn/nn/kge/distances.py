@@ -30,7 +30,6 @@ bounded in the backward pass too.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 
 import torch
@@ -143,35 +142,27 @@ class _CompiledKernel:
     and run on blocks of candidates; returns :obj:`None` when compilation is unavailable, so
     callers fall back to the eager path.
 
-    The transposed blocks of the last candidate table are kept (one copy of the table) and
-    reused while the same tensor comes back unmodified (same object, same version counter):
-    an evaluation scores every query batch against one entity table, and transposing it for
-    every batch cost ~5% of the evaluation, more when batches are small (large graphs)."""
+    The candidate table is transposed afresh on every call. Keeping the last table's blocks
+    across calls (same object, same version counter) saved ~5% of an evaluation but answered
+    with a stale table during MMRNS training, where the sampler's pool table changed without
+    the cache seeing it (the Nations MMRNS learning tests fell to chance after another test
+    had compiled the kernel)."""
 
     def __init__(self, fn: Callable[..., Tensor],
                  prepare: Callable[[Tensor], Tensor] | None = None) -> None:
         self.fn = fn
         self.prepare = prepare  # the queries' layout the kernel takes, if not (B, d)
         self.kernel = LazyCompiled(fn)
-        self._source: weakref.ref | None = None
-        self._key: tuple = ()
-        self._blocks: list[Tensor] = []
 
     @property
     def failed(self) -> bool:
         return self.kernel.failed
 
     def blocks(self, candidates: Tensor) -> list[Tensor]:
-        """The transposed blocks :obj:`(d, C)` of ``candidates``, cached."""
+        """The transposed blocks :obj:`(d, C)` of ``candidates``."""
         row_bytes = candidates.size(-1) * candidates.element_size()
         rows = max(16, _BLOCK_BYTES // row_bytes)
-        key = (candidates._version, tuple(candidates.shape), candidates.stride(),
-               candidates.dtype, candidates.device, rows)
-        if self._source is None or self._source() is not candidates or self._key != key:
-            self._source, self._key = None, ()
-            self._blocks = [c.t().contiguous() for c in candidates.split(rows)]
-            self._source, self._key = weakref.ref(candidates), key
-        return self._blocks
+        return [c.t().contiguous() for c in candidates.split(rows)]
 
     def __call__(self, q: Tensor, candidates: Tensor, *extra: Tensor,
                  negate_from: float | None = None) -> Tensor | None:

@@ -197,7 +197,7 @@ def test_negate_from_gives_scores(name, kernel, monkeypatch):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_transposed_table_cache_follows_the_table(name, monkeypatch):
+def test_compiled_kernel_follows_the_table(name, monkeypatch):
     monkeypatch.setattr(D, "_BLOCK_BYTES", 64)
     kernel_name = COMPILED[name]
     monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
@@ -206,9 +206,7 @@ def test_transposed_table_cache_follows_the_table(name, monkeypatch):
         _call(name, q, c, w, kernel="compiled")
         if not D.compiled_available(kernel_name):
             pytest.skip("torch.compile does not work here")
-        blocks = D._COMPILED[kernel_name].blocks(c)
-        assert D._COMPILED[kernel_name].blocks(c) is blocks  # reused while unchanged
-        c.mul_(2.0)  # modified in place (an optimiser step): the cache must not answer
+        c.mul_(2.0)  # modified in place (an optimiser step): no stale table may answer
         torch.testing.assert_close(_call(name, q, c, w, kernel="compiled"),
                                    _reference(name, q, c, w))
         other = torch.randn_like(c)  # same shape, another tensor
