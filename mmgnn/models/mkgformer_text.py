@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from mmgnn.modalities.image_slots import DEFAULT_MEAN, DEFAULT_STD
+from mmgnn.models.mkgformer import load_text_and_tower
 from mmgnn.nn.fusion.hybrid_encoder import HybridEncoder
 
 #: What a missing image becomes: ``mask`` (the example skips the vision stream, its text
@@ -86,35 +87,8 @@ def load_hybrid_encoder(text: str | os.PathLike | None = None,
         fusion_layers, mask_prefix_padding: See :class:`~mmgnn.nn.fusion.HybridEncoder`.
         image_size, patch_size: Of a ``"random"`` tower.
     """
-    from mmgnn.modalities.pretrained import (
-        default_text_encoder,
-        load_encoder,
-        load_image_processor,
-        load_tokenizer,
-    )
-
-    text = str(text) if text is not None else default_text_encoder()
-    text_model = load_encoder(text, "text").train()
-    tokenizer = load_tokenizer(text)
-    tower, mean, std = None, DEFAULT_MEAN, DEFAULT_STD
-    if vision == "random":
-        from transformers import ViTConfig, ViTModel
-
-        c = text_model.config
-        with vision_stream():
-            tower = ViTModel(ViTConfig(hidden_size=c.hidden_size,
-                                       num_hidden_layers=c.num_hidden_layers,
-                                       num_attention_heads=c.num_attention_heads,
-                                       intermediate_size=c.intermediate_size,
-                                       image_size=image_size, patch_size=patch_size),
-                             add_pooling_layer=False)
-    elif vision is not None:
-        tower = load_encoder(vision, "vision").train()
-        try:
-            processor = load_image_processor(vision)
-            mean, std = processor.image_mean, processor.image_std
-        except OSError:
-            pass
+    text_model, tokenizer, tower, (mean, std) = load_text_and_tower(
+        text, vision, image_size, patch_size, tower_rng=vision_stream)
     sizes = (tower.config.image_size,) if tower is not None else None
     with vision_stream():
         encoder = HybridEncoder(text_model, tower, fusion_layers, sizes, mask_prefix_padding)
