@@ -13,13 +13,14 @@ per epoch, evaluation time and peak memory.
 load average 2-11 in the JSON rows; earlier rows, at 1 CPU-minute and before the evaluation
 no_grad fix, are in git history.)
     python benchmarks/imf_quality.py --table      # prints and writes the table of all rows
-    python benchmarks/imf_quality.py --reproduce configs/imf-db15k.yaml --seeds 0 1 2
 
-``--reproduce CONFIG`` runs the config's ``reproduce.cpu`` recipe (its overrides over the
-released recipe) for each seed exactly as ``mmgnn reproduce`` does (one ``mmgnn train`` run
-folder per seed under ``--runs-dir``; a finished one is read, not rerun) and appends one row
-per seed to ``benchmarks/results/imf_reproduce.jsonl`` (test metrics, epochs, CPU minutes,
-load), then prints the mean and standard deviation of the metric.
+IMF's published row is ``mmgnn reproduce configs/imf-db15k.yaml [--seeds 0,1,2] [--out DIR]``
+(one ``mmgnn train`` run folder per seed, ``DIR/imf-db15k/seed<k>``: a finished one is read,
+not rerun; results in ``benchmarks/results/reproduce/imf-db15k.json``, rewritten after each
+seed). It replaced this driver's ``--reproduce CONFIG --seeds ... --runs-dir DIR``, which ran
+the same runs in the same folders through ``mmgnn reproduce``'s own runner; the rows it wrote
+(``benchmarks/results/imf_reproduce.jsonl``) stay, and ``mmgnn reproduce --table`` reads them
+into the README table.
 
 Every run is a fresh process (``--runs`` starts one per name), so the peak resident memory
 (``ru_maxrss``) is that run's. Features: DB15K text from the entity names, FB15k-237 text from
@@ -192,36 +193,6 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def reproduce(config: Path, seeds: list[int] | None, runs_dir: Path) -> None:
-    """``config``'s ``reproduce.cpu`` runs, one seed at a time (``mmgnn reproduce``'s own
-    runner), each appended to ``imf_reproduce.jsonl`` as it lands."""
-    from mmgnn.cli_reproduce import read_recipe, run_seeds
-
-    spec = read_recipe(config)
-    seeds = seeds or spec["cpu"]["seeds"]
-    metric = spec["cpu"]["metric"]
-    values = []
-    for seed in seeds:
-        cpu0 = time.process_time()
-        result = run_seeds(config, runs_dir, seeds=[seed])
-        row = result["rows"][0]
-        values.append(row["test"][metric])
-        out = {"config": str(config), "overrides": spec["cpu"]["overrides"], "seed": seed,
-               "epochs": row["epochs"], "steps": row["steps"],
-               "train_minutes": row["train_minutes"], "budget_clock": row["budget_clock"],
-               "cpu_minutes_process": round((time.process_time() - cpu0) / 60, 2),
-               "threads": torch.get_num_threads(), "load_avg": round(os.getloadavg()[0], 1),
-               "test": row["test"], "valid": row["valid"], "folder": row["folder"],
-               "torch": torch.__version__}
-        with (RESULTS / "imf_reproduce.jsonl").open("a") as f:
-            f.write(json.dumps(out) + "\n")
-        print(f"seed {seed}: test {metric} {values[-1]:.4f}, {row['epochs']} epochs, "
-              f"{out['cpu_minutes_process']} CPU-min", flush=True)
-    mean = sum(values) / len(values)
-    std = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
-    print(f"{config}: test {metric} {mean:.4f} +- {std:.4f} over seeds {seeds}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,21 +204,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads per run (default: torch's)")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--table", action="store_true", help="print and write the table")
-    parser.add_argument("--reproduce", type=Path, metavar="CONFIG",
-                        help="run CONFIG's reproduce.cpu recipe for --seeds")
-    parser.add_argument("--seeds", type=int, nargs="+", help="with --reproduce (default: the "
-                        "config's)")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs/reproduce"),
-                        help="with --reproduce: the run folders")
     parser.add_argument("--rows", type=Path, default=ROWS,
                         help="the JSON-lines file of rows; the table goes beside it (.txt, "
                         ".json)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.reproduce:
-        reproduce(args.reproduce, args.seeds, args.runs_dir)
-        return
     if args.single:
         row = run_one(args.runs[0], args.dataset, args.minutes, args.budget_clock)
         args.rows.parent.mkdir(parents=True, exist_ok=True)

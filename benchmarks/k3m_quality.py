@@ -26,6 +26,13 @@ same CPU-clock budgets (CPU seconds per torch thread, one thread): ``--pretrain-
 pretraining where it pretrains, then ``--finetune-minutes`` of fine-tuning (at most
 ``--finetune-epochs``); the final model is scored once on the test items. The sample has no
 images, so no image stream and no MOM.
+
+``--part reproduce`` runs what ``mmgnn reproduce configs/k3m-sample.yaml`` runs (both stages
+per seed through :func:`mmgnn.recipes.k3m.reproduce_seed`, the title-only and knowledge-only
+recipes as its baselines) and the variants it does not: each IIFM fusion (``--fusions``) and
+the from-scratch control (``--pretrained no``). Its rows (``k3m_reproduce.jsonl``) feed the
+README table: ``configs/k3m-sample.yaml`` names them in ``reproduce.rows`` and
+``mmgnn reproduce --table`` takes the pretrained rows at the recipe's own fusion.
 """
 
 from __future__ import annotations

@@ -16,6 +16,15 @@ MiniLM configurations.
     # ComplEx-N3) at equal epochs and equal CPU, rows in results/mkgformer_reproduce.jsonl:
     python benchmarks/mkgformer_quality.py --reproduce configs/mkgformer-wn18img.yaml
 
+``--reproduce`` is the recipe's row of the README table (``mmgnn reproduce --table`` reads
+``mkgformer_reproduce.jsonl``, named in the recipe's ``reproduce.rows``). It stays beside
+``mmgnn reproduce configs/mkgformer-wn18img.yaml`` because it records what that does not:
+stage 1's epochs and losses against the uniform level ln N, and each run's peak memory (a
+fresh process per run); and its equal-CPU baselines keep their own recipe's epoch cap and
+early stopping (``mmgnn reproduce`` lifts both), so further seeds compare with the rows
+already measured only when run here. (The baselines' configs have no
+``reproduce:`` section, which ``mmgnn reproduce`` needs.)
+
 **CPU-affordable subset** (the full graphs need GPU-days with a transformer per query): the
 entities within breadth-first reach over **training** edges of seed entities (the 10 with
 sample images, then random ones) up to ``--entities`` entities, and every triple of each split

@@ -32,6 +32,12 @@ seeded triples of their splits (both sides). ``--robustness`` adds
 chosen entities lose all of them) and ``missing:a&b`` (modality-level: each modality loses
 that fraction of its entities independently). Rows are appended to
 ``benchmarks/results/native_quality.jsonl``.
+
+NativE's published row (seeds, RotatE and ComplEx-N3 at equal epochs and equal CPU time) is
+``mmgnn reproduce configs/native-db15k.yaml``: its ``reproduce.cpu`` is this file's
+``native-every-8`` CPU recipe and ``configs/rotate-db15k.yaml`` is the ``rotate`` run here.
+It replaced this driver's ``--reproduce`` (which never wrote a row); ``mmgnn reproduce
+--table`` puts the results in the README table.
 """
 
 from __future__ import annotations
@@ -181,27 +187,6 @@ def run_one(run: str, dataset: str, minutes: float | None, robustness: bool,
     return row
 
 
-REPRODUCE_ROWS = RESULTS / "native_reproduce.jsonl"
-
-
-def reproduce(args: argparse.Namespace, rows: Path) -> None:
-    """NativE (``native-every-8``, the fast CoMAT schedule) against RotatE per seed: both for
-    ``--epochs`` epochs, then RotatE for NativE's training CPU-minutes; each run a fresh
-    process with one thread (the slot's), rows appended as they finish."""
-    epochs = args.epochs or 8
-
-    def single(run: str, seed: int, budget: str, extra: list[str]) -> dict:
-        subprocess.run([sys.executable, __file__, "--single", "--dataset", args.dataset,
-                        "--runs", run, "--seed", str(seed), "--rows", str(rows),
-                        "--budget", budget, *extra], check=True)
-        return json.loads(rows.read_text().splitlines()[-1])
-
-    for seed in args.reproduce:
-        native = single("native-every-8", seed, "epochs", ["--epochs", str(epochs)])
-        single("rotate", seed, "epochs", ["--epochs", str(epochs)])
-        single("rotate", seed, "cpu", ["--minutes", str(native["cpu_minutes"])])
-
-
 def _load_before(commit: str):
     """NativE as of ``commit`` (``git show``), registered as ``native-at-COMMIT``."""
     import importlib.util
@@ -312,10 +297,6 @@ def main() -> None:
     parser.add_argument("--epochs", type=int,
                         help="train this many epochs (no time cap) instead of --minutes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--budget", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--reproduce", type=int, nargs="+", metavar="SEED",
-                        help="for each seed: native-every-8 and rotate for --epochs epochs, "
-                        "then rotate for native's CPU minutes (rows to native_reproduce.jsonl)")
     parser.add_argument("--speed", action="store_true",
                         help="time training steps side by side (rows to native_speed.jsonl)")
     parser.add_argument("--dim", type=int, default=DIM, help="--speed: model width")
@@ -331,14 +312,10 @@ def main() -> None:
     if args.speed:
         speed(args.dataset, args.dim, args.negatives, args.steps, args.before, SPEED_ROWS)
         return
-    if args.reproduce:
-        reproduce(args, REPRODUCE_ROWS if args.rows == ROWS else args.rows)
-        return
     if args.single:
         args.rows.parent.mkdir(parents=True, exist_ok=True)
         row = run_one(args.runs[0], args.dataset, args.minutes, args.robustness,
                       args.rows.parent, args.epochs, args.seed)
-        row["budget"] = args.budget
         with args.rows.open("a") as f:
             f.write(json.dumps(row) + "\n")
         print(table([row]).splitlines()[2], flush=True)
