@@ -6,6 +6,14 @@ A pretraining folder holds ``config.json``, ``checkpoint.pt`` (resumable), ``met
 and ``encoder.pt`` (the K3M weights to fine-tune from); a classification folder holds
 ``config.json``, ``checkpoint.pt``, ``metrics.json`` and ``results.json`` (accuracy of the
 final model against the majority-class baseline).
+
+In a process group (``mmgnn pretrain --nproc W``, ``torchrun``) every rank runs the same
+function: the data and the model are built alike on every rank, the
+:class:`~mmgnn.train.Trainer` trains data-parallel (:mod:`mmgnn.train.k3m`), rank 0 alone
+writes the folder and prints, the final accuracies are computed sharded
+(:func:`mmgnn.train.k3m.accuracy`: one process's figures, the same on every rank, so every
+rank returns the same results), and every rank returns once the files are written. A
+resume needs the world size of the run it continues (the trainer checks it).
 """
 
 from __future__ import annotations
@@ -25,12 +33,12 @@ from mmgnn.models.k3m import (
     K3MPretraining,
     build_k3m,
     category_split,
-    classification_accuracy,
     load_encoder,
     load_product_graph,
 )
+from mmgnn.train import distributed
 from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig, k3m_train_config
-from mmgnn.train.k3m import finetune_classification, pretrain
+from mmgnn.train.k3m import accuracy, finetune_classification, pretrain
 from mmgnn.train.loop import seed_everything
 from mmgnn.utils.io import can_resume, removed_on_failure, save_checkpoint, save_json
 
@@ -41,9 +49,12 @@ ENCODER_FILE = "encoder.pt"
 
 def _undone_on_failure(run):
     """``run(out, ...)`` that, failing before its first checkpoint, leaves no folder (or no
-    ``config.json``) behind for a later ``--resume`` or ``evaluate`` to trip on."""
+    ``config.json``) behind for a later ``--resume`` or ``evaluate`` to trip on (rank 0
+    cleans up)."""
     @functools.wraps(run)
     def guarded(out: str | os.PathLike, **settings):
+        if not distributed.is_main():
+            return run(out, **settings)
         with removed_on_failure(out):
             return run(out, **settings)
     return guarded
@@ -64,6 +75,8 @@ def _check_out(out: Path, resume: bool) -> bool:
     if not resume and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run; add --resume to continue it or choose "
                          f"another --out")
+    if not distributed.is_main():  # rank 0 says it when there is nothing to resume
+        return resume and (out / "checkpoint.pt").is_file()
     return resume and can_resume(out)
 
 
@@ -87,16 +100,19 @@ def pretrain_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
     graph = load_product_graph(dataset, root, image_features)
     seed_everything(train.seed)  # before the weights are drawn; resume restores the stream
     model = build_k3m(graph, size, **(model_args or {}))
+    main = distributed.is_main()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         objective = K3MPretraining(model, lp=lp)
-    for w in caught:
+    for w in caught if main else ():
         print(f"note: {w.message}")
-    save_json(out / CONFIG, {"dataset": dataset, "root": str(root) if root else None,
-                             "size": size, "model_args": model_args or {}, "lp": lp,
-                             "image": image_features, "train": train.to_dict(),
-                             "encoder_lr_scale": encoder_lr_scale,
-                             "model": model.config.to_dict()})
+    if main:
+        save_json(out / CONFIG, {"dataset": dataset, "root": str(root) if root else None,
+                                 "size": size, "model_args": model_args or {}, "lp": lp,
+                                 "image": image_features, "train": train.to_dict(),
+                                 "encoder_lr_scale": encoder_lr_scale,
+                                 "model": model.config.to_dict()})
+    progress = progress and main
     if progress:
         print(model)
     items = torch.arange(graph.num_entities)
@@ -140,12 +156,16 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
     y = graph["entity"].y
     train_ids, test_ids = category_split(y, min_count, test_fraction, split_seed)
     majority = float((y[test_ids] == y[train_ids].bincount().argmax()).float().mean())
-    save_json(out / CONFIG, {"dataset": dataset, "root": str(root) if root else None,
-                             "size": size, "model_args": model_args or {}, "init": init,
-                             "image": image_features, "min_count": min_count,
-                             "test_fraction": test_fraction, "split_seed": split_seed,
-                             "train": train.to_dict(), "encoder_lr_scale": encoder_lr_scale,
-                             "model": model.config.to_dict()})
+    main = distributed.is_main()
+    if main:
+        save_json(out / CONFIG, {"dataset": dataset, "root": str(root) if root else None,
+                                 "size": size, "model_args": model_args or {}, "init": init,
+                                 "image": image_features, "min_count": min_count,
+                                 "test_fraction": test_fraction, "split_seed": split_seed,
+                                 "train": train.to_dict(),
+                                 "encoder_lr_scale": encoder_lr_scale,
+                                 "model": model.config.to_dict()})
+    progress = progress and main
     classifier = ItemClassifier(model, len(graph.category_names))
     if progress:
         print(f"{len(train_ids)} train / {len(test_ids)} test items in "
@@ -156,19 +176,21 @@ def classification_run(out: str | os.PathLike, *, dataset: str = "K3M-sample",
         progress=progress, pretrained=model.text if model.config.text_encoder else None,
         encoder_lr_scale=encoder_lr_scale,
         extra={"dataset": dataset, "init": init, "model": model.config.to_dict()})
-    test_accuracy = classification_accuracy(classifier, test_ids, y)
+    test_accuracy = accuracy(classifier, test_ids, y)  # sharded: the same on every rank
     results = {"test_accuracy": test_accuracy,
-               "train_accuracy": classification_accuracy(classifier, train_ids, y),
+               "train_accuracy": accuracy(classifier, train_ids, y),
                "majority_accuracy": majority, "train_items": len(train_ids),
                "test_items": len(test_ids), "epochs": trainer.epoch, "steps": trainer.steps,
-               "minutes": trainer.minutes}
-    save_json(out / "results.json", results)
-    # the final test figure where every run folder has it (metrics.json "final")
-    metrics = json.loads((out / METRICS).read_text()) if (out / METRICS).is_file() else {}
-    save_json(out / METRICS, {**metrics, "final": {"test": {
-        "accuracy": test_accuracy, "majority_accuracy": majority,
-        "items": len(test_ids)}}})
-    save_checkpoint(out / "model.pt", {"classifier": classifier.state_dict()})
+               "minutes": trainer.minutes, "world_size": distributed.world_size()}
+    if main:
+        save_json(out / "results.json", results)
+        # the final test figure where every run folder has it (metrics.json "final")
+        metrics = json.loads((out / METRICS).read_text()) if (out / METRICS).is_file() else {}
+        save_json(out / METRICS, {**metrics, "final": {"test": {
+            "accuracy": test_accuracy, "majority_accuracy": majority,
+            "items": len(test_ids)}}})
+        save_checkpoint(out / "model.pt", {"classifier": classifier.state_dict()})
+    distributed.barrier()  # every rank returns once the folder is complete
     return results
 
 

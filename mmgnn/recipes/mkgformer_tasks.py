@@ -6,6 +6,13 @@ as ``mmgnn train --model mkgformer_re`` / ``mkgformer_ner`` start them (also use
 A run folder holds ``config.json``, ``checkpoint.pt``, ``metrics.json``, ``best.pt`` (with a
 validation split) and ``results.json``: test precision / recall / F1 of the kept model, the
 training budget, training examples per second and the peak memory.
+
+In a process group (``mmgnn train --nproc W``, ``torchrun``) every rank runs
+:func:`text_task_run` alike: same data, same model from the same seed; the
+:class:`~mmgnn.train.Trainer` trains data-parallel (:mod:`mmgnn.train.text_tasks`); rank 0
+alone writes the folder (``best.pt`` included) and prints; after training every rank loads
+the same ``best.pt`` and the test split is scored sharded (one process's predictions,
+gathered), so every rank returns the same results, written once by rank 0.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from mmgnn.data.twitter_ner import load_twitter_ner
 from mmgnn.modalities.example_images import load_example_images
 from mmgnn.models.mkgformer_ner import MKGformerNER
 from mmgnn.models.mkgformer_re import MKGformerRE
+from mmgnn.train import distributed
 from mmgnn.train.config import TrainConfig
 from mmgnn.train.loop import BEST, METRICS, Trainer, seed_everything
 from mmgnn.train.text_tasks import (
@@ -83,6 +91,10 @@ def text_task_run(out: str | os.PathLike | None, *, model: str = "mkgformer_re",
         validate: Score the validation split after every epoch and test the best epoch's
             weights (``best.pt``; without ``out`` there is no ``best.pt`` and the final
             weights are tested); otherwise the final weights are tested.
+        progress: Print the model and the data, and show progress bars (rank 0 only).
+
+    ``train_minutes`` and ``train_examples_per_s`` are those of rank 0's clock with
+    ``examples_seen`` counting every rank's examples; ``peak_memory_mb`` is rank 0's.
     """
     if model not in TEXT_MODELS:
         raise ValueError(f"unknown text-task model {model!r}; known: {', '.join(TEXT_MODELS)}")
@@ -103,10 +115,14 @@ def text_task_run(out: str | os.PathLike | None, *, model: str = "mkgformer_re",
                 "root": str(root) if root else None, "images": str(images) if images else None,
                 "fraction": fraction, "fraction_seed": fraction_seed, "examples": examples,
                 "validate": validate, "train": train.to_dict()}
-    with removed_on_failure(out) if out is not None else nullcontext():
+    main = distributed.is_main()
+    progress = progress and main
+    writes = out is not None and main
+    with removed_on_failure(out) if writes else nullcontext():
         if out is not None:
             if (out / "checkpoint.pt").exists():
                 raise ValueError(f"{out} already holds a run; choose another folder")
+        if writes:
             save_json(out / "config.json", settings)
         seed_everything(train.seed, deterministic=train.deterministic)
         net = cls(len(labels), **(model_args or {}))
@@ -129,20 +145,22 @@ def text_task_run(out: str | os.PathLike | None, *, model: str = "mkgformer_re",
         trainer = Trainer(net, task, train, out, progress,
                           {"dataset": dataset, "model": settings["model"]})
         trainer.fit()
-        seen = task.seen
-        if validate and out is not None and (out / BEST).is_file():
+        seen = task.seen  # every rank's (each draws the global batches)
+        if validate and out is not None and (out / BEST).is_file():  # written before fit ends
             net.load_state_dict(load_checkpoint(out / BEST)["model"])
-        test = score(net, splits["test"], pixels)
+        test = score(net, splits["test"], pixels)  # sharded: the same on every rank
         results = {"test": test, "best_epoch": trainer.best_epoch if validate else None,
                    "epochs": trainer.epoch, "steps": trainer.steps, "examples_seen": seen,
                    "train_examples": len(splits["train"]), "train_minutes": trainer.minutes,
                    "train_examples_per_s": seen / max(trainer.minutes * 60, 1e-9),
                    "budget_clock": train.budget_clock, "peak_memory_mb": peak_memory_mb(),
-                   "threads": torch.get_num_threads(), **settings}
-        if out is not None:
+                   "threads": torch.get_num_threads(), "world_size": distributed.world_size(),
+                   **settings}
+        if writes:
             save_json(out / "results.json", results)
             # the final figures where `mmgnn reproduce` reads a run's (metrics.json "final")
             metrics = json.loads((out / METRICS).read_text())
             valid = trainer.history[-1].get("valid", {}) if trainer.history else {}
             save_json(out / METRICS, {**metrics, "final": {"test": test, "valid": valid}})
+    distributed.barrier()  # every rank returns once the folder is complete
     return results

@@ -3,6 +3,18 @@ items and fine-tuning a downstream head (the optimisation of ``train_concap_stru
 AdamW without decay on biases and LayerNorms, a slower pretrained text encoder, linear
 warmup and decay from :func:`transformers.get_scheduler`; defaults
 :data:`~mmgnn.train.config.K3M_PRETRAIN` / :data:`~mmgnn.train.config.K3M_FINETUNE`).
+
+Data-parallel (:mod:`mmgnn.train.distributed`): each rank takes its part of every global
+batch of items, masks drawn from its ``local_generator``, dropout from its own global stream;
+``encoder.pt`` is written by rank 0 once training ended. Fine-tuning's cross-entropy is a
+mean over items, so :math:`W` ranks take the step of one process at the same global batch
+(without dropout). Pretraining's terms are not: MLM and PV average over the masked tokens
+of a rank's part, and the LP term's negative of an item is the next item *of that part*
+(``roll`` / ``item + 1``), so :math:`W` ranks optimise the data-parallel form of the
+objective, not one process's, as the released ``train_concap_struc.py`` does under
+``--local_rank`` (the global ``train_batch_size`` divided among the ranks, lines 340-342;
+apex DDP, lines 621-623). Accuracies are
+computed sharded (:func:`accuracy`): equal to one process's, the same on every rank.
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from torch import Tensor, nn
 
 from mmgnn.models.k3m.heads import classification_accuracy
 from mmgnn.models.k3m.pretraining import save_encoder
+from mmgnn.train import distributed
 from mmgnn.train.config import K3M_FINETUNE, K3M_PRETRAIN, TrainConfig
 from mmgnn.train.loop import Trainer
 from mmgnn.train.tasks import Task
@@ -25,6 +38,32 @@ if TYPE_CHECKING:
     from mmgnn.models.k3m.pretraining import K3MPretraining
 
 ENCODER = "encoder.pt"
+#: Items per evaluation batch (that of :func:`~mmgnn.models.k3m.classification_accuracy`).
+EVAL_BATCH = 64
+
+
+def accuracy(classifier: nn.Module, items: Tensor, y: Tensor,
+             batch_size: int = EVAL_BATCH) -> float:
+    """:func:`~mmgnn.models.k3m.classification_accuracy` of ``classifier`` on ``items``,
+    shared out among the ranks of a process group: rank :math:`r` scores part :math:`r` of
+    :math:`W` of the evaluation batches (the batches of one process, so every prediction is
+    the one it makes) and the correct counts are summed: exactly one process's accuracy, on
+    every rank. Every rank must call it. With ``eval_noise`` (seeded Gumbel draws that run
+    on from batch to batch) each rank scores every item and rank 0's figure is taken."""
+    world = distributed.world_size()
+    if world == 1:
+        return classification_accuracy(classifier, items, y, batch_size)
+    model = getattr(classifier, "model", None)
+    if getattr(getattr(model, "config", None), "eval_noise", False):
+        return distributed.gather_objects(
+            classification_accuracy(classifier, items, y, batch_size))[0]
+    chunks = -(-len(items) // batch_size)
+    rank = distributed.rank()
+    lo = min(len(items), rank * chunks // world * batch_size)
+    hi = min(len(items), (rank + 1) * chunks // world * batch_size)
+    correct = round(classification_accuracy(classifier, items[lo:hi], y, batch_size)
+                    * (hi - lo)) if hi > lo else 0
+    return distributed.all_reduce([correct])[0] / max(1, len(items))
 
 
 class ItemTask(Task):
@@ -76,7 +115,11 @@ class PretrainTask(ItemTask):
     name = "pretrain"
 
     def loss(self, trainer: Trainer, batch: Tensor) -> tuple[dict[str, Tensor], int]:
-        return trainer.model(batch, trainer.local_generator), len(batch)
+        losses = trainer.model(batch, trainer.local_generator)
+        if trainer.world > 1 and "lp" not in losses and trainer.model.model.aggregator \
+                is not None:  # a rank's part of one item has no LP pair: every rank logs lp
+            losses["lp"] = losses["loss"].new_zeros(())
+        return losses, len(batch)
 
 
 class ClassificationTask(ItemTask):
@@ -104,8 +147,8 @@ class ClassificationTask(ItemTask):
 
     def evaluate(self, trainer: Trainer, last: bool) -> dict:
         model = trainer.model
-        return {"train_accuracy": classification_accuracy(model, self.items, self.y),
-                "test_accuracy": classification_accuracy(model, self.test_items, self.y)}
+        return {"train_accuracy": accuracy(model, self.items, self.y),
+                "test_accuracy": accuracy(model, self.test_items, self.y)}
 
 
 def pretrain(objective: K3MPretraining, items: Tensor, config: TrainConfig | None = None, *,
@@ -114,13 +157,15 @@ def pretrain(objective: K3MPretraining, items: Tensor, config: TrainConfig | Non
              extra: dict | None = None) -> Trainer:
     """Pretrains with a :class:`~mmgnn.models.k3m.K3MPretraining` objective on ``items``
     (``config``: default :data:`~mmgnn.train.config.K3M_PRETRAIN`); with ``out_dir``, also
-    writes ``encoder.pt`` (the K3M weights and config) for fine-tuning."""
+    writes ``encoder.pt`` (the K3M weights and config) for fine-tuning (rank 0; every rank
+    returns once it is written)."""
     trainer = Trainer(objective, PretrainTask(items, pretrained, encoder_lr_scale),
                       config or TrainConfig(**K3M_PRETRAIN), out_dir, progress,
                       {**(extra or {}), "skipped": objective.skipped})
     trainer.fit(resume=resume)
-    if out_dir is not None:
+    if out_dir is not None and distributed.is_main():
         save_encoder(Path(out_dir) / ENCODER, objective.model)
+    distributed.barrier()  # a rank that fine-tunes next reads it
     return trainer
 
 

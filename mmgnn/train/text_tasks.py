@@ -1,6 +1,18 @@
 """MKGformer's relation extraction and NER as tasks of the one
 :class:`~mmgnn.train.Trainer`, and their evaluation (micro F1 without ``None`` for RE,
-entity-level micro F1 for NER)."""
+entity-level micro F1 for NER).
+
+Data-parallel (:mod:`mmgnn.train.distributed`): each rank trains on its part of every
+global batch of sentences (the losses are means over the batch's sentences, so :math:`W`
+ranks take one process's step at the same global batch where dropout is off), dropout
+from its own stream. Evaluation is shared out: rank :math:`r` predicts part :math:`r` of
+:math:`W` of the evaluation batches (the batches one process forms, so each prediction is
+the one it makes) and the predictions are gathered in order, so every rank computes one
+process's precision / recall / F1 from the same predictions: the validation score that
+selects ``best.pt`` and drives early stopping is the same on every rank (a decision all
+ranks must take alike) even where kernels are not deterministic, and each rank scores
+:math:`1/W` of the sentences.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +23,7 @@ import torch
 from torch import Tensor
 
 from mmgnn.eval.sequence import entity_prf, relation_prf
+from mmgnn.train import distributed
 from mmgnn.train.tasks import Task
 
 if TYPE_CHECKING:
@@ -32,21 +45,37 @@ def _chunks(n: int, size: int) -> Iterator[Tensor]:
     yield from torch.arange(n).split(size)
 
 
+def _my_chunks(n: int, size: int) -> list[Tensor]:
+    """This rank's part of the evaluation batches of ``n`` examples (part :math:`r` of
+    :math:`W` contiguous runs of whole batches; all of them without a process group)."""
+    chunks = list(_chunks(n, size))
+    world, rank = distributed.world_size(), distributed.rank()
+    return chunks[rank * len(chunks) // world:(rank + 1) * len(chunks) // world]
+
+
+def _gathered(pred: list) -> list:
+    """Every rank's predictions (of consecutive parts) in order: those of all examples."""
+    return [p for part in distributed.gather_objects(pred) for p in part]
+
+
 @torch.no_grad()
 def evaluate_relations(model: MKGformerRE, data: RelationExamples, images: Images | None = None,
                        batch_size: int = 64) -> dict:
     """Micro precision / recall / F1 over the labels other than ``None`` (and accuracy) of
-    ``model``'s argmax predictions on ``data`` (:func:`~mmgnn.eval.sequence.relation_prf`)."""
+    ``model``'s argmax predictions on ``data`` (:func:`~mmgnn.eval.sequence.relation_prf`).
+    In a process group the ranks share the batches out (see the module's docstring): every
+    rank must call it, and every rank gets the figures of one process."""
     was = model.training
     model.eval()
     device = next(model.parameters()).device
     pred: list[int] = []
-    for idx in _chunks(len(data), batch_size):
+    for idx in _my_chunks(len(data), batch_size):
         part = data.subset(idx)
         batch = model.batch(part.tokens, part.head, part.tail,
                             example_images(part.images, images)).to(device)
         pred += model(batch).argmax(-1).tolist()
     model.train(was)
+    pred = _gathered(pred)
     negative = data.labels.index(data.negative) if data.negative in data.labels else None
     return {**relation_prf(data.y.tolist(), pred, negative), "examples": len(data)}
 
@@ -55,18 +84,21 @@ def evaluate_relations(model: MKGformerRE, data: RelationExamples, images: Image
 def evaluate_tagging(model: MKGformerNER, data: TaggedSentences, images: Images | None = None,
                      batch_size: int = 64) -> dict:
     """Entity-level micro precision / recall / F1 of ``model``'s Viterbi tags on ``data``
-    (:func:`~mmgnn.eval.sequence.entity_prf`), every word of every sentence scored."""
+    (:func:`~mmgnn.eval.sequence.entity_prf`), every word of every sentence scored. In a
+    process group the ranks share the batches out (see the module's docstring): every rank
+    must call it, and every rank gets the figures of one process."""
     was = model.training
     model.eval()
     device = next(model.parameters()).device
     names = data.tag_names
     gold, pred = data.tag_strings(), []
-    for idx in _chunks(len(data), batch_size):
+    for idx in _my_chunks(len(data), batch_size):
         part = data.subset(idx)
         batch = model.batch(part.tokens, example_images(part.images, images)).to(device)
         pred += [[names[t] for t in p]
                  for p in model.predict(batch, [len(w) for w in part.tokens])]
     model.train(was)
+    pred = _gathered(pred)
     return {**entity_prf(gold, pred), "sentences": len(data)}
 
 
