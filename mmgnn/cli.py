@@ -225,35 +225,47 @@ def _text_task(args, explicit: dict) -> int:
         return print(json.dumps({"data": data, "model": model, "train": train.to_dict(),
                                  **settings}, indent=1)) or 0
     from mmgnn.recipes.mkgformer_tasks import text_task_run
+    from mmgnn.train import distributed
 
+    distributed.init_from_env(train.device)  # torchrun / --nproc: join the ranks
     res = text_task_run(args.out, model=model.pop("name"), dataset=data.get("dataset"),
                         root=data.get("root"), model_args=model, train=train,
                         progress=not args.quiet, **settings)
     t = res["test"]
-    print(f"test P {t['precision']:.4f} R {t['recall']:.4f} F1 {t['f1']:.4f}; run: {args.out} "
-          f"(results.json)")
+    if distributed.is_main():
+        print(f"test P {t['precision']:.4f} R {t['recall']:.4f} F1 {t['f1']:.4f}; run: "
+              f"{args.out} (results.json)")
     return 0
 
 
 def _k3m(args, explicit: dict) -> int:
     """``pretrain`` and ``train --model k3m --task classification``."""
     from mmgnn.recipes import k3m
+    from mmgnn.train import distributed
 
     pre = args.command == "pretrain"
     data, size, model, train = resolve_k3m(explicit, pre, args.task, args.resume)
     if args.dry_run:
         return print(json.dumps({"data": data, "model": {"size": size, **model},
                                  "train": train.to_dict()}, indent=1)) or 0
+    saved, device = Path(args.out) / "config.json", train.device if train else "cpu"
+    if train is None and saved.is_file():  # a resume runs on its saved device
+        device = json.loads(saved.read_text())["train"].get("device", "cpu")
+    distributed.init_from_env(device)  # torchrun / --nproc: join the ranks
     common = dict(dataset=data.get("dataset", "K3M-sample"), root=data.get("root"), size=size,
                   model_args=model, image_features=args.image_features, resume=args.resume,
                   progress=not args.quiet, train=train)
     if pre:
         trainer = k3m.pretrain_run(args.out, lp=args.lp, **common)
-        print(f"pretrained {trainer.epoch} epochs ({trainer.steps} steps); run: {args.out}")
+        if distributed.is_main():
+            print(f"pretrained {trainer.epoch} epochs ({trainer.steps} steps); run: "
+                  f"{args.out}")
     else:
         res = k3m.classification_run(args.out, init=args.init, **common)
-        print(f"test accuracy {res['test_accuracy']:.4f} (majority class "
-              f"{res['majority_accuracy']:.4f}, {res['test_items']} items); run: {args.out}")
+        if distributed.is_main():
+            print(f"test accuracy {res['test_accuracy']:.4f} (majority class "
+                  f"{res['majority_accuracy']:.4f}, {res['test_items']} items); run: "
+                  f"{args.out}")
     return 0
 
 
@@ -366,10 +378,6 @@ def main(argv: list[str] | None = None) -> int:
         if nproc < 1:
             raise UsageError(f"--nproc must be >= 1, got {nproc}")
         if nproc > 1 and not getattr(sub, "dry_run", False):
-            if args.command == "pretrain" or getattr(sub, "task", None) == "classification" \
-                    or (getattr(sub, "model", None) or {}).get("name") in ("k3m",
-                                                                            *TEXT_TASK_MODELS):
-                raise UsageError("--nproc: K3M and mkgformer_re/_ner runs train in one process")
             return _launch([a for b, a in itertools.pairwise([None, *raw])
                             if a != "--nproc" and b != "--nproc"
                             and not a.startswith("--nproc=")], nproc)
