@@ -380,16 +380,23 @@ def _k3m_rows(lines, recipes) -> list[dict]:
     for where, r in lines:
         _need(r, ("config", "fusion", "seed", "pretrained", "test_accuracy", "finetune_epochs",
                   "cpu_minutes"), where, "k3m_reproduce")
-        recipe = recipes.get(r["config"])
+        # ``NAME@cpu`` (``--tag @cpu``): the baseline NAME run for its system's CPU time
+        stem, at_cpu = r["config"].removesuffix("@cpu"), r["config"].endswith("@cpu")
+        recipe = recipes.get(stem)
         if (recipe is None or not r["pretrained"]
                 or r["fusion"] != _setting(recipe, "model.fusion")
-                or (r.get("overrides") or {}) != recipe["spec"]["cpu"]["overrides"]):
+                or (not at_cpu
+                    and (r.get("overrides") or {}) != recipe["spec"]["cpu"]["overrides"])):
             continue
         pre = r.get("pretrain_epochs")
-        out += _with_baselines(_seed(
-            r["config"], "recipe", None, r["seed"], {"accuracy": r["test_accuracy"]}, where,
-            epochs=r["finetune_epochs"], cpu=r["cpu_minutes"],
-            before=None if pre is None else f"pretraining {pre} ep"), recipes)
+        seed = _seed(stem, "recipe", None, r["seed"], {"accuracy": r["test_accuracy"]}, where,
+                     epochs=r["finetune_epochs"], cpu=r["cpu_minutes"],
+                     before=None if pre is None else f"pretraining {pre} ep")
+        if at_cpu:
+            out += [{**seed, "budget": "cpu", "of": system} for system, other in recipes.items()
+                    if stem in other["baseline_stems"].values()]
+        else:
+            out += _with_baselines(seed, recipes)
     return out
 
 
@@ -652,7 +659,9 @@ def results_table(results: str | Path, configs_dir: str | Path = "configs") -> s
         "with the seeds, epochs (steps), and mean training CPU-minutes (1 thread). Baselines "
         "run over their own recipes at the system's epochs (\"equal epochs\") and for its "
         "CPU-minutes (\"equal CPU\"; a baseline may stop sooner at its own epoch cap or "
-        "patience: see its CPU-minutes). \"–\": not measured. Written by "
+        "patience: see its CPU-minutes). \"paper\": the published figure, with the paper's "
+        "features, data and budget (images, full graphs, GPU): not like for like with the rows "
+        "here. \"–\": not measured. Written by "
         "`mmgnn reproduce --table` from these files:\n\n" + "\n".join(notes))
 
 
@@ -681,6 +690,9 @@ def command(args) -> int:
     if not configs and not args.table:
         raise UsageError("name config files, or --all, or --table")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    for path in configs:  # every recipe and baseline readable before the first run
+        for other in read_recipe(path)["baselines"].values() if not args.no_baselines else ():
+            read_recipe(other)
     failed = []
     for path in configs:
         try:

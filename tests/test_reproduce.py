@@ -116,6 +116,13 @@ def test_misuse_is_one_line(tmp_path, capsys):
     assert "no `reproduce:` section" in capsys.readouterr().err
     assert _reproduce(tmp_path, tmp_path / "missing.yaml") == 2
     assert _reproduce(tmp_path) == 2
+    # a baseline without a recipe stops the command before any run
+    system = tmp_path / "system.yaml"
+    system.write_text(yaml.safe_dump({"data": {"dataset": "Nations"}, "reproduce": {
+        "cpu": {"metric": "mrr"}, "baselines": {"base": str(plain)}}}))
+    assert _reproduce(tmp_path, system) == 2
+    assert f"{plain}: no `reproduce:` section" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
 
 
 # ------------------------------------------------------------------ the table from rows on disk
@@ -164,7 +171,8 @@ def driver_rows(tmp_path):
                                   ("k3m-toy", "mean", 1, True, 0.6),
                                   ("k3m-toy", "hard", 0, True, 0.1),   # not the recipe's fusion
                                   ("k3m-toy", "mean", 1, False, 0.1),  # from scratch
-                                  ("k3m-toy-title", "mean", 0, True, 0.3)]])
+                                  ("k3m-toy-title", "mean", 0, True, 0.3),
+                                  ("k3m-toy-title@cpu", "mean", 0, True, 0.35)]])
     released = _jsonl(rows / "mmrns_released.jsonl", [
         {"ratio_released_over_mmgnn": 4.05, "steps_timed": [9, 9]}])
     _table_recipe(configs, "mmrns-toyw", dataset="ToyW", paper={"mrr": 0.35},
@@ -211,7 +219,8 @@ def test_table_from_driver_rows(driver_rows, capsys):
     assert k3m[4:] == [
         "not runnable here",
         "accuracy 0.550 ± 0.071 (2 seeds, pretraining 6 ep + 20 ep, 0.50 CPU-min)",
-        "title only: equal epochs 0.300 (seed 0, pretraining 6 ep + 20 ep, 0.50 CPU-min)",
+        "title only: equal epochs 0.300 (seed 0, pretraining 6 ep + 20 ep, 0.50 CPU-min); "
+        "equal CPU 0.350 (seed 0, pretraining 6 ep + 20 ep, 0.50 CPU-min)",
         "–", "–"]
     assert _cells(table, "NEVER-RUN")[3:] == ["–"] * 6
     for baseline in ("MMRNS-TOYW-UNIFORM", "K3M-TOY-TITLE"):  # baselines are no rows
