@@ -86,15 +86,16 @@ COMMANDS = {
                   "they state, write the README results table", [
                       ("configs", {"nargs": "*", "help": "config files with a reproduce: "
                                    "section"}),
-                      ("--all", {"action": "store_true", "help": "every recipe in "
-                                 "--configs_dir, then the README table"}),
+                      ("--all", {"action": "store_true", "help": "every recipe of the "
+                                 "table (no other's baseline) in --configs_dir, then --table"}),
                       ("--configs_dir", {"default": "configs"}),
                       ("--out", {"default": "runs/reproduce", "help": "run folders (a "
                                  "finished seed is read, not rerun)"}),
                       ("--results", {"default": "benchmarks/results/reproduce"}),
                       ("--readme", {"default": "README.md"}),
                       ("--table", {"action": "store_true", "help": "rewrite the README "
-                                   "table from --results"}),
+                                   "table from the results on disk (--results, the recipes' "
+                                   "reproduce.rows); alone: no runs"}),
                       ("--seeds", {"help": "e.g. 0,1,2 (default: the recipe's)"}),
                       ("--full", {"action": "store_true", "help": "the released budget, "
                                   "without the recipe's CPU overrides"}),
