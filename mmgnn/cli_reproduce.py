@@ -345,9 +345,9 @@ def _mmrns_rows(lines, recipes) -> list[dict]:
 
 
 def _mkgformer_rows(lines, recipes) -> list[dict]:
-    """``benchmarks/mkgformer_quality.py --reproduce`` (before ``mmgnn reproduce`` ran it):
-    per seed the system's row (``role: system``), then its baselines' ``equal_epochs`` and
-    ``equal_cpu`` rows (their own recipe, epoch caps kept)."""
+    """``benchmarks/mkgformer_quality.py --reproduce``: per seed the system's row (``role:
+    system``), then its baselines' ``equal_epochs`` and ``equal_cpu`` rows (their own recipe,
+    epoch cap and early stopping kept)."""
     out, system = [], None
     for where, r in lines:
         _need(r, ("role", "budget", "config", "seed", "epochs", "cpu_min", "mrr"), where,
