@@ -10,7 +10,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["mmgnn", "mmgnn.*"]),
-    package_data={"mmgnn.data": ["registry.tsv"]},
+    package_data={"mmgnn.data": ["registry.tsv"], "mmgnn.nn.kge": ["*.c"]},
     install_requires=[
         # torch is not pinned: install the build you want first (CI: `pip install torch==2.13.0`).
         "torch>=2.1",

@@ -64,6 +64,16 @@ def l1_alternatives(q, cand, w) -> dict[str, Callable[[], torch.Tensor]]:
     }
 
 
+def _complex_modulus_t(q, ct, offset, sign):
+    d = q.size(-1) // 2
+    re, im = q[:, :d, None] - ct[None, :d, :], q[:, d:, None] - ct[None, d:, :]
+    return offset + sign * (re * re + im * im).sqrt().sum(1)
+
+
+_INDUCTOR_COMPLEX = torch.compile(_complex_modulus_t, dynamic=True,
+                                  options={"cpp.dynamic_threads": True})
+
+
 def complex_alternatives(q, cand) -> dict[str, Callable[[], torch.Tensor]]:
     half = q.size(-1) // 2
 
@@ -75,10 +85,15 @@ def complex_alternatives(q, cand) -> dict[str, Callable[[], torch.Tensor]]:
         zq = torch.complex(q[:, :half], q[:, half:])
         return (zq[:, None] - torch.complex(c[:, :half], c[:, half:])[None]).abs().sum(-1)
 
+    def inductor_blocks() -> torch.Tensor:
+        # the former default: the transposed formula compiled by TorchInductor (exact vsqrtps)
+        return torch.cat([_INDUCTOR_COMPLEX(q, ct, *_PLAIN) for ct in
+                          D._CompiledKernel(_complex_modulus_t).blocks(cand)], dim=1)
+
     return {
-        "compiled, blocked (default)": lambda: D.complex_distance(q, cand, kernel="compiled"),
-        "compiled, one call": lambda: D._COMPILED["complex_modulus"].kernel(
-            q, cand.t().contiguous(), *_PLAIN),
+        "C kernel, -mrecip square roots (default)":
+            lambda: D.complex_distance(q, cand, kernel="compiled"),
+        "torch.compile, blocked (the former default)": inductor_blocks,
         "chunked broadcast (eager default)": lambda: D.complex_distance(q, cand, kernel="eager"),
         "chunked torch.hypot": lambda: chunked_one_to_all(hypot_block, len(q), cand),
         "chunked complex dtype .abs()": lambda: chunked_one_to_all(complex_dtype_block, len(q),

@@ -10,6 +10,7 @@ import torch
 
 from mmgnn.nn.kge import PairRE, RotatE, TransE
 from mmgnn.nn.kge import distances as D
+from mmgnn.utils.native import NativeKernel
 
 
 def _inputs(b: int = 5, n: int = 50, d: int = 8, seed: int = 0, dtype=torch.float32):
@@ -36,10 +37,16 @@ def _call(name: str, q, c, w, **kwargs):
     return D.complex_distance(q, c, **kwargs)
 
 
-def _fresh(kernel_name: str) -> D._CompiledKernel:
-    """A not yet compiled copy of a compiled kernel."""
+def _fresh(kernel_name: str, monkeypatch) -> None:
+    """Installs a not yet compiled copy of a compiled kernel (the C kernel for the complex
+    modulus; its library stays in the on-disk cache)."""
+    if kernel_name == "complex_modulus":
+        old = D.COMPLEX_MODULUS
+        monkeypatch.setattr(D, "COMPLEX_MODULUS", NativeKernel(old.source, old.symbol,
+                                                               old.argtypes, old.restype))
+        return
     old = D._COMPILED[kernel_name]
-    return D._CompiledKernel(old.fn, old.prepare)
+    monkeypatch.setitem(D._COMPILED, kernel_name, D._CompiledKernel(old.fn, old.prepare))
 
 
 NAMES = ["l1", "weighted_l1", "complex"]
@@ -89,8 +96,9 @@ def _forbid_compile(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("torch.compile must not be called here")
     monkeypatch.setattr(torch, "compile", fail)
-    for name in D._COMPILED:  # fresh, not yet compiled kernels
-        monkeypatch.setitem(D._COMPILED, name, _fresh(name))
+    monkeypatch.setattr(NativeKernel, "load", fail)
+    for name in COMPILED.values():  # fresh, not yet compiled kernels
+        _fresh(name, monkeypatch)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -106,14 +114,17 @@ def test_auto_does_not_compile_small_problems_or_gradients(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_failed_compilation_warns_once_and_falls_back(name, monkeypatch):
+def test_failed_compilation_warns_once_and_falls_back(name, monkeypatch, tmp_path):
     def broken(fn, **kwargs):
         raise RuntimeError("no C++ compiler")
     monkeypatch.setattr(torch, "compile", broken)
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))  # the C kernel's compiler fails
+    monkeypatch.setenv("MMGNN_KERNEL_CACHE", str(tmp_path))  # nothing built before
     kernel_name = COMPILED[name]
-    monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
+    _fresh(kernel_name, monkeypatch)
     q, c, w = _inputs()
-    with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
+    message = "no-such-cc" if name == "complex" else "no C\\+\\+ compiler"
+    with pytest.warns(RuntimeWarning, match=message):
         out = _call(name, q, c, w, kernel="compiled")
     torch.testing.assert_close(out, _reference(name, q, c, w))
     assert not D.compiled_available(kernel_name)
@@ -200,7 +211,7 @@ def test_negate_from_gives_scores(name, kernel, monkeypatch):
 def test_compiled_kernel_follows_the_table(name, monkeypatch):
     monkeypatch.setattr(D, "_BLOCK_BYTES", 64)
     kernel_name = COMPILED[name]
-    monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
+    _fresh(kernel_name, monkeypatch)
     q, c, w = _inputs()
     with torch.no_grad():
         _call(name, q, c, w, kernel="compiled")
@@ -218,15 +229,17 @@ def test_compiled_kernel_follows_the_table(name, monkeypatch):
 def test_auto_uses_a_compiled_kernel_for_small_calls(name, monkeypatch):
     # An evaluation's last short batch must not fall back to the ~10x slower eager path.
     kernel_name = COMPILED[name]
-    monkeypatch.setitem(D._COMPILED, kernel_name, _fresh(kernel_name))
+    _fresh(kernel_name, monkeypatch)
     calls = []
-    original = D._CompiledKernel.__call__
+    cls, method = (NativeKernel, "load") if name == "complex" else (D._CompiledKernel,
+                                                                     "__call__")
+    original = getattr(cls, method)
 
     def counted(self, *args, **kwargs):
         calls.append(1)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(D._CompiledKernel, "__call__", counted)
+    monkeypatch.setattr(cls, method, counted)
     q, c, w = _inputs()
     with torch.no_grad():
         _call(name, q, c, w)  # small, nothing compiled yet: eager
