@@ -297,3 +297,16 @@ def test_unknown_or_missing_rows_file_is_named(driver_rows, capsys):
     with pytest.raises(UsageError, match=r"x\.json: a `mmgnn reproduce` result row needs "
                                          r"'metric', 'rows', 'baselines'"):
         results_table(tmp_path / "results", configs)
+
+
+def test_readme_table_is_the_commands_output(monkeypatch):
+    """The README's results table is what `mmgnn reproduce --table` writes from the results
+    files in the repository: no figure in it is typed by hand."""
+    from mmgnn.cli_reproduce import END, START, results_table
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    readme = (root / "README.md").read_text()
+    block = readme.split(START, 1)[1].split(END, 1)[0]
+    assert block.strip() == results_table("benchmarks/results/reproduce", "configs").strip(), \
+        "README.md's results table is not the output of `mmgnn reproduce --table`: run it"
