@@ -7,7 +7,9 @@ and the models are imported inside the commands only, so ``--help`` is fast."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import itertools
 import json
 import sys
@@ -379,9 +381,16 @@ def main(argv: list[str] | None = None) -> int:
         if nproc < 1:
             raise UsageError(f"--nproc must be >= 1, got {nproc}")
         if nproc > 1 and not getattr(sub, "dry_run", False):
-            return _launch([a for b, a in itertools.pairwise([None, *raw])
-                            if a != "--nproc" and b != "--nproc"
-                            and not a.startswith("--nproc=")], nproc)
+            ranks = [a for b, a in itertools.pairwise([None, *raw])
+                     if a != "--nproc" and b != "--nproc" and not a.startswith("--nproc=")]
+            if hasattr(sub, "dry_run") and not sub.resume:
+                # The settings are checked here, once, before any rank starts: a misuse is
+                # one line and exit 2, not one error per rank and a spawn traceback.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    code = main([*ranks, "--dry_run"])
+                if code:
+                    return code
+            return _launch(ranks, nproc)
         if args.command == "reproduce":
             from mmgnn.cli_reproduce import command
 

@@ -75,6 +75,27 @@ def test_misuse_is_one_line_exit_2_before_data_loads(tmp_path, capsys, no_data, 
     assert not (tmp_path / "run").exists()
 
 
+NPROC_MISUSE = [
+    (["train", "--dataset", "Nations", "--model", "transee"], "did you mean 'transe'"),
+    (["train", "--model", "transe"], "train needs --dataset"),
+    (["pretrain", "--model.bogus", "1"], "bogus"),
+    (["train", "--model", "mkgformer_re", "--dataset", "MNRE", "--train.epochs", "0"],
+     "epochs must be a positive integer"),
+]
+
+
+@pytest.mark.parametrize("argv,message", NPROC_MISUSE, ids=[m[1] for m in NPROC_MISUSE])
+def test_nproc_misuse_is_one_line_before_any_rank_starts(tmp_path, capsys, no_data,
+                                                         monkeypatch, argv, message):
+    import mmgnn.train.distributed as distributed
+
+    monkeypatch.setattr(distributed, "launch",
+                        lambda *a, **k: pytest.fail("ranks started for a misuse"))
+    assert main([*argv, "--nproc", "2", "--out", str(tmp_path / "run")]) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
 def test_missing_dataset_and_resume_misuse(tmp_path, capsys, no_data):
     assert main(["train", "--out", str(tmp_path / "run")]) == 2
     assert "train needs --dataset" in _one_error_line(capsys)
