@@ -7,8 +7,8 @@ RotatE's 1-to-all distance is bound by its square roots, which Inductor computes
 Newton step, 1.3x faster (``benchmarks/decoder_kernels.py``). The file is compiled once per
 machine and compiler into a cache folder (``$MMGNN_KERNEL_CACHE``, else
 ``$XDG_CACHE_HOME/mmgnn/kernels``, else ``~/.cache/mmgnn/kernels``), keyed by a hash of the
-source, the flags and the compiler's version, and written atomically, so concurrent processes
-(DDP ranks, pytest workers) never load a half-written library. Any failure (no compiler, an
+source, the flags, the compiler's version and the CPU, and written atomically, so concurrent
+processes (DDP ranks, pytest workers) never load a half-written library. Any failure (no compiler, an
 unknown flag, a read-only cache) issues one warning and the caller falls back to its PyTorch
 formula for the rest of the process, as :class:`~mmgnn.utils.compile.LazyCompiled` does.
 
@@ -22,6 +22,7 @@ import ctypes
 import hashlib
 import itertools
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -63,12 +64,27 @@ def _version(cc: str) -> str:
                           timeout=60).stdout
 
 
+def _machine() -> str:
+    """What ``-march=native`` compiles for: the architecture, torch's CPU capability and the
+    CPU model, so that a cache folder shared by different machines never hands one of them a
+    library with instructions it lacks."""
+    cpu: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key = line.split(":")[0].strip()
+            if key in ("model name", "flags"):
+                cpu.setdefault(key, line)
+    return " ".join([platform.machine(), torch.backends.cpu.get_cpu_capability(),
+                     *cpu.values()])
+
+
 def build(source: Path, flags: Sequence[str], cc: str) -> Path:
     """The shared library of ``source`` compiled with ``flags`` (from the cache when built
     before); :class:`RuntimeError` with the compiler's message when it fails."""
     text = source.read_bytes()
-    key = hashlib.sha256(b"\0".join([text, " ".join(flags).encode(),
-                                     _version(cc).encode()])).hexdigest()[:20]
+    key = hashlib.sha256(b"\0".join([text, " ".join(flags).encode(), _version(cc).encode(),
+                                     _machine().encode()])).hexdigest()[:20]
     out = cache_dir() / f"{source.stem}-{key}.so"
     if out.is_file():
         return out
