@@ -8,9 +8,9 @@ Newton step, 1.3x faster (``benchmarks/decoder_kernels.py``). The file is compil
 machine and compiler into a cache folder (``$MMGNN_KERNEL_CACHE``, else
 ``$XDG_CACHE_HOME/mmgnn/kernels``, else ``~/.cache/mmgnn/kernels``), keyed by a hash of the
 source, the flags, the compiler's version and the CPU, and written atomically, so concurrent
-processes (DDP ranks, pytest workers) never load a half-written library. Any failure (no compiler, an
-unknown flag, a read-only cache) issues one warning and the caller falls back to its PyTorch
-formula for the rest of the process, as :class:`~mmgnn.utils.compile.LazyCompiled` does.
+processes (DDP ranks, pytest workers) never load a half-written library. Any failure (no
+compiler, an unknown flag, a read-only cache) issues one warning and the caller falls back to its
+PyTorch formula for the rest of the process, as :class:`~mmgnn.utils.compile.LazyCompiled` does.
 
 :mod:`ctypes` releases the GIL during a foreign call, so :func:`run_parallel` spreads a
 kernel's independent ranges over :func:`torch.get_num_threads` Python threads.
