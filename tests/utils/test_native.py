@@ -5,7 +5,7 @@ sums of moduli written out here (error bound, exact zeros, ties, tiles, threads)
 from __future__ import annotations
 
 import ctypes
-import itertools
+import os
 import warnings
 
 import pytest
@@ -64,12 +64,13 @@ def test_broken_source_reports_the_compiler_message(tmp_path, monkeypatch):
         assert native.NativeKernel(src, "mmgnn_broken", [])() is None
 
 
-@pytest.mark.parametrize("n,unit,threads", [(10, 1, 3), (130, 64, 2), (5, 64, 4), (0, 8, 2)])
-def test_run_parallel_covers_the_span_in_order(n, unit, threads):
-    parts = native.run_parallel(lambda lo, hi: (lo, hi), n, unit, threads)
-    assert parts[0][0] == 0 and parts[-1][1] == n
-    assert all(a[1] == b[0] for a, b in itertools.pairwise(parts))
-    assert all(lo % unit == 0 for lo, _ in parts)
+def test_openmp_kernel_shares_torchs_openmp_runtime(built):
+    # One libgomp in the process: the kernel's threads are torch's, never a second spinning pool.
+    maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
+    if "-fopenmp" not in (built.flags or ()) or not maps:
+        pytest.skip("kernel built without OpenMP, or no /proc here")
+    gomp = {line.split()[-1] for line in maps.splitlines() if "libgomp" in line}
+    assert len(gomp) == 1, gomp
 
 
 # --------------------------------------------------------------- RotatE's C kernel

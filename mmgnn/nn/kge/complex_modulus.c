@@ -12,6 +12,9 @@
  * candidate coordinate loaded once for both); within a tile the loop over TILE candidates is
  * the vectorised one, with one accumulator per candidate and the sum over k in order, so a
  * distance does not depend on the tile, the thread or the batch it was computed in. */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdlib.h>
 #include <math.h>
 
@@ -33,26 +36,36 @@ static void tile_pair(const float *q0, const float *q1, const float *ct, long d,
     }
 }
 
-/* q: (B, 2d), c: (N, 2d), out: (B, N), all row-major float32; fills out[:, n0:n1].
- * Returns 0, or 1 when the tile buffer could not be allocated. */
+/* q: (B, 2d), c: (N, 2d), out: (B, N), all row-major float32; fills out[:, n0:n1], its tiles
+ * shared among `threads` OpenMP threads (when built with -fopenmp: the process's libgomp, the
+ * one torch loaded, so its threads and torch's are one pool and never spin against each other).
+ * Returns 0, or 1 when a tile buffer could not be allocated. */
 int mmgnn_complex_modulus(const float *q, const float *c, float *out, long B, long N, long d,
-                          long n0, long n1, float offset, float sign) {
-    float *ct = malloc(sizeof(float) * (size_t)(2 * d * TILE + 2 * TILE));
-    if (!ct) return 1;
-    float *acc0 = ct + 2 * d * TILE, *acc1 = acc0 + TILE;
-    for (long t = n0; t < n1; t += TILE) {
-        const long n = n1 - t < TILE ? n1 - t : TILE;
-        for (long k = 0; k < 2 * d; ++k)
-            for (long j = 0; j < TILE; ++j)
-                ct[k * TILE + j] = j < n ? c[(t + j) * 2 * d + k] : 0.0f;
-        for (long b = 0; b < B; b += 2) {
-            const long b1 = b + 1 < B ? b + 1 : b;  /* an odd last query pairs with itself */
-            tile_pair(q + b * 2 * d, q + b1 * 2 * d, ct, d, acc0, acc1);
-            for (long j = 0; j < n; ++j) out[b * N + t + j] = offset + sign * acc0[j];
-            if (b1 != b)
-                for (long j = 0; j < n; ++j) out[b1 * N + t + j] = offset + sign * acc1[j];
+                          long n0, long n1, float offset, float sign, int threads) {
+    const long tiles = (n1 - n0 + TILE - 1) / TILE;
+    int failed = 0;
+    (void)threads;
+#pragma omp parallel num_threads(threads) reduction(|| : failed)
+    {
+        float *ct = malloc(sizeof(float) * (size_t)(2 * d * TILE + 2 * TILE));
+        float *acc0 = ct ? ct + 2 * d * TILE : NULL, *acc1 = acc0 ? acc0 + TILE : NULL;
+        failed = ct == NULL;
+#pragma omp for schedule(static)
+        for (long i = 0; i < tiles; ++i) {
+            if (!ct) continue;
+            const long t = n0 + i * TILE, n = n1 - t < TILE ? n1 - t : TILE;
+            for (long k = 0; k < 2 * d; ++k)
+                for (long j = 0; j < TILE; ++j)
+                    ct[k * TILE + j] = j < n ? c[(t + j) * 2 * d + k] : 0.0f;
+            for (long b = 0; b < B; b += 2) {
+                const long b1 = b + 1 < B ? b + 1 : b;  /* an odd last query pairs with itself */
+                tile_pair(q + b * 2 * d, q + b1 * 2 * d, ct, d, acc0, acc1);
+                for (long j = 0; j < n; ++j) out[b * N + t + j] = offset + sign * acc0[j];
+                if (b1 != b)
+                    for (long j = 0; j < n; ++j) out[b1 * N + t + j] = offset + sign * acc1[j];
+            }
         }
+        free(ct);
     }
-    free(ct);
-    return 0;
+    return failed;
 }

@@ -43,7 +43,7 @@ from torch import Tensor
 
 from mmgnn.nn.kge.base import DEFAULT_CHUNK_ELEMENTS, chunked_one_to_all
 from mmgnn.utils.compile import LazyCompiled, check_kernel
-from mmgnn.utils.native import NativeKernel, run_parallel
+from mmgnn.utils.native import NativeKernel
 
 # Below this many (query, candidate, coordinate) triples a call takes milliseconds in eager mode,
 # less than a compilation costs; "auto" then stays eager.
@@ -188,9 +188,8 @@ _COMPILED = {"l1": _CompiledKernel(_l1_grouped_t, _group_queries),
 COMPLEX_MODULUS = NativeKernel(
     Path(__file__).with_name("complex_modulus.c"), "mmgnn_complex_modulus",
     [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_long, ctypes.c_long,
-     ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_float, ctypes.c_float])
-# Candidates per tile of the C kernel (TILE in complex_modulus.c): threads split at multiples.
-_COMPLEX_TILE = 64
+     ctypes.c_long, ctypes.c_long, ctypes.c_long, ctypes.c_float, ctypes.c_float,
+     ctypes.c_int])
 
 
 def compiled_available(name: str) -> bool:
@@ -221,12 +220,8 @@ def _native_complex_modulus(kernel: str, q: Tensor, candidates: Tensor,
     (b, two_d), n = q.shape, len(candidates)
     out = torch.empty(b, n)
     offset, sign = (0.0, 1.0) if negate_from is None else (float(negate_from), -1.0)
-    args = (q.data_ptr(), candidates.data_ptr(), out.data_ptr(), b, n, two_d // 2)
-
-    def columns(lo: int, hi: int) -> int:
-        return fn(*args, lo, hi, offset, sign)
-
-    if any(run_parallel(columns, n, unit=_COMPLEX_TILE)):
+    if fn(q.data_ptr(), candidates.data_ptr(), out.data_ptr(), b, n, two_d // 2, 0, n,
+          offset, sign, torch.get_num_threads()):
         raise MemoryError("complex_modulus.c could not allocate its tile buffer")
     return out
 
