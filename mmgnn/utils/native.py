@@ -19,6 +19,7 @@ passes :func:`torch.get_num_threads`. :mod:`ctypes` releases the GIL during the 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import platform
@@ -61,11 +62,13 @@ def compiler() -> str | None:
                 None)
 
 
+@functools.cache
 def _version(cc: str) -> str:
     return subprocess.run([cc, "--version"], capture_output=True, text=True,
                           timeout=60).stdout
 
 
+@functools.cache
 def _machine() -> str:
     """What ``-march=native`` compiles for: the architecture, torch's CPU capability and the
     CPU model, so that a cache folder shared by different machines never hands one of them a

@@ -12,9 +12,6 @@
  * candidate coordinate loaded once for both); within a tile the loop over TILE candidates is
  * the vectorised one, with one accumulator per candidate and the sum over k in order, so a
  * distance does not depend on the tile, the thread or the batch it was computed in. */
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stdlib.h>
 #include <math.h>
 

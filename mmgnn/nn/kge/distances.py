@@ -200,18 +200,27 @@ def compiled_available(name: str) -> bool:
     return not _COMPILED[name].failed
 
 
+def _wants_kernel(kernel: str, built: bool, q: Tensor, candidates: Tensor,
+                  *extra: Tensor) -> bool:
+    """Whether ``kernel`` and the call let a compiled kernel (``built`` already, or not)
+    run: not ``"eager"``, not inside an outer :func:`torch.compile` (the eager formula gets
+    fused there anyway), no gradient, and for ``"auto"`` a call worth a compilation unless
+    the kernel is built: once built (by a large call), small calls use it too, since an
+    evaluation's last, short batches took ~20% of a RotatE evaluation on the eager path."""
+    if kernel == "eager" or torch.compiler.is_compiling() or _needs_grad(q, candidates, *extra):
+        return False
+    return (kernel != "auto" or built
+            or q.size(0) * candidates.numel() >= COMPILE_MIN_ELEMENTS)
+
+
 def _native_complex_modulus(kernel: str, q: Tensor, candidates: Tensor,
                             negate_from: float | None) -> Tensor | None:
     """:func:`complex_distance` by the C kernel, or :obj:`None` where ``kernel`` or the call
-    does not allow it (as :func:`_try_compiled`; and only float32 on CPU)."""
-    if kernel == "eager" or torch.compiler.is_compiling() or _needs_grad(q, candidates):
+    does not allow it (:func:`_wants_kernel`; and only non-empty float32 on CPU)."""
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" or t.numel() == 0
+           for t in (q, candidates)):
         return None
-    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in (q, candidates)):
-        return None
-    if q.numel() == 0 or candidates.numel() == 0:
-        return None
-    if (kernel == "auto" and COMPLEX_MODULUS.function is None
-            and q.size(0) * candidates.numel() < COMPILE_MIN_ELEMENTS):
+    if not _wants_kernel(kernel, COMPLEX_MODULUS.function is not None, q, candidates):
         return None
     fn = COMPLEX_MODULUS.load()
     if fn is None:
@@ -228,16 +237,10 @@ def _native_complex_modulus(kernel: str, q: Tensor, candidates: Tensor,
 
 def _try_compiled(name: str, kernel: str, q: Tensor, candidates: Tensor,
                   *extra: Tensor, negate_from: float | None = None) -> Tensor | None:
-    """Runs the compiled kernel if ``kernel`` and the call allow it, else returns ``None``."""
-    if kernel == "eager" or torch.compiler.is_compiling():
-        return None  # inside an outer torch.compile the eager formula gets fused anyway
-    if _needs_grad(q, candidates, *extra):
-        return None
+    """Runs the compiled kernel if ``kernel`` and the call allow it (:func:`_wants_kernel`),
+    else returns ``None``."""
     compiled = _COMPILED[name]
-    # Once compiled (by a large call), small calls use the kernel too: an evaluation's last,
-    # short batches took ~20% of a RotatE evaluation on the eager path.
-    if (kernel == "auto" and compiled.kernel.compiled is None
-            and q.size(0) * candidates.numel() < COMPILE_MIN_ELEMENTS):
+    if not _wants_kernel(kernel, compiled.kernel.compiled is not None, q, candidates, *extra):
         return None
     return compiled(q, candidates, *extra, negate_from=negate_from)
 
