@@ -221,6 +221,16 @@ def batch_part(batch: Any, rank: int, world: int) -> tuple[Any, float]:
     return _take(batch, lo, hi), (hi - lo) / n
 
 
+def evaluation_span(n: int, batch_size: int) -> tuple[int, int]:
+    """The examples ``[lo, hi)`` this rank evaluates of ``n`` scored in batches of
+    ``batch_size``: part :math:`r` of :math:`W` contiguous runs of whole batches (the batches
+    one process forms, so every prediction is the one it makes); ``(0, n)`` without a
+    process group. Gathering the ranks' predictions in rank order gives all ``n``."""
+    batches, world, me = -(-n // batch_size), world_size(), rank()
+    return (min(n, me * batches // world * batch_size),
+            min(n, (me + 1) * batches // world * batch_size))
+
+
 # ------------------------------------------------------------------ collectives
 def _collective_device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) \
@@ -321,5 +331,5 @@ def wrap(trainer: Trainer) -> torch.nn.parallel.DistributedDataParallel:
 
 __all__ = ["TIMEOUT", "is_distributed", "rank", "world_size", "is_main", "local_rank",
            "backend_for", "rank_device", "init_from_env", "rank_seed", "free_port", "launch",
-           "batch_part", "all_reduce", "any_rank", "gather_objects", "average_gradients",
-           "barrier", "has_sparse_gradients", "TaskStep", "wrap"]
+           "batch_part", "evaluation_span", "all_reduce", "any_rank", "gather_objects",
+           "average_gradients", "barrier", "has_sparse_gradients", "TaskStep", "wrap"]

@@ -57,10 +57,7 @@ def accuracy(classifier: nn.Module, items: Tensor, y: Tensor,
     if getattr(getattr(model, "config", None), "eval_noise", False):
         return distributed.gather_objects(
             classification_accuracy(classifier, items, y, batch_size))[0]
-    chunks = -(-len(items) // batch_size)
-    rank = distributed.rank()
-    lo = min(len(items), rank * chunks // world * batch_size)
-    hi = min(len(items), (rank + 1) * chunks // world * batch_size)
+    lo, hi = distributed.evaluation_span(len(items), batch_size)
     correct = round(classification_accuracy(classifier, items[lo:hi], y, batch_size)
                     * (hi - lo)) if hi > lo else 0
     return distributed.all_reduce([correct])[0] / max(1, len(items))

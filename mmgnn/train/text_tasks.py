@@ -41,16 +41,13 @@ def example_images(ids: Sequence[str], images: Images | None) -> list[Tensor | N
     return [images.get(i) if images else None for i in ids]
 
 
-def _chunks(n: int, size: int) -> Iterator[Tensor]:
-    yield from torch.arange(n).split(size)
-
-
-def _my_chunks(n: int, size: int) -> list[Tensor]:
-    """This rank's part of the evaluation batches of ``n`` examples (part :math:`r` of
-    :math:`W` contiguous runs of whole batches; all of them without a process group)."""
-    chunks = list(_chunks(n, size))
-    world, rank = distributed.world_size(), distributed.rank()
-    return chunks[rank * len(chunks) // world:(rank + 1) * len(chunks) // world]
+def _my_chunks(n: int, size: int) -> Iterator[Tensor]:
+    """This rank's evaluation batches of ``n`` examples
+    (:func:`~mmgnn.train.distributed.evaluation_span`; all of them without a process
+    group)."""
+    lo, hi = distributed.evaluation_span(n, size)
+    if hi > lo:  # an empty arange still splits into one empty batch
+        yield from torch.arange(lo, hi).split(size)
 
 
 def _gathered(pred: list) -> list:
