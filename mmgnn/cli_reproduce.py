@@ -85,17 +85,39 @@ def _option(key: str, value) -> list[str]:
     return [f"--{key}", text]
 
 
-def _run_argv(path: Path, spec: dict, folder: Path, seed: int, full: bool,
-              extra: dict) -> list[str]:
+def _overrides(spec: dict, seed: int, full: bool, extra: dict) -> dict:
+    """The dotted options one seed's run is started with, over its config file."""
+    # CPU time is the one clock of a comparison: minutes of different runs stay comparable.
+    return {"train.budget_clock": "cpu", **({} if full else spec["cpu"]["overrides"]),
+            **extra, "train.seed": seed}
+
+
+def _run_argv(path: Path, spec: dict, folder: Path, overrides: dict) -> list[str]:
     if (folder / "checkpoint.pt").exists():
         return [spec["command"], "--out", str(folder), "--resume", "--quiet"]
     argv = [spec["command"], "--config", str(path), "--out", str(folder), "--quiet"]
-    # CPU time is the one clock of a comparison: minutes of different runs stay comparable.
-    overrides = {"train.budget_clock": "cpu", **({} if full else spec["cpu"]["overrides"]),
-                 **extra, "train.seed": seed}
     for key, value in overrides.items():
         argv += _option(key, value)
     return argv
+
+
+def _mismatches(folder: Path, overrides: dict) -> list[str]:
+    """The ``overrides`` that the run in ``folder`` was not started with, each as
+    ``key: run value != asked value``; empty for a new folder."""
+    path = folder / "config.json"
+    if not path.is_file():
+        return []
+    saved = json.loads(path.read_text())
+    out = []
+    for dotted, asked in overrides.items():
+        section, _, key = dotted.partition(".")
+        where = saved.get(section)
+        if not isinstance(where, dict):
+            continue
+        where = where if key in where else where.get("args") or {}
+        if key in where and where[key] != asked:
+            out.append(f"{dotted}: run {where[key]!r} != asked {asked!r}")
+    return out
 
 
 def _finished(folder: Path, metric: str) -> dict | None:
@@ -154,10 +176,15 @@ def run_seeds(path: str | Path, out: str | Path, *, seeds: list[int] | None = No
             if on_seed:
                 on_seed(_summary(path, name, spec, full, extra, rows))
             continue
+        overrides = _overrides(spec, seed, full, extra or {})
+        stale = _mismatches(folder, overrides)
+        if stale:  # a run of another budget or recipe is neither read back nor resumed
+            raise UsageError(f"{folder} holds a run of other settings ({'; '.join(stale)}): "
+                             f"move it away or give another --out")
         row = _finished(folder, metric)
         cpu = wall = None
         if row is None:
-            argv = _run_argv(path, spec, folder, seed, full, extra or {})
+            argv = _run_argv(path, spec, folder, overrides)
             if progress:
                 print("mmgnn " + " ".join(argv), flush=True)
             cpu, wall = time.process_time(), time.perf_counter()

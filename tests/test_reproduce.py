@@ -91,6 +91,26 @@ def test_finished_seeds_are_read_not_rerun(recipes):
     assert metrics.stat().st_mtime_ns == before
 
 
+
+def test_a_run_of_other_settings_is_neither_read_nor_resumed(recipes, capsys):
+    tmp_path, _, base = recipes
+    assert _reproduce(tmp_path, base) == 0
+    metrics = tmp_path / "runs" / "transe-toy" / "seed0" / "metrics.json"
+    before = metrics.stat().st_mtime_ns
+    spec = yaml.safe_load(base.read_text())
+    spec["reproduce"]["cpu"]["overrides"] = {"train.epochs": 3, "model.dim": 16}
+    base.write_text(yaml.safe_dump(spec))
+    assert _reproduce(tmp_path, base) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "seed0 holds a run of other settings (train.epochs: run 2 != asked 3)" in err
+    assert metrics.stat().st_mtime_ns == before
+    spec["reproduce"]["cpu"]["overrides"] = {"train.epochs": 2, "model.dim": 16}
+    base.write_text(yaml.safe_dump(spec))  # the settings it ran with: read back again
+    assert _reproduce(tmp_path, base) == 0
+    assert metrics.stat().st_mtime_ns == before
+
+
 def test_figure_outside_tolerance_fails(recipes, tmp_path, toy_folder, capsys):
     path = _recipe(tmp_path, "wrong", toy_folder, {"name": "transe", "dim": 16}, expect=0.99,
                    tolerance=0.01)
