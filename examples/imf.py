@@ -16,7 +16,7 @@ probabilities, no contrastive term, no logit bias, targets ``0.9 y + 1/N``.
 ``--gat-minutes`` first trains IMF's structural encoder (:class:`~mmgnn.models.GATTransE`, the
 released ``pre_trained`` path) and starts IMF's structure view from it. The same model trains
 from the command line on IMF's own defaults (reciprocal relations, KvsAll, label smoothing
-0.1, the text modality; ``configs/db15k_imf.yaml`` holds the DB15K recipe):
+0.1, the text modality; ``configs/imf-db15k.yaml`` holds the released DB15K recipe):
 
     mmgnn train --dataset DB15K --model imf --dim 64 --model.relation_channels 32 \\
         --train.lr 3e-3 --out runs/imf

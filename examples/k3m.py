@@ -13,7 +13,8 @@ ships image URLs, not images, so the image stream and masked object modelling ar
 a size preset and :class:`~mmgnn.models.k3m.K3MConfig`'s own fields (``build_k3m(graph,
 "tiny", fusion="soft")``); pretraining and fine-tuning are tasks of the one
 :class:`~mmgnn.train.Trainer` with a plain :class:`~mmgnn.train.TrainConfig`. The same runs
-from the command line (``configs/k3m_sample_*.yaml`` hold the benchmark's settings):
+from the command line (``configs/k3m-sample-pretrain.yaml`` and ``configs/k3m-sample.yaml``
+hold the released recipe):
 
     mmgnn pretrain --dataset K3M-sample --model.fusion hard --out runs/k3m-pre
     mmgnn train --model k3m --task classification --dataset K3M-sample \\

@@ -18,7 +18,7 @@ completes. Training validates once at the end on ``--eval-triples`` validation t
 the test ranking uses that many test triples (both sides, filtered with all known triples).
 The same model trains from the command line on the full splits, with MKGformer's own training
 defaults (KvsAll, BCE, AdamW with linear warm-up and decay, as released, where this script
-keeps Adam at a constant rate); ``configs/wn18img_mkgformer.yaml`` holds the benchmark's
+keeps Adam at a constant rate); ``configs/mkgformer-wn18img.yaml`` holds the released
 settings:
 
     mmgnn train --dataset WN18-IMG --model mkgformer --train.batch_size 64 --train.lr 5e-5 \\

@@ -8,7 +8,7 @@ next to uniform sampling with the same decoder, loss and number of epochs.
 
 On Nations the sampler's semantic view reads the two numeric literals as a one-token
 modality (Nations has no text); on DB15K the names' token states (built once, cached). The
-same run from the command line (``configs/db15k_mmrns.yaml`` holds the DB15K recipe):
+same run from the command line (``configs/mmrns-db15k.yaml`` holds the released DB15K recipe):
 
     mmgnn train --dataset DB15K --model rotate --model.margin 6 \\
         --train.loss self_adversarial --train.margin 0 --train.sampler mmrns \\

@@ -7,7 +7,7 @@ scoring, ranked with the core's filtered evaluation.
     python examples/native.py --dataset DB15K --modalities text --dim 64 --minutes 5 \\
         --batch-size 1024 --margin 12 --lr 5e-3
 
-The same model trains from the command line (``configs/db15k_native.yaml`` holds the DB15K
+The same model trains from the command line (``configs/native-db15k.yaml`` holds the released DB15K
 recipe; NativE's own training defaults apply under anything given):
 
     mmgnn train --dataset DB15K --model native --data.modalities [text] --dim 64 \\

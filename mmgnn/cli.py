@@ -39,7 +39,7 @@ examples:
   mmgnn evaluate runs/db15k --split test --ties optimistic
   mmgnn features --dataset FB15k-237 --modality text --modality.pooling cls
   mmgnn robustness runs/fb-mm --rates 0,0.5,1 --settings missing:text,noise:text
-  mmgnn pretrain --config configs/k3m_sample_pretrain.yaml --out runs/k3m-pre
+  mmgnn pretrain --config configs/k3m-sample-pretrain.yaml --out runs/k3m-pre
   mmgnn train --model k3m --task classification --init runs/k3m-pre/encoder.pt --out runs/k3m
   mmgnn reproduce configs/native-db15k.yaml          # its seeds, baselines, and the check
   mmgnn train --config configs/mkgformer-mnre.yaml --examples 800 --out runs/mnre
