@@ -237,10 +237,13 @@ class KCA(torch.nn.Module):
             side[m] = self._grid_side(m, z, valid, z)
         return side
 
-    def grid(self, relation: Tensor, side: dict[str, Any]) -> dict[str, Tensor]:
+    def grid(self, relation: Tensor, side: dict[str, Any], structure: bool = True
+             ) -> dict[str, Tensor]:
         """The grid form's views :obj:`(U, P, *)` of relations :obj:`(U, d_r)` against the
-        entities of :meth:`prepare`'s ``side``."""
-        out = {"structure": self._structure(relation, side["entity"], side["hidden"], False)}
+        entities of :meth:`prepare`'s ``side`` (``structure=False``: the modality views only,
+        e.g. next to :meth:`structure_dots`)."""
+        out = ({"structure": self._structure(relation, side["entity"], side["hidden"], False)}
+               if structure else {})
         for m in self.modalities:
             gate = torch.sigmoid(self.gates[m](relation)).view(-1, self._rows, self._cols)
             out[m] = self._grid_view(side[m], gate, m == "image" and len(self.modalities) == 2)
@@ -255,6 +258,27 @@ class KCA(torch.nn.Module):
         att = torch.sigmoid(self.lin3(F.leaky_relu(
             hidden + hr if pairwise else hidden[None] + hr[:, None], 0.1)))
         return (entity if pairwise else entity[None]) * att
+
+    def structure_dots(self, relation: Tensor, side: dict[str, Any], gold: Tensor,
+                       counts: list[int]) -> tuple[Tensor, Tensor]:
+        r"""The grid form's structural view :math:`v^s_{up}` reduced to what a similarity
+        needs, without storing its :obj:`(U, P, \cdot)` intermediates: dot products
+        :math:`\langle v^s_{up}, g_b\rangle` :obj:`(P, n)` with the rows :math:`g_b`
+        :obj:`(n, F)` of ``gold``, grouped by relation (``counts[u]`` consecutive rows go with
+        relation :math:`u`), and the norms :math:`\|v^s_{up}\|` :obj:`(U, P)`.
+
+        The same numbers as ``grid(relation, side)["structure"]`` followed by the per-relation
+        products and norms (and the same gradients, up to the order of float sums), computed
+        one relation at a time so that every :obj:`(P, H)` / :obj:`(P, F)` intermediate
+        stays in cache; only the gate :math:`\sigma(W_3 \cdot)` :obj:`(U, P, F)` is kept for
+        the backward pass, which recomputes the rest (the LeakyReLU input is one add)."""
+        if len(counts) != len(relation) or sum(counts) != len(gold):
+            raise ValueError(f"structure_dots: {len(relation)} relations need as many counts "
+                             f"summing to the {len(gold)} gold rows, got {counts}")
+        w_r = self.lin1.weight[:, self.entity_channels:]
+        hr = relation @ w_r.t() + self.lin1.bias
+        return _StructureDots.apply(hr, side["hidden"], side["entity"], self.lin3.weight,
+                                    self.lin3.bias, gold, list(counts))
 
     def _check_modalities(self, text: Tensor | None, image: Tensor | None) -> None:
         for m, x in (("text", text), ("image", image)):
@@ -301,3 +325,75 @@ class KCA(torch.nn.Module):
         return (f"{type(self).__name__}(entity={self.entity_channels}, "
                 f"relation={self.relation_channels}{mods}, "
                 f"attention={self.attention_channels})")
+
+
+class _StructureDots(torch.autograd.Function):
+    r""":meth:`KCA.structure_dots`: per relation :math:`u`, :math:`\phi = \mathrm{LeakyReLU}
+    (W_{1,e} e + h_u)`, gate :math:`s = \sigma(W_3 \phi + b_3)`, view :math:`v = e \odot s`,
+    outputs :math:`v g^\top` and :math:`\|v\|`; the backward pass is autograd's chain
+    written out per relation (sigmoid and LeakyReLU backward by the same aten kernels)."""
+
+    @staticmethod
+    def forward(ctx, hr: Tensor, hidden: Tensor, entity: Tensor, w3: Tensor, b3: Tensor,
+                gold: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
+        u, p = hr.size(0), entity.size(0)
+        dots = entity.new_empty(p, gold.size(0))
+        norms = entity.new_empty(u, p)
+        # one (P, F) gate per relation rather than one (U, P, F) tensor: blocks of this size
+        # come back from the allocator's heap, a tensor of tens of MB is fresh pages each step
+        gates = []
+        start = 0
+        for i, n in enumerate(counts):
+            phi = F.leaky_relu_(hidden + hr[i], 0.1)
+            gate = torch.addmm(b3, phi, w3.t()).sigmoid_()
+            v = entity * gate
+            torch.mm(v, gold[start:start + n].t(), out=dots[:, start:start + n])
+            torch.linalg.vector_norm(v, dim=-1, out=norms[i])
+            gates.append(gate)
+            start += n
+        ctx.counts = counts
+        ctx.save_for_backward(hr, hidden, entity, w3, gold, norms, *gates)
+        return dots, norms
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_dots: Tensor | None, grad_norms: Tensor | None):
+        hr, hidden, entity, w3, gold, norms, *gates = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        g_hr = torch.zeros_like(hr) if need[0] else None
+        g_hidden = torch.zeros_like(hidden) if need[1] else None
+        g_entity = torch.zeros_like(entity) if need[2] else None
+        g_w3 = torch.zeros_like(w3) if need[3] else None
+        g_b3 = torch.zeros_like(w3[:, 0]) if need[4] else None
+        g_gold = torch.zeros_like(gold) if need[5] else None
+        if grad_norms is not None:  # d||v|| / dv = v / ||v||, 0 at v = 0 (as torch's norm)
+            grad_norms = torch.where(norms > 0, grad_norms / norms, 0.0)
+        start = 0
+        for i, n in enumerate(ctx.counts):
+            s = gates[i]
+            v = entity * s
+            g_rows = gold[start:start + n]
+            g_v = (grad_dots[:, start:start + n] @ g_rows if grad_dots is not None
+                   else torch.zeros_like(v))
+            if grad_norms is not None:
+                g_v = g_v + v * grad_norms[i][:, None]
+            if g_gold is not None and grad_dots is not None:
+                torch.mm(grad_dots[:, start:start + n].t(), v, out=g_gold[start:start + n])
+            start += n
+            if g_entity is not None:
+                g_entity.addcmul_(g_v, s)
+            if not any(need[:2]) and not any(need[3:5]):
+                continue
+            g_pre = torch.ops.aten.sigmoid_backward(g_v.mul_(entity), s)  # (P, F)
+            x = hidden + hr[i]
+            if g_w3 is not None:
+                g_w3.addmm_(g_pre.t(), F.leaky_relu(x, 0.1))
+            if g_b3 is not None:
+                g_b3 += g_pre.sum(0)
+            if need[0] or need[1]:
+                g_x = torch.ops.aten.leaky_relu_backward(g_pre @ w3, x, 0.1, False)
+                if g_hidden is not None:
+                    g_hidden += g_x
+                if g_hr is not None:
+                    g_hr[i] = g_x.sum(0)
+        return g_hr, g_hidden, g_entity, g_w3, g_b3, g_gold, None

@@ -126,3 +126,40 @@ def test_bad_token_count_and_repr():
         kca(rel, ent, text[:, :2])
     assert repr(kca) == "KCA(entity=6, relation=5, text=7x3, attention=8)"
     assert KCA(E, R, DT, DI, LT, LI, A).affinity_size == LT * LI
+
+
+@pytest.mark.parametrize("norm_grad", [True, False])
+def test_structure_dots_equal_the_grid_view_reduced(norm_grad):
+    # structure_dots (one relation at a time, own backward) = grid's structural view followed
+    # by per-relation dots with the gold rows and norms: values and every gradient, float64
+    g = torch.Generator().manual_seed(5)
+    kca = KCA(E, R, hidden_channels=11).double()
+    counts = [2, 1, 0, 3]
+    rel0 = torch.randn(len(counts), R, generator=g, dtype=torch.float64)
+    ent0 = torch.randn(9, E, generator=g, dtype=torch.float64)
+    ent0[4] = 0.0  # a zero view: norm 0, whose gradient torch takes as 0
+    gold0 = torch.randn(sum(counts), E, generator=g, dtype=torch.float64)
+    w_dot = torch.randn(9, sum(counts), generator=g, dtype=torch.float64)
+    w_norm = torch.randn(len(counts), 9, generator=g, dtype=torch.float64)
+    out = []
+    for fused in (False, True):
+        kca.zero_grad()
+        rel, ent, gold = (t.clone().requires_grad_() for t in (rel0, ent0, gold0))
+        side = kca.prepare(ent)
+        if fused:
+            dots, norms = kca.structure_dots(rel, side, gold, counts)
+        else:
+            view = kca.grid(rel, side)["structure"]  # (U, P, F)
+            dots = torch.cat([v @ gu.t() for v, gu in zip(view, gold.split(counts),
+                                                          strict=True)], 1)
+            norms = view.norm(dim=-1)
+        loss = (dots * w_dot).sum() + ((norms * w_norm).sum() if norm_grad else 0)
+        loss.backward()
+        out.append([dots.detach(), norms.detach(), rel.grad, ent.grad, gold.grad,
+                    *(p.grad for p in (kca.lin1.weight, kca.lin1.bias, kca.lin3.weight,
+                                       kca.lin3.bias))])
+    for a, b in zip(*out, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-12, rtol=1e-12)
+    assert all(t.abs().sum() > 0 for t in out[1][2:])
+    with pytest.raises(ValueError, match="counts"):
+        kca.structure_dots(rel0, kca.prepare(ent0), gold0, [1, 1])
