@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6, help="timed steps per arm (+1 warm-up)")
     parser.add_argument("--pre-sample", type=int, default=1500)
     parser.add_argument("--before", default=BEFORE)
+    parser.add_argument("--no-save", action="store_true", help="print the row only")
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.simplefilter("ignore")
@@ -133,9 +134,10 @@ def main() -> None:
            "speedup": round(per["before"] / per["now"], 2),
            "max_abs_diff_scores_loss": same_value, "max_rel_diff_grads": same_grad,
            "load_avg": round(os.getloadavg()[0], 1)}
-    ROWS.parent.mkdir(parents=True, exist_ok=True)
-    with ROWS.open("a") as f:
-        f.write(json.dumps(row) + "\n")
+    if not args.no_save:
+        ROWS.parent.mkdir(parents=True, exist_ok=True)
+        with ROWS.open("a") as f:
+            f.write(json.dumps(row) + "\n")
     print(json.dumps(row, indent=1))
 
 

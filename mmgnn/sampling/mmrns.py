@@ -26,7 +26,7 @@ SIDES = ("alternate", "tail", "head")
 # negative-sampling loss of mmgnn gives it zero loss and zero self-adversarial weight.
 EMPTY_SLOT_SCORE = -1e9
 ROLES = ("text", "image")
-#: Values per :obj:`(U_{slice}, P, F)` tensor of the sampler's KCA grid (see
+#: Values per :obj:`(U_{slice}, P, \cdot)` tensor of the modality views' KCA grid (see
 #: :meth:`MMRNSSampler._similarities`): small enough to be reused from the allocator's cache.
 GRID_ELEMENTS = 2**23
 
@@ -155,12 +155,16 @@ class _StraightThroughRows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z: Tensor, x: Tensor, index: Tensor, valid: Tensor) -> Tensor:
         ctx.save_for_backward(z.detach(), x.detach(), index, valid)
-        return x[index] * valid[..., None].to(x.dtype)
+        rows = x[index]
+        # (B, K, d) products by an all-ones mask (the usual case) skipped: same values
+        ctx.all_valid = bool(valid.all())
+        return rows if ctx.all_valid else rows * valid[..., None].to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
         z, x, index, valid = ctx.saved_tensors
-        grad = grad * valid[..., None].to(grad.dtype)
+        if not ctx.all_valid:
+            grad = grad * valid[..., None].to(grad.dtype)
         grad_x = grad_z = None
         if ctx.needs_input_grad[1]:
             grad_x = torch.zeros_like(x).index_add_(0, index.flatten(),
@@ -245,8 +249,9 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
     1. **Pre-sample** :math:`P` candidate entities uniformly without replacement, shared by
        the batch and fresh each step. Cost: the views of the :math:`U` distinct relations of
        the batch against the :math:`P` candidates, :math:`O(U P (H F + L_q L_k a))` time
-       (the structural view's :math:`W_3` product dominates) in slices of the relations of
-       :data:`GRID_ELEMENTS` values (KCA's grid form never builds
+       (the structural view's :math:`W_3` product dominates: one relation at a time,
+       :meth:`KCA.structure_dots`; the modality views in slices of the relations of
+       :data:`GRID_ELEMENTS` values; KCA's grid form never builds
        :math:`U \times P \times L \times a`), plus :math:`O(BP)` for the similarities and the
        draw (never :math:`B \times P \times a` or :math:`B \times K \times P`): time grows
        linearly in :math:`P`.
@@ -411,11 +416,13 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         """Cosine similarity :obj:`(B, P)` of every candidate to the gold answer per view, and
         which (query, candidate) pairs the view covers.
 
-        The candidates' relation-free half of KCA (:meth:`KCA.prepare`) is computed once;
-        the grid then runs over slices of the batch's distinct relations of about
-        :data:`GRID_ELEMENTS` values per :obj:`(U_{slice}, P, F)` tensor (the same numbers as
-        one pass over all relations: every value depends on one relation), without tensors
-        of hundreds of MB whose fresh pages cost more than the arithmetic on one core."""
+        The candidates' relation-free half of KCA (:meth:`KCA.prepare`) is computed once.
+        The structural view goes through :meth:`KCA.structure_dots` (one relation at a time,
+        only its dots with the gold views and its norms leave it); the modality views' grid
+        runs over slices of the batch's distinct relations of about :data:`GRID_ELEMENTS`
+        values per :obj:`(U_{slice}, P, *)` tensor (the same numbers as one pass over all
+        relations: every value depends on one relation), without tensors of hundreds of MB
+        whose fresh pages cost more than the arithmetic on one core."""
         table = self._relation_table(model)
         relations, inverse = torch.unique(r, return_inverse=True)
         rel = table[relations]
@@ -426,21 +433,26 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         order = torch.argsort(inverse, stable=True)
         unsort = torch.argsort(order)
         counts = torch.bincount(inverse, minlength=len(relations)).tolist()
-        grouped = {v: g[order].split(counts) for v, g in gold_views.items()}
-        width = max(x.size(1), self.kca.attention_channels, self.kca.hidden_channels,
-                    self.kca.affinity_size)
+        grouped = {v: g[order].split(counts) for v, g in gold_views.items()
+                   if v != "structure"}
+        # the structural view, one relation at a time, reduced to its dots and norms
+        dot, norm = self.kca.structure_dots(rel, side, gold_views["structure"][order], counts)
+        dots: dict[str, list[Tensor]] = {"structure": [dot]}
+        norms: dict[str, list[Tensor]] = {"structure": [norm]}
+        width = max(self.kca.attention_channels, self.kca.affinity_size)
         size = max(1, GRID_ELEMENTS // (len(pre) * width))
-        dots: dict[str, list[Tensor]] = {v: [] for v in gold_views}
-        norms: dict[str, list[Tensor]] = {v: [] for v in gold_views}
-        for start in range(0, len(relations), size):
-            grid = self.kca.grid(rel[start:start + size], side)
+        for v in self.kca.modalities:
+            dots[v], norms[v] = [], []
+        for start in range(0, len(relations) if self.kca.modalities else 0, size):
+            grid = self.kca.grid(rel[start:start + size], side, structure=False)
             for v, cand in grid.items():
-                dots[v] += [c @ gu.t() for c, gu in
-                            zip(cand, grouped[v][start:start + size], strict=True)]
+                dots[v].append(torch.cat([c @ gu.t() for c, gu in
+                                          zip(cand, grouped[v][start:start + size],
+                                              strict=True)], 1))
                 norms[v].append(cand.norm(dim=-1))  # (U_slice, P)
         sims, covered = {}, {}
         for v, g in gold_views.items():
-            dot = torch.cat(dots[v], 1).t()[unsort]  # (B, P), caller's order
+            dot = (dots[v][0] if len(dots[v]) == 1 else torch.cat(dots[v], 1)).t()[unsort]
             norm = torch.cat(norms[v], 0)[inverse] * g.norm(dim=-1)[:, None]
             sims[v] = dot / ((norm.detach() if self.detach_norm else norm) + 1e-10)
             if v == "structure":
