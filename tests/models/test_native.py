@@ -249,14 +249,15 @@ def test_learns_nations_with_literals_and_robustness(data_root):
     assert model.presence[:, 1].sum() == 13  # clean features restored
 
 
-@pytest.mark.parametrize("decoder", ["complex", "l2", "distmult"])
+@pytest.mark.parametrize("decoder", ["complex", "complex-eager", "l2", "distmult"])
 def test_training_scores_and_gradients_equal_the_per_triple_path(decoder):
     """The training path (logits once per step; RotatE: rotated queries against the fused
-    candidates; other decoders: fused heads and tails) gives the per-triple scores and their
+    candidates, with the complex distance by the C kernel or, ``step_kernel="eager"``,
+    PyTorch operations; other decoders: fused heads and tails) gives the per-triple scores and their
     gradients."""
     dec = DistMult(R, 2 * D) if decoder == "distmult" else \
-        RotatE(R, D, margin=4.0, distance=decoder)
-    model = _model(dec).double()
+        RotatE(R, D, margin=4.0, distance=decoder.split("-")[0])
+    model = _model(dec, step_kernel="eager" if decoder.endswith("eager") else "auto").double()
     pos = torch.tensor([[0, 1, 3], [2, 0, 4], [5, 2, 6]])
     g = torch.Generator().manual_seed(2)
     cand = torch.randint(N, (3, 6), generator=g)
@@ -278,18 +279,10 @@ def test_training_scores_and_gradients_equal_the_per_triple_path(decoder):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b)
-
-
-def test_modulus_gradient_is_zero_at_zero():
-    from mmgnn.models.native import Modulus
-
-    re = torch.tensor([0.0, 3.0], requires_grad=True)
-    im = torch.tensor([0.0, -4.0], requires_grad=True)
-    out = Modulus.apply(re, im)
-    torch.testing.assert_close(out, torch.tensor([0.0, 5.0]))
-    gr, gi = torch.autograd.grad(out.sum(), [re, im])
-    torch.testing.assert_close(gr, torch.tensor([0.0, 0.6]))
-    torch.testing.assert_close(gi, torch.tensor([0.0, -0.8]))
+    if decoder == "complex-eager":
+        assert "step_kernel='eager'" in repr(model)
+        with pytest.raises(ValueError, match="kernel must be one of"):
+            _model(step_kernel="fused")
 
 
 def test_adversarial_every_runs_comat_on_every_kth_step_and_keeps_the_cycle():
