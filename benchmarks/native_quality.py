@@ -12,7 +12,7 @@ Hits@10 (both sides, realistic ties).
     python benchmarks/native_quality.py --table      # prints and writes the table of all rows
     # CPU per training step, side by side in one process (1 thread, interleaved):
     python benchmarks/native_quality.py --speed --dim 64 --negatives 32 --steps 20 \\
-        --before 92bda46   # adds NativE as of that commit (default form) as a column
+        --before 92bda46   # adds each NativE form as of that commit as a column
 
 Every run is a fresh process with one torch thread (``--runs`` starts one per name), so the
 peak resident memory (``ru_maxrss``) is that run's. The budget counts CPU time
@@ -210,9 +210,9 @@ def _load_before(commit: str):
 def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None,
           rows_path: Path) -> dict:
     """CPU seconds per training step of RotatE and the NativE forms of :data:`SPEED_RUNS`
-    (and NativE as of ``before``), one thread, the steps of all runs interleaved in this
-    process so that the machine's load hits them alike; means over ``steps`` steps after
-    one warm-up step, ratios to RotatE."""
+    (and each of them as of commit ``before``), one thread, the steps of all runs
+    interleaved in this process so that the machine's load hits them alike; means over
+    ``steps`` steps after one warm-up step, ratios to RotatE."""
     from mmgnn.data import load_dataset
     from mmgnn.modalities import attach_modalities
     from mmgnn.models import build_model
@@ -227,8 +227,9 @@ def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None
                       patience=0, seed=0)
     runs = {"rotate": ("rotate", {})}
     runs.update({r: RUNS[r] for r in SPEED_RUNS})
-    if before:
-        runs[f"native-at-{before}"] = (_load_before(before), {})
+    if before:  # every NativE form as of that commit too, beside its current one
+        old = _load_before(before)
+        runs.update({f"{r}-at-{before}": (old, RUNS[r][1]) for r in SPEED_RUNS})
     state = {}
     for run, (model, args) in runs.items():
         seed_everything(0)
@@ -303,7 +304,8 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=COMMON["num_negatives"],
                         help="--speed: negatives per positive")
     parser.add_argument("--steps", type=int, default=20, help="--speed: timed steps per run")
-    parser.add_argument("--before", help="--speed: also time NativE as of this git commit")
+    parser.add_argument("--before",
+                        help="--speed: also time the NativE forms as of this git commit")
     parser.add_argument("--table", action="store_true", help="print and write the table")
     parser.add_argument("--rows", type=Path, default=ROWS,
                         help="the JSON-lines file of rows; the table and the robustness "
