@@ -172,20 +172,23 @@ class KCA(torch.nn.Module):
 
     def _grid_side(self, name: str, keys: Tensor, keys_valid: Tensor, queries: Tensor
                    ) -> dict[str, Tensor]:
-        r"""The entity side of one view's grid form (see :meth:`_grid_view`): affinities
-        :obj:`(P, L_q, L_k)`, Gram matrices of the centred keys :obj:`(P, L_k, L_k)`,
-        projected keys :obj:`(P, L_q L_k, a_{out})` and the relation-free part of the output
+        r"""The entity side of one view's grid form (see :meth:`_grid_view`): the products
+        :math:`C_{pij} C_{pik} S_{pjk}` :obj:`(P, L_q, L_k^2)` of the affinities and the Gram
+        matrices of the centred keys, the affinity-weighted projected keys
+        :obj:`(P, L_q L_k, a_{out})` and the relation-free part of the output
         :obj:`(P, a_{out})`."""
         affinity = queries @ keys.transpose(-1, -2)
         plain = self._plain(affinity, keys, keys_valid)
-        p, lq, _ = affinity.shape
+        p, lq, lk = affinity.shape
         a = keys.size(-1)
         proj = self.view_proj[name]
         centred = keys - keys.mean(-1, keepdim=True)  # (P, Lk, a)
+        gram = centred @ centred.transpose(-1, -2)  # (P, Lk, Lk)
         blocks = proj.weight.view(-1, lq, a)  # (a_out, Lq, a): W_i = blocks[:, i]
         keys_out = torch.einsum("oic,pjc->pijo", blocks, centred * self.norm.weight)
-        return {"affinity": affinity, "gram": centred @ centred.transpose(-1, -2),
-                "keys_out": keys_out.reshape(p, -1, keys_out.size(-1)),
+        pair = affinity[..., :, None] * affinity[..., None, :] * gram[:, None]
+        return {"pair": pair.reshape(p, lq, lk * lk),
+                "keys_out": (keys_out * affinity[..., None]).reshape(p, lq * lk, -1),
                 "rest": proj((self.norm(plain) + self.norm.bias).flatten(-2))}  # with b
 
     def _grid_view(self, side: dict[str, Tensor], gate: Tensor, transpose: bool) -> Tensor:
@@ -198,19 +201,24 @@ class KCA(torch.nn.Module):
         so the projected view is
         :math:`\sum_{i,j} (\alpha_{ij} / \sigma_i)\, W_i (\gamma \odot \bar K_{pj})
         + W \mathrm{vec}(\mathrm{LN}(B_{plain}) + \beta) + b` (:math:`W_i`: the block of
-        the projection that reads token :math:`i`): a contraction of an
-        :obj:`(U, P, L_q, L_k)` coefficient tensor with :obj:`(P, L_q, L_k, a)` projected keys.
+        the projection that reads token :math:`i`): a contraction of the coefficients
+        :math:`g_{uij} / \sigma_{pui}` :obj:`(P, U, L_q L_k)` (:math:`g = \sigma(W_g r_u)`)
+        with the affinity-weighted projected keys :math:`C_{pij} W_i (\gamma \odot \bar
+        K_{pj})` :obj:`(P, L_q L_k, a_{out})`. The variances separate into relation and
+        entity factors, :math:`\alpha_i S_p \alpha_i^\top = \sum_{j,k} (g_{uij} g_{uik})
+        (C_{pij} C_{pik} S_{pjk})`: :math:`L_q` products :obj:`(P, L_k^2) \times
+        (L_k^2, U)` instead of :math:`P` products of :obj:`(U L_q, L_k) \times (L_k, L_k)`
+        and passes over :obj:`(P, U, L_q, L_k)` tensors.
         """
-        affinity = side["affinity"]
         if transpose:
-            gate = gate.transpose(-1, -2)
-        u, (p, lq, lk) = gate.size(0), affinity.shape
-        # laid out (P, U, ...): per entity, one (U Lq, Lk) x (Lk, Lk) and one
-        # (U, Lq Lk) x (Lq Lk, a_out) product instead of U x P tiny ones
-        alpha = affinity[:, None] * gate[None]  # (P, U, Lq, Lk)
-        var = ((alpha.reshape(p, u * lq, lk) @ side["gram"]).view(p, u, lq, lk)
-               * alpha).sum(-1) / self.attention_channels  # (P, U, Lq)
-        coef = alpha * torch.rsqrt(var + self.norm.eps)[..., None]
+            gate = gate.transpose(-1, -2).contiguous()
+        u, lq, lk = gate.shape
+        p = side["pair"].size(0)
+        gate_pair = (gate[..., :, None] * gate[..., None, :]).reshape(u, lq, lk * lk)
+        var = torch.bmm(side["pair"].transpose(0, 1), gate_pair.permute(1, 2, 0))  # (Lq, P, U)
+        scale = torch.rsqrt(var.permute(1, 2, 0).contiguous() / self.attention_channels
+                            + self.norm.eps)  # (P, U, Lq)
+        coef = gate[None] * scale[..., None]  # (P, U, Lq, Lk)
         gated = coef.view(p, u, lq * lk) @ side["keys_out"]  # (P, U, a_out)
         return gated.transpose(0, 1) + side["rest"][None]
 

@@ -163,3 +163,40 @@ def test_structure_dots_equal_the_grid_view_reduced(norm_grad):
     assert all(t.abs().sum() > 0 for t in out[1][2:])
     with pytest.raises(ValueError, match="counts"):
         kca.structure_dots(rel0, kca.prepare(ent0), gold0, [1, 1])
+
+
+@pytest.mark.parametrize("mods", [("text", "image"), ("text",)])
+def test_grid_views_equal_the_pairwise_views_in_value_and_gradient(mods):
+    # the grid form's algebra (variances from relation x entity factor products, coefficients
+    # contracted with affinity-weighted projected keys) = the pairwise form evaluated on
+    # every (relation, entity) pair: values and every gradient, float64
+    g = torch.Generator().manual_seed(2)
+    kca = KCA(E, R, DT if "text" in mods else None, DI if "image" in mods else None,
+              LT, LI, A, hidden_channels=11).double()
+    u, p = 3, 4
+    rel0, ent0, text0, image0 = (t.double() for t in _inputs(u, p, seed=4))
+    lengths = torch.tensor([3, 1, 2, 3])
+    w = {v: torch.randn(u, p, A if v != "structure" else E, generator=g, dtype=torch.float64)
+         for v in kca.views}
+    out = []
+    for grid in (True, False):
+        kca.zero_grad()
+        rel, ent, text, image = (t.clone().requires_grad_() for t in (rel0, ent0, text0, image0))
+        mod = {"text": text, "text_lengths": lengths} if "text" in mods else {}
+        if "image" in mods:
+            mod["image"] = image
+        if grid:
+            views = kca(rel, ent, **mod)
+        else:  # every pair as its own pairwise query
+            pairs = {k: (v.repeat(u, *[1] * (v.dim() - 1)) if torch.is_tensor(v) else v)
+                     for k, v in mod.items()}
+            views = {k: v.view(u, p, -1) for k, v in
+                     kca(rel.repeat_interleave(p, 0), ent.repeat(u, 1), **pairs,
+                         pairwise=True).items()}
+        sum((views[v] * w[v]).sum() for v in kca.views).backward()
+        out.append([*(views[v].detach() for v in kca.views), rel.grad, ent.grad,
+                    *((text.grad,) if "text" in mods else ()),
+                    *((image.grad,) if "image" in mods else ()),
+                    *(q.grad for q in kca.parameters())])
+    for a, b in zip(*out, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=1e-10)
