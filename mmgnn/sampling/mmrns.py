@@ -154,15 +154,15 @@ class _StraightThroughRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: Tensor, x: Tensor, index: Tensor, valid: Tensor) -> Tensor:
-        ctx.save_for_backward(z.detach(), x.detach(), index, valid)
-        rows = x[index]
+        rows = x[index]  # (B, K, d), kept for the backward pass's M (no second gather)
+        ctx.save_for_backward(z.detach(), x.detach(), index, valid, rows)
         # (B, K, d) products by an all-ones mask (the usual case) skipped: same values
         ctx.all_valid = bool(valid.all())
         return rows if ctx.all_valid else rows * valid[..., None].to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
-        z, x, index, valid = ctx.saved_tensors
+        z, x, index, valid, rows = ctx.saved_tensors
         if not ctx.all_valid:
             grad = grad * valid[..., None].to(grad.dtype)
         grad_x = grad_z = None
@@ -189,7 +189,7 @@ class _StraightThroughRows(torch.autograd.Function):
             den = rho * w_rest.sum(1, keepdim=True).double() + t.sum(-1)  # D_k / e^{a_k} >= 1
             den = torch.where(valid, den, 1.0)
             rho, t = rho / den, t / den[..., None]  # s_k: w_rest * rho_k, and t_kj at i_j
-            m = (grad @ x[index].transpose(1, 2)).double()  # M_kj = G_k . X_{i_j}
+            m = (grad @ rows.transpose(1, 2)).double()  # M_kj = G_k . X_{i_j}
             rest = (w_rest.to(dtype) @ x)[:, :, None]  # (B, d, 1)
             gamma = rho * (grad @ rest).squeeze(-1).double() + (t * m).sum(-1)  # G_k . s_k X
             c = (rho.to(dtype)[:, None, :] @ grad).squeeze(1)  # (B, d): sum_k rho_k G_k
@@ -534,6 +534,9 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         tau = exploration_temperature(step, self.initial_temperature)
         dist = torch.zeros_like(sims["structure"])
         for v, s in sims.items():
+            if bool(covered[v].all()):  # e.g. the structural view: no (B, P) masking passes
+                dist = dist + torch.softmax(s / tau, dim=1)
+                continue
             # finite fill: a row without any covered candidate stays NaN-free (then zeroed)
             logits = (s / tau).masked_fill(~covered[v], -1e9)
             p = torch.softmax(logits, dim=1)
