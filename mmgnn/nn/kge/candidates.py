@@ -42,7 +42,7 @@ from mmgnn.utils.compile import check_kernel
 from mmgnn.utils.native import NativeKernel
 
 _SOURCE = Path(__file__).with_name("candidate_modulus.c")
-_P, _L, _I = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+_P, _L, _I = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
 
 
 def _kernels(suffix: str) -> dict[str, NativeKernel]:
@@ -168,6 +168,9 @@ def candidate_modulus(table: Tensor, index: Tensor, weights: Tensor, queries: Te
         raise ValueError(f"candidate_modulus expects index, which (*) and weights (*, M) of one "
                          f"shape, got {tuple(index.shape)}, {tuple(which.shape)} and "
                          f"{tuple(weights.shape)}")
+    for ids, rows, name in ((index, table, "index"), (which, queries, "which")):
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= len(rows)):
+            raise IndexError(f"candidate_modulus: {name} holds ids outside [0, {len(rows)})")
     dtype = table.dtype
     if (kernel != "eager" and dtype in KERNELS and index.numel()
             and not torch.compiler.is_compiling()

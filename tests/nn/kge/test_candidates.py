@@ -1,8 +1,8 @@
 """candidate_modulus (NativE's training-step distance): the C kernel and the PyTorch path give
 the distances and gradients of the formula written out here with complex numbers (float64),
 the PyTorch path's distances are bit-identical to the plain chain of operations it replaces, a
-zero modulus has gradient 0, the kernel's results do not depend on the thread count, and bad
-shapes are named."""
+zero modulus has gradient 0, the kernel's results do not depend on the thread count, a kernel
+that does not build falls back with one warning, and bad shapes and ids are named."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mmgnn.nn.kge import candidates
 from mmgnn.nn.kge.candidates import KERNELS, candidate_modulus
-from mmgnn.utils.native import compiler
+from mmgnn.utils.native import NativeKernel, compiler
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -115,3 +116,25 @@ def test_bad_shapes_are_named():
         candidate_modulus(table[:, :-1], index, weights, queries, which)
     with pytest.raises(ValueError, match="of one shape"):
         candidate_modulus(table, index, weights, queries, which[:, :2])
+
+
+def test_a_kernel_that_does_not_build_falls_back_to_pytorch(monkeypatch, tmp_path):
+    broken = tmp_path / "broken.c"
+    broken.write_text("this is not C\n")
+    monkeypatch.setenv("MMGNN_KERNEL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setitem(candidates.KERNELS, torch.float64, {
+        name: NativeKernel(broken, k.symbol, k.argtypes, k.restype)
+        for name, k in KERNELS[torch.float64].items()})
+    *args, grad = _inputs()
+    with pytest.warns(RuntimeWarning, match="broken.c"):
+        got = _with_grads(lambda *a: candidate_modulus(*a, kernel="compiled"), *args, grad)
+    want = _with_grads(lambda *a: candidate_modulus(*a, kernel="eager"), *args, grad)
+    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_ids_out_of_range_are_named():
+    table, index, weights, queries, which, _ = _inputs()
+    with pytest.raises(IndexError, match=r"index holds ids outside \[0, 40\)"):
+        candidate_modulus(table, index + N, weights, queries, which)
+    with pytest.raises(IndexError, match="which holds ids"):
+        candidate_modulus(table, index, weights, queries, which - Q)
