@@ -171,15 +171,25 @@ def candidate_modulus(table: Tensor, index: Tensor, weights: Tensor, queries: Te
     for ids, rows, name in ((index, table, "index"), (which, queries, "which")):
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= len(rows)):
             raise IndexError(f"candidate_modulus: {name} holds ids outside [0, {len(rows)})")
-    dtype = table.dtype
-    if (kernel != "eager" and dtype in KERNELS and index.numel()
-            and not torch.compiler.is_compiling()
-            and all(t.device.type == "cpu" and t.dtype == dtype
-                    for t in (table, weights, queries))
-            and index.dtype == which.dtype == torch.long
-            and all(k.load() is not None for k in KERNELS[dtype].values())):
+    if kernel_applies(kernel, table, index, weights, queries, which):
         return _CompiledCandidateModulus.apply(table, index, weights, queries, which)
     return CandidateModulus.apply(table, index, weights, queries, which)
 
 
-__all__ = ["CandidateModulus", "KERNELS", "candidate_modulus"]
+def kernel_applies(kernel: str, table: Tensor, index: Tensor, weights: Tensor,
+                   queries: Tensor, which: Tensor) -> bool:
+    """Whether :func:`candidate_modulus` with ``kernel`` runs the C kernel on these inputs:
+    not ``"eager"``, not inside :func:`torch.compile`, a non-empty call with int64 ids and
+    float32 / float64 tensors of one dtype on the CPU, and the kernel builds. Callers with a
+    plain PyTorch formula of their own (:meth:`~mmgnn.nn.kge.RotatE.score_corruptions`) keep
+    it where this is :obj:`False`."""
+    dtype = table.dtype
+    return (kernel != "eager" and dtype in KERNELS and index.numel() > 0
+            and not torch.compiler.is_compiling()
+            and all(t.device.type == "cpu" and t.dtype == dtype
+                    for t in (table, weights, queries))
+            and index.dtype == which.dtype == torch.long
+            and all(k.load() is not None for k in KERNELS[dtype].values()))
+
+
+__all__ = ["CandidateModulus", "KERNELS", "candidate_modulus", "kernel_applies"]
