@@ -446,13 +446,12 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
         for start in range(0, len(relations) if self.kca.modalities else 0, size):
             grid = self.kca.grid(rel[start:start + size], side, structure=False)
             for v, cand in grid.items():
-                dots[v].append(torch.cat([c @ gu.t() for c, gu in
-                                          zip(cand, grouped[v][start:start + size],
-                                              strict=True)], 1))
+                dots[v] += [gu @ c.t() for c, gu in  # (n_u, P)
+                            zip(cand, grouped[v][start:start + size], strict=True)]
                 norms[v].append(cand.norm(dim=-1))  # (U_slice, P)
         sims, covered = {}, {}
         for v, g in gold_views.items():
-            dot = (dots[v][0] if len(dots[v]) == 1 else torch.cat(dots[v], 1)).t()[unsort]
+            dot = (dots[v][0] if len(dots[v]) == 1 else torch.cat(dots[v]))[unsort]  # (B, P)
             norm = torch.cat(norms[v], 0)[inverse] * g.norm(dim=-1)[:, None]
             sims[v] = dot / ((norm.detach() if self.detach_norm else norm) + 1e-10)
             if v == "structure":

@@ -271,7 +271,7 @@ class KCA(torch.nn.Module):
                        counts: list[int]) -> tuple[Tensor, Tensor]:
         r"""The grid form's structural view :math:`v^s_{up}` reduced to what a similarity
         needs, without storing its :obj:`(U, P, \cdot)` intermediates: dot products
-        :math:`\langle v^s_{up}, g_b\rangle` :obj:`(P, n)` with the rows :math:`g_b`
+        :math:`\langle v^s_{up}, g_b\rangle` :obj:`(n, P)` with the rows :math:`g_b`
         :obj:`(n, F)` of ``gold``, grouped by relation (``counts[u]`` consecutive rows go with
         relation :math:`u`), and the norms :math:`\|v^s_{up}\|` :obj:`(U, P)`.
 
@@ -345,7 +345,7 @@ class _StructureDots(torch.autograd.Function):
     def forward(ctx, hr: Tensor, hidden: Tensor, entity: Tensor, w3: Tensor, b3: Tensor,
                 gold: Tensor, counts: list[int]) -> tuple[Tensor, Tensor]:
         u, p = hr.size(0), entity.size(0)
-        dots = entity.new_empty(p, gold.size(0))
+        dots = entity.new_empty(gold.size(0), p)  # (n, P): (n_u, F) x (F, P) products
         norms = entity.new_empty(u, p)
         # one (P, F) gate per relation rather than one (U, P, F) tensor: blocks of this size
         # come back from the allocator's heap, a tensor of tens of MB is fresh pages each step
@@ -355,7 +355,7 @@ class _StructureDots(torch.autograd.Function):
             phi = F.leaky_relu_(hidden + hr[i], 0.1)
             gate = torch.addmm(b3, phi, w3.t()).sigmoid_()
             v = entity * gate
-            torch.mm(v, gold[start:start + n].t(), out=dots[:, start:start + n])
+            torch.mm(gold[start:start + n], v.t(), out=dots[start:start + n])
             torch.linalg.vector_norm(v, dim=-1, out=norms[i])
             gates.append(gate)
             start += n
@@ -381,12 +381,12 @@ class _StructureDots(torch.autograd.Function):
             s = gates[i]
             v = entity * s
             g_rows = gold[start:start + n]
-            g_v = (grad_dots[:, start:start + n] @ g_rows if grad_dots is not None
+            g_v = (grad_dots[start:start + n].t() @ g_rows if grad_dots is not None
                    else torch.zeros_like(v))
             if grad_norms is not None:
                 g_v = g_v + v * grad_norms[i][:, None]
             if g_gold is not None and grad_dots is not None:
-                torch.mm(grad_dots[:, start:start + n].t(), v, out=g_gold[start:start + n])
+                torch.mm(grad_dots[start:start + n], v, out=g_gold[start:start + n])
             start += n
             if g_entity is not None:
                 g_entity.addcmul_(g_v, s)

@@ -139,7 +139,7 @@ def test_structure_dots_equal_the_grid_view_reduced(norm_grad):
     ent0 = torch.randn(9, E, generator=g, dtype=torch.float64)
     ent0[4] = 0.0  # a zero view: norm 0, whose gradient torch takes as 0
     gold0 = torch.randn(sum(counts), E, generator=g, dtype=torch.float64)
-    w_dot = torch.randn(9, sum(counts), generator=g, dtype=torch.float64)
+    w_dot = torch.randn(sum(counts), 9, generator=g, dtype=torch.float64)
     w_norm = torch.randn(len(counts), 9, generator=g, dtype=torch.float64)
     out = []
     for fused in (False, True):
@@ -151,7 +151,7 @@ def test_structure_dots_equal_the_grid_view_reduced(norm_grad):
         else:
             view = kca.grid(rel, side)["structure"]  # (U, P, F)
             dots = torch.cat([v @ gu.t() for v, gu in zip(view, gold.split(counts),
-                                                          strict=True)], 1)
+                                                          strict=True)], 1).t()  # (n, P)
             norms = view.norm(dim=-1)
         loss = (dots * w_dot).sum() + ((norms * w_norm).sum() if norm_grad else 0)
         loss.backward()
