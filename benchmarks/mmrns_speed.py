@@ -52,6 +52,16 @@ def _module_at(commit: str, relpath: str, name: str, replace: dict[str, str]):
     return module
 
 
+def _code_commit() -> str:
+    """The last commit of the MMRNS sampler and KCA files, ``+dirty`` if they differ from it."""
+    files = ["mmgnn/sampling/mmrns.py", "mmgnn/nn/fusion/kca.py"]
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "log", "-1", "--format=%h", "--", *files],
+                            capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", *files]).returncode
+    return commit + ("+dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,6 +159,8 @@ def main() -> None:
            "steps": args.steps, "threads": 1, "before": args.before,
            "now": subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
                                  capture_output=True, text=True).stdout.strip(),
+           # the commit of the timed code (HEAD moves with other work in a shared tree)
+           "mmrns_code": _code_commit(),
            "cpu_s_per_step": {k: round(v, 4) for k, v in per.items()},
            "ratio_before": round(per["before"] / per["uniform"], 2),
            "ratio_now": round(per["now"] / per["uniform"], 2),
