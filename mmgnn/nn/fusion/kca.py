@@ -185,10 +185,13 @@ class KCA(torch.nn.Module):
         centred = keys - keys.mean(-1, keepdim=True)  # (P, Lk, a)
         gram = centred @ centred.transpose(-1, -2)  # (P, Lk, Lk)
         blocks = proj.weight.view(-1, lq, a)  # (a_out, Lq, a): W_i = blocks[:, i]
-        keys_out = torch.einsum("oic,pjc->pijo", blocks, centred * self.norm.weight)
+        # [p, j, i, o] = W_i (gamma * centred_pj): one (P Lk, a) x (a, Lq a_out) product
+        keys_out = ((centred * self.norm.weight).reshape(p * lk, a)
+                    @ blocks.permute(2, 1, 0).reshape(a, -1)).view(p, lk, lq, -1)
         pair = affinity[..., :, None] * affinity[..., None, :] * gram[:, None]
         return {"pair": pair.reshape(p, lq, lk * lk),
-                "keys_out": (keys_out * affinity[..., None]).reshape(p, lq * lk, -1),
+                "keys_out": (affinity[..., None] * keys_out.transpose(1, 2)
+                             ).reshape(p, lq * lk, -1),
                 "rest": proj((self.norm(plain) + self.norm.bias).flatten(-2))}  # with b
 
     def _grid_view(self, side: dict[str, Tensor], gate: Tensor, transpose: bool) -> Tensor:
