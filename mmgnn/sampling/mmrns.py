@@ -98,7 +98,7 @@ def _perturb(logits: Tensor, k: int, generator: torch.Generator | None
     if k > p:
         raise ValueError(f"cannot draw {k} distinct items from {p}")
     u = torch.rand((b, p), generator=generator).clamp_(1e-20, 1.0 - 1e-7).to(logits.device)
-    z = logits - torch.log(-torch.log(u))
+    z = logits - u.log_().neg_().log_()  # log(-log u), in place: no (B, P) temporaries
     top, index = z.detach().topk(k, dim=1)
     return z, index, torch.isfinite(top)
 
