@@ -161,6 +161,10 @@ def main() -> None:
                                  capture_output=True, text=True).stdout.strip(),
            # the commit of the timed code (HEAD moves with other work in a shared tree)
            "mmrns_code": _code_commit(),
+           # library files that differ from HEAD when this ran (any arm's code, e.g. the decoder)
+           "dirty_files": subprocess.run(["git", "-C", str(ROOT), "diff", "--name-only", "HEAD",
+                                          "--", "mmgnn"], capture_output=True,
+                                         text=True).stdout.split(),
            "cpu_s_per_step": {k: round(v, 4) for k, v in per.items()},
            "ratio_before": round(per["before"] / per["uniform"], 2),
            "ratio_now": round(per["now"] / per["uniform"], 2),
