@@ -200,6 +200,28 @@ class _StraightThroughRows(torch.autograd.Function):
         return grad_z, grad_x, None, None
 
 
+def _score_rows(decoder: KGEDecoder, fixed: Tensor, r: Tensor, rows: Tensor,
+                head_batch: bool) -> Tensor:
+    """Scores :obj:`(B, K)` of the drawn rows :obj:`(B, K, F)` as heads (``head_batch``) or
+    tails of the queries with fixed side rows :obj:`(B, F)` and relations ``r``.
+
+    A decoder with its own form of a training step's corruptions (an override of
+    :meth:`~mmgnn.nn.kge.base.KGEDecoder.score_corruptions`, e.g. RotatE's or TransE-L1's
+    fused kernels, equal to :meth:`score_hrt` within float rounding) scores them by ids into
+    a table of the :math:`B` fixed rows and the :math:`B K` drawn ones, whose gradient reaches
+    the drawn rows as :meth:`score_hrt`'s would; any other decoder scores the rows directly."""
+    if type(decoder).score_corruptions is KGEDecoder.score_corruptions:
+        fixed, rel = fixed[:, None], r[:, None]
+        return (decoder.score_hrt(rows, rel, fixed) if head_batch
+                else decoder.score_hrt(fixed, rel, rows))
+    b, k = rows.shape[:2]
+    table = torch.cat([fixed, rows.reshape(b * k, -1)])
+    ids = torch.arange(b, device=rows.device)
+    drawn = b + torch.arange(b * k, device=rows.device).view(b, k)
+    corrupt_head = torch.full((b, k), head_batch, dtype=torch.bool, device=rows.device)
+    return decoder.score_corruptions(table, ids, r, ids, corrupt_head, drawn)
+
+
 def fit_tokens(name: str, x: Tensor, mask: Tensor, lengths: Tensor | None,
                tokens: dict[str, int]) -> tuple[Tensor, Tensor, Tensor]:
     """MMRNS's ``prepare`` of view ``name``: float32 token rows :obj:`(N, T, d)` with
@@ -506,11 +528,7 @@ class MMRNSSampler(NegativeSampler, torch.nn.Module):
                               f"entities); they get zero loss; the count goes on in "
                               f"sampler.empty_slots", stacklevel=3)
             self.empty_slots += int((~valid).sum())
-        decoder = model.decoder
-        fixed = x[anchor][:, None]
-        rel = r[:, None]
-        neg_scores = (decoder.score_hrt(neg, rel, fixed) if head_batch
-                      else decoder.score_hrt(fixed, rel, neg))
+        neg_scores = _score_rows(model.decoder, x[anchor], r, neg, head_batch)
         neg_scores = torch.where(valid, neg_scores,
                                  torch.full((), EMPTY_SLOT_SCORE, device=device))
         pos_scores = model.score_triples(x, h, r, t)

@@ -364,3 +364,33 @@ def test_command_line_trains_with_mmrns(data_root, tmp_path, one_thread, decoder
     assert int(state["sampler"]["step"]) == 2 * 4  # 1592 triples / 512 -> 4 steps an epoch
     assert state["config"]["sampler_args"]["lr"] == 0.01
     assert len(state["optimizer"]["param_groups"]) == 2
+
+
+@pytest.mark.parametrize("name", ["transe", "rotate", "distmult"])
+@pytest.mark.parametrize("head_batch", [False, True])
+def test_drawn_rows_scored_by_the_decoders_step_form_equal_score_hrt(name, head_batch):
+    # a decoder's own score_corruptions (TransE-L1's fused form; RotatE's where it has one)
+    # on the table of fixed and drawn rows = score_hrt on the rows, values and gradients of
+    # the rows, the fixed side and the relations (float64); others take score_hrt itself
+    kg = random_kg(num_entities=30, num_relations=4, seed=0)
+    decoder = build_model(name, kg, dim=6).decoder.double()
+    g = torch.Generator().manual_seed(0)
+    fixed0 = torch.randn(5, decoder.entity_channels, generator=g, dtype=torch.float64)
+    rows0 = torch.randn(5, 3, decoder.entity_channels, generator=g, dtype=torch.float64)
+    r = torch.randint(0, 4, (5,), generator=g)
+    w = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    out = []
+    for fused in (True, False):
+        decoder.zero_grad()
+        fixed, rows = fixed0.clone().requires_grad_(), rows0.clone().requires_grad_()
+        if fused:
+            scores = mmrns_module._score_rows(decoder, fixed, r, rows, head_batch)
+        else:
+            f, rel = fixed[:, None], r[:, None]
+            scores = (decoder.score_hrt(rows, rel, f) if head_batch
+                      else decoder.score_hrt(f, rel, rows))
+        (scores * w).sum().backward()
+        out.append([scores.detach(), fixed.grad, rows.grad,
+                    *(p.grad for p in decoder.parameters())])
+    for a, b in zip(*out, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=1e-10)
