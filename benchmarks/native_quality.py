@@ -12,7 +12,7 @@ Hits@10 (both sides, realistic ties).
     python benchmarks/native_quality.py --table      # prints and writes the table of all rows
     # CPU per training step, side by side in one process (1 thread, interleaved):
     python benchmarks/native_quality.py --speed --dim 64 --negatives 32 --steps 20 \\
-        --before 92bda46   # adds each NativE form as of that commit as a column
+        --before 92bda46   # adds RotatE and each NativE form as of that commit as a column
 
 Every run is a fresh process with one torch thread (``--runs`` starts one per name), so the
 peak resident memory (``ru_maxrss``) is that run's. The budget counts CPU time
@@ -187,24 +187,41 @@ def run_one(run: str, dataset: str, minutes: float | None, robustness: bool,
     return row
 
 
-def _load_before(commit: str):
-    """NativE as of ``commit`` (``git show``), registered as ``native-at-COMMIT``."""
+def _module_at(commit: str, relpath: str):
+    """The module ``relpath`` of the repository as of ``commit`` (``git show``), loaded on its
+    own (its imports are today's mmgnn)."""
     import importlib.util
     import tempfile
 
-    from mmgnn.models import register_model
-
-    source = subprocess.run(["git", "show", f"{commit}:mmgnn/models/native.py"], check=True,
+    source = subprocess.run(["git", "show", f"{commit}:{relpath}"], check=True,
                             capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1]).stdout
-    path = Path(tempfile.mkdtemp()) / "native_before.py"
+    name = Path(relpath).stem + "_before"
+    path = Path(tempfile.mkdtemp()) / f"{name}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("native_before", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    name = f"native-at-{commit}"
-    register_model(name, module.NativE)
-    return name
+    return module
+
+
+def _load_before(commit: str) -> tuple[str, str]:
+    """NativE and RotatE (a :class:`~mmgnn.models.KGEModel` with the RotatE decoder) as of
+    ``commit``, registered as ``native-at-COMMIT`` and ``rotate-at-COMMIT``."""
+    from mmgnn.models import KGEModel, register_model
+
+    native = f"native-at-{commit}"
+    register_model(native, _module_at(commit, "mmgnn/models/native.py").NativE)
+    old_rotate = _module_at(commit, "mmgnn/nn/kge/rotate.py").RotatE
+
+    def rotate_before(num_entities: int, num_relations: int, dim: int = 200,
+                      **decoder_args) -> KGEModel:
+        return KGEModel(num_entities, num_relations,
+                        old_rotate(num_relations, dim, **decoder_args))
+
+    rotate = f"rotate-at-{commit}"
+    register_model(rotate, rotate_before)
+    return native, rotate
 
 
 def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None,
@@ -212,7 +229,8 @@ def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None
     """CPU seconds per training step of RotatE and the NativE forms of :data:`SPEED_RUNS`
     (and each of them as of commit ``before``), one thread, the steps of all runs
     interleaved in this process so that the machine's load hits them alike; means over
-    ``steps`` steps after one warm-up step, ratios to RotatE."""
+    ``steps`` steps after one warm-up step, ratios to RotatE (and with ``before`` to RotatE
+    as of that commit too)."""
     from mmgnn.data import load_dataset
     from mmgnn.modalities import attach_modalities
     from mmgnn.models import build_model
@@ -227,9 +245,10 @@ def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None
                       patience=0, seed=0)
     runs = {"rotate": ("rotate", {})}
     runs.update({r: RUNS[r] for r in SPEED_RUNS})
-    if before:  # every NativE form as of that commit too, beside its current one
-        old = _load_before(before)
-        runs.update({f"{r}-at-{before}": (old, RUNS[r][1]) for r in SPEED_RUNS})
+    if before:  # RotatE and every NativE form as of that commit too, beside today's
+        old_native, old_rotate = _load_before(before)
+        runs[old_rotate] = (old_rotate, {})
+        runs.update({f"{r}-at-{before}": (old_native, RUNS[r][1]) for r in SPEED_RUNS})
     state = {}
     for run, (model, args) in runs.items():
         seed_everything(0)
@@ -252,6 +271,8 @@ def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None
            "steps": steps, "threads": 1, "load_avg": round(os.getloadavg()[0], 1),
            "cpu_s_per_step": {r: round(v, 4) for r, v in mean.items()},
            "ratio_to_rotate": {r: round(v / mean["rotate"], 2) for r, v in mean.items()},
+           **({"ratio_to_rotate_before": {r: round(v / mean[f"rotate-at-{before}"], 2)
+                                          for r, v in mean.items()}} if before else {}),
            "runs": {r: a for r, (_, a) in runs.items()}}
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     with rows_path.open("a") as f:
@@ -305,7 +326,8 @@ def main() -> None:
                         help="--speed: negatives per positive")
     parser.add_argument("--steps", type=int, default=20, help="--speed: timed steps per run")
     parser.add_argument("--before",
-                        help="--speed: also time the NativE forms as of this git commit")
+                        help="--speed: also time RotatE and the NativE forms as of this git "
+                        "commit")
     parser.add_argument("--table", action="store_true", help="print and write the table")
     parser.add_argument("--rows", type=Path, default=ROWS,
                         help="the JSON-lines file of rows; the table and the robustness "
