@@ -224,13 +224,75 @@ def _load_before(commit: str) -> tuple[str, str]:
     return native, rotate
 
 
+def _gemm_s(rows: int, inner: int, cols: int, reps: int = 5) -> float:
+    """CPU seconds of one float32 ``(rows, inner) @ (inner, cols)`` product, this process,
+    the fastest of ``reps``."""
+    a, b = torch.randn(rows, inner), torch.randn(inner, cols)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.process_time()
+        a @ b
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def extra_products_s(model, entities: float, batch: int) -> dict[str, float]:
+    r"""CPU seconds per step of the matrix products NativE (``model``) computes and RotatE
+    does not, each timed at its own shape here (float32, this thread): forward, and the
+    products of the backward pass the step takes. ``"projection"``: each modality's MLP
+    :math:`W_2 \mathrm{ReLU}(W_1 x + b_1) + b_2` on ``entities`` rows (forward 2, backward
+    3: :math:`\partial W_1, \partial W_2, \partial X_2`, plus :math:`\partial X_1` for a
+    trainable feature table); ``"logits"``: ReDAF's :math:`\mathbf{w}^\top` on the
+    :math:`M` views of those rows (forward, :math:`\partial\mathbf{w}`, the input's
+    gradient; the tanh itself not counted); ``"comat"``: one CoMAT step (the critic's
+    generator pass without gradient on :math:`2B` rows, the fakes' logits forward and
+    backward for the Wasserstein term and the penalty, the generator step's projection and
+    logits without gradient on :math:`2B` rows and its generator forward + parameter
+    gradients) -- the caller divides it by ``adversarial_every``. Everything else (gathers,
+    elementwise terms, the GP's double backward beyond one product) is taken as free: a
+    floor."""
+    w, views, n = model.channels, model.num_modalities, max(int(round(entities)), 1)
+    proj = logits = 0.0
+    for m in model.modality_names:
+        d = model.modalities.width(m)
+        proj += ((3 if m in model.trainable_features else 2) * _gemm_s(n, d, w)
+                 + 3 * _gemm_s(n, w, w))
+    logits = 3 * _gemm_s(n * views, w, 1)
+    comat = 0.0
+    gen = model.generator
+    if gen is not None:
+        z, hid = gen.noise_channels, gen.hidden_channels
+        g1 = _gemm_s(2 * batch, z + views * w, hid)
+        g2 = _gemm_s(2 * batch, hid, (views - 1) * w)
+        fake_logits = _gemm_s(2 * batch * (views - 1), w, 1)
+        critic = g1 + g2 + 6 * fake_logits  # generator without grad; Wasserstein + GP logits
+        gen_proj = sum(_gemm_s(2 * batch, model.modalities.width(m), w) + _gemm_s(2 * batch, w, w)
+                       for m in model.modality_names)
+        generator = (gen_proj + _gemm_s(2 * batch * views, w, 1)  # real side, no grad
+                     + 2 * g1 + 3 * g2 + 3 * fake_logits)
+        comat = critic + generator
+    return {"projection": proj, "logits": logits, "comat": comat}
+
+
+def _remembering(model):
+    """``model.loss`` that keeps its batch as ``model.last_batch``."""
+    loss = model.loss
+
+    def wrapped(x, batch, loss_fn):
+        model.last_batch = batch
+        return loss(x, batch, loss_fn)
+    return wrapped
+
+
 def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None,
           rows_path: Path) -> dict:
     """CPU seconds per training step of RotatE and the NativE forms of :data:`SPEED_RUNS`
     (and each of them as of commit ``before``), one thread, the steps of all runs
     interleaved in this process so that the machine's load hits them alike; means over
     ``steps`` steps after one warm-up step, ratios to RotatE (and with ``before`` to RotatE
-    as of that commit too)."""
+    as of that commit too), and each form's floor: RotatE's step plus the products of
+    :func:`extra_products_s` (``ratio_floor``: for the distinct entities of the batch;
+    ``ratio_floor_all_entities``: for all of them, as NativE computes today)."""
     from mmgnn.data import load_dataset
     from mmgnn.modalities import attach_modalities
     from mmgnn.models import build_model
@@ -258,21 +320,50 @@ def speed(dataset: str, dim: int, negatives: int, steps: int, before: str | None
         trainer = Trainer(m, kg, cfg, progress=False)
         m.train()
         state[run] = (trainer, iter(trainer.task.batches(trainer)))
+        if run == "native-every-8":  # keeps the batch (negatives drawn inside the task)
+            m.loss = _remembering(m)
     times = {run: [] for run in runs}
-    for _ in range(steps + 1):
+    distinct = []  # distinct entities of NativE's timed batches (heads, tails, candidates)
+    for i in range(steps + 1):
         for run, (trainer, batches) in state.items():
             batch = next(batches)
             t0 = time.process_time()
             terms, _ = trainer.task.loss(trainer, batch)
             trainer.step(terms["loss"])
             times[run].append(time.process_time() - t0)
+            if run == "native-every-8" and i:  # the batch its loss saw, counted untimed
+                seen = state[run][0].model.last_batch
+                distinct.append(len(torch.unique(torch.cat([
+                    seen.positives[:, [0, 2]].flatten(),
+                    seen.negatives[..., [0, 2]].flatten()]))))
     mean = {run: sum(t[1:]) / steps for run, t in times.items()}  # periodic CoMAT: a mean
+    # The floor of NativE / RotatE: RotatE's measured step plus the products NativE computes
+    # that RotatE does not, timed here, everything else of NativE free. ``ratio_floor``
+    # projects (and takes ReDAF's logits of) only the distinct entities of the batch, the
+    # ones the step needs; ``ratio_floor_all_entities`` all N, as the model does today.
+    native = state["native-every-8"][0].model
+    n_batch = sum(distinct) / len(distinct)
+    products = {"batch": extra_products_s(native, n_batch, cfg.batch_size),
+                "all": extra_products_s(native, kg.num_entities, cfg.batch_size)}
+
+    def floor(form: str, which: str) -> float:
+        every = RUNS[form][1].get("adversarial_every", 1)
+        comat = RUNS[form][1].get("adversarial", True)
+        e = products[which]
+        return (mean["rotate"] + e["projection"] + e["logits"]
+                + (e["comat"] / every if comat else 0.0)) / mean["rotate"]
+
     row = {"dataset": dataset, "dim": dim, "negatives": negatives, "batch": cfg.batch_size,
            "steps": steps, "threads": 1, "load_avg": round(os.getloadavg()[0], 1),
            "cpu_s_per_step": {r: round(v, 4) for r, v in mean.items()},
            "ratio_to_rotate": {r: round(v / mean["rotate"], 2) for r, v in mean.items()},
            **({"ratio_to_rotate_before": {r: round(v / mean[f"rotate-at-{before}"], 2)
                                           for r, v in mean.items()}} if before else {}),
+           "distinct_entities": round(n_batch), "num_entities": kg.num_entities,
+           "extra_products_s": {k: {p: round(v, 4) for p, v in e.items()}
+                                for k, e in products.items()},
+           "ratio_floor": {f: round(floor(f, "batch"), 2) for f in SPEED_RUNS},
+           "ratio_floor_all_entities": {f: round(floor(f, "all"), 2) for f in SPEED_RUNS},
            "runs": {r: a for r, (_, a) in runs.items()}}
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     with rows_path.open("a") as f:
