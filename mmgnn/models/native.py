@@ -98,9 +98,15 @@ class NativE(LinkPredictor):
     per :math:`k` steps); ``k = 1`` is the released schedule. The training step computes
     ReDAF's logits once for all entities and scores the candidates against rotated queries
     (:meth:`_negative_scores`), with RotatE in one C kernel that reads each candidate's row of
-    the encoded table once forward and once backward: on DB15K (dim 64, 32 negatives, batch
-    1024, one thread) a step with CoMAT on every 8th step costs 0.9x RotatE's
-    (``benchmarks/native_quality.py --speed``; 1.4-1.6x with PyTorch operations).
+    the encoded table once forward and once backward. RotatE's own training step runs the
+    same kernel (commit 319ab70), so on DB15K (one thread, batch 1024,
+    ``benchmarks/native_quality.py --speed``) a step with CoMAT on every 8th step costs
+    4.2-4.3x RotatE's at dim 64 / 32 negatives and 2.8-3.2x at dim 250 / 128 (0.85x and
+    0.27x of RotatE's PyTorch step before 319ab70). The floor of that ratio -- RotatE's step
+    plus only the matrix products NativE adds (the text projection of the batch's entities,
+    ReDAF's logits, CoMAT's products divided by ``adversarial_every``), everything else
+    free -- is 2.7x at dim 64 and 2.1x at dim 250: the projection alone costs about as much
+    as RotatE's whole step or more, so this model cannot reach 1.5x at these settings.
 
     Features are held by the model's :class:`~mmgnn.modalities.ModalityStore`
     (``self.modalities``, sequences mean-pooled), outside the ``state_dict``;
