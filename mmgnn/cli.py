@@ -101,7 +101,9 @@ COMMANDS = {
                       ("--seeds", {"help": "e.g. 0,1,2 (default: the recipe's)"}),
                       ("--full", {"action": "store_true", "help": "the released budget, "
                                   "without the recipe's CPU overrides"}),
-                      ("--no_baselines", {"action": "store_true"}), QUIET]),
+                      ("--baselines", {"default": "cpu,epochs", "help": "which arms of "
+                                       "each baseline run: cpu (the system's CPU time), "
+                                       "epochs (its epochs), both, or none"}), QUIET]),
 }
 
 

@@ -222,13 +222,17 @@ def _torch_version() -> str:
     return torch.__version__
 
 
+BUDGETS = ("cpu", "epochs")
+
+
 def reproduce(path: str | Path, out: str | Path, results: str | Path, *,
-              seeds: list[int] | None = None, full: bool = False, baselines: bool = True,
-              progress: bool = True) -> dict:
+              seeds: list[int] | None = None, full: bool = False,
+              baselines: tuple[str, ...] = BUDGETS, progress: bool = True) -> dict:
     """The recipe ``path`` for its seeds, then each baseline at the same CPU time (minutes
     on the CPU clock) and at the same epochs; writes ``results/<config>.json`` after every
     seed (the runs so far, ``ok`` None until the end) and returns the last one, with ``ok``:
-    the mean within ``expect ± tolerance`` (None when no figure is stated yet)."""
+    the mean within ``expect ± tolerance`` (None when no figure is stated yet).
+    ``baselines`` names the arms that run (:data:`BUDGETS`; empty: none)."""
     from mmgnn.utils.io import save_json
 
     file = Path(results) / f"{Path(path).stem}.json"
@@ -251,7 +255,7 @@ def reproduce(path: str | Path, out: str | Path, results: str | Path, *,
                          "train.epochs": 100000, "train.patience": 0},
                  "epochs": {"train.epochs": epochs, "train.max_minutes": None}}
         for column, other in main_run["spec"]["baselines"].items():
-            for kind, extra in equal.items():
+            for kind, extra in ((k, equal[k]) for k in BUDGETS if k in baselines):
                 save(run_seeds(other, out, seeds=seeds, full=full, extra=extra,
                                name=f"{Path(other).stem}@{kind}-{Path(path).stem}",
                                progress=progress,
@@ -719,14 +723,18 @@ def command(args) -> int:
     if not configs and not args.table:
         raise UsageError("name config files, or --all, or --table")
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
+    arms = tuple(a for a in args.baselines.split(",") if a and a != "none")
+    if not set(arms) <= set(BUDGETS) or ("none" in args.baselines and arms):
+        raise UsageError(f"--baselines takes cpu, epochs, both (cpu,epochs) or none, got "
+                         f"{args.baselines!r}")
     for path in configs:  # every recipe and baseline readable before the first run
-        for other in read_recipe(path)["baselines"].values() if not args.no_baselines else ():
+        for other in read_recipe(path)["baselines"].values() if arms else ():
             read_recipe(other)
     failed = []
     for path in configs:
         try:
             rep = reproduce(path, args.out, args.results, seeds=seeds, full=args.full,
-                            baselines=not args.no_baselines, progress=not args.quiet)
+                            baselines=arms, progress=not args.quiet)
         except RuntimeError as e:  # a run failed: it said why on its own line
             print(f"mmgnn: {path}: {e}")
             failed.append(str(path))

@@ -111,6 +111,21 @@ def test_a_run_of_other_settings_is_neither_read_nor_resumed(recipes, capsys):
     assert metrics.stat().st_mtime_ns == before
 
 
+def test_baselines_names_the_arms_that_run(recipes, capsys):
+    tmp_path, system, _ = recipes
+    assert _reproduce(tmp_path, system, "--baselines", "epochs") == 0
+    rep = json.loads((tmp_path / "results" / "distmult-toy.json").read_text())
+    assert list(rep["baselines"]["base"]) == ["epochs"]
+    assert not (tmp_path / "runs" / "transe-toy@cpu-distmult-toy").exists()
+    assert _reproduce(tmp_path, system, "--baselines", "none") == 0
+    assert json.loads((tmp_path / "results" / "distmult-toy.json").read_text())[
+        "baselines"] == {}
+    capsys.readouterr()
+    assert _reproduce(tmp_path, system, "--baselines", "cpu,wall") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--baselines takes cpu, epochs" in err
+
+
 def test_figure_outside_tolerance_fails(recipes, tmp_path, toy_folder, capsys):
     path = _recipe(tmp_path, "wrong", toy_folder, {"name": "transe", "dim": 16}, expect=0.99,
                    tolerance=0.01)
